@@ -1,0 +1,51 @@
+"""Backends: where arrays live and how the hot kernels run.
+
+>>> from scratchvae.backend import get_backend
+>>> B = get_backend("numba")
+>>> B.xp        # the array module (numpy or cupy)
+>>> B.lstm_cell_forward(...)   # one of the fused kernels
+
+``numpy`` is the readable reference, ``numba`` compiles the kernels for the CPU and
+``cupy`` runs them on a CUDA GPU.  All three compute the same formulas.
+"""
+
+from __future__ import annotations
+
+from .errors import BackendError
+from .numpy_backend import NumpyBackend
+
+BACKENDS = ("numpy", "numba", "cupy")
+_cache: dict[str, NumpyBackend] = {}
+
+
+def get_backend(name: str | NumpyBackend = "numpy") -> NumpyBackend:
+    """The backend called ``name`` (one instance per name); a backend object passes through."""
+    if isinstance(name, NumpyBackend):
+        return name
+    if name not in _cache:
+        if name == "numpy":
+            _cache[name] = NumpyBackend()
+        elif name == "numba":
+            from .numba_backend import NumbaBackend
+            _cache[name] = NumbaBackend()
+        elif name == "cupy":
+            from .cupy_backend import CupyBackend
+            _cache[name] = CupyBackend()
+        else:
+            raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return _cache[name]
+
+
+def available_backends() -> list[str]:
+    """The backends that work on this machine (cupy only with CuPy and a GPU)."""
+    names = []
+    for name in BACKENDS:
+        try:
+            get_backend(name)
+        except BackendError:
+            continue
+        names.append(name)
+    return names
+
+
+__all__ = ["BACKENDS", "BackendError", "NumpyBackend", "available_backends", "get_backend"]

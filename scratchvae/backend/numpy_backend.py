@@ -1,0 +1,151 @@
+"""The NumPy backend: the readable reference every other backend is checked against.
+
+A backend is an array module (``xp``) plus a handful of *kernels*: the few operations
+where a fused loop is much faster than a chain of array expressions.  Layer and model
+code is written once, against ``backend.xp`` and these kernels, so it reads the same on
+every backend.  Each kernel here is plain NumPy, written to be read; the Numba and CuPy
+backends override the same methods with compiled loops and must agree to rounding.
+
+Kernel conventions
+------------------
+* Arrays are C-contiguous, float32 or float64 (ids are integer arrays).
+* ``*_out`` arguments are preallocated outputs the kernel writes into; the LSTM kernels
+  update the ``gates`` buffer in place (pre-activations in, activations out), so a
+  sequence of T steps needs exactly one (T, B, 4U) buffer.
+* ``recurrent_activation`` is ``"sigmoid"`` or ``"hard_sigmoid"`` (Keras 2's
+  ``clip(0.2 x + 0.5, 0, 1)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)); exp overflow for very negative x correctly gives 0."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def hard_sigmoid(x):
+    """Keras 2's piecewise-linear sigmoid: clip(0.2 x + 0.5, 0, 1)."""
+    return np.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def _gate_activation(name: str):
+    if name == "sigmoid":
+        return sigmoid
+    if name == "hard_sigmoid":
+        return hard_sigmoid
+    raise ValueError(f"unknown recurrent_activation {name!r}; use one of {RECURRENT_ACTIVATIONS}")
+
+
+def _gate_derivative(y, name: str):
+    """d act / dx written in terms of the activation's output y = act(x)."""
+    if name == "sigmoid":
+        return y * (1.0 - y)  # sigma' = sigma (1 - sigma)
+    return np.where((y > 0.0) & (y < 1.0), 0.2, 0.0).astype(y.dtype)  # slope 0.2 inside the ramp
+
+
+class NumpyBackend:
+    """Reference backend: NumPy arrays, kernels written as array expressions."""
+
+    name = "numpy"
+    xp = np
+
+    # ------------------------------------------------------------------ arrays
+    def asarray(self, a, dtype=None):
+        """Host data -> a backend array (a no-op for NumPy)."""
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    def to_numpy(self, a) -> np.ndarray:
+        """Backend array -> NumPy array on the host."""
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        """Wait for queued work (only asynchronous devices have any)."""
+
+    # ------------------------------------------------------------------ LSTM
+    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
+        """One LSTM step, Keras gate order (i, f, c~, o).
+
+        gates  (B, 4U)  in: z = x W + h U + b; out: the activated gates [i, f, g, o]
+        c_prev (B, U)   previous cell state
+        c_out  (B, U)   out: c = f * c_prev + i * g
+        h_out  (B, U)   out: h = o * tanh(c)
+        """
+        u = c_prev.shape[1]
+        act = _gate_activation(recurrent_activation)
+        i, f, g, o = (gates[:, k * u:(k + 1) * u] for k in range(4))
+        i[...] = act(i)
+        f[...] = act(f)
+        np.tanh(g, out=g)
+        o[...] = act(o)
+        np.multiply(f, c_prev, out=c_out)
+        c_out += i * g
+        np.multiply(o, np.tanh(c_out), out=h_out)
+
+    def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out,
+                           recurrent_activation="sigmoid"):
+        """Backward of :meth:`lstm_cell_forward`; returns dc_prev (B, U).
+
+        dh, dc     (B, U)   gradients arriving at h and c of this step
+        gates      (B, 4U)  the activated gates stored by the forward step
+        c_prev, c  (B, U)   cell state before and after the step
+        dgates_out (B, 4U)  out: dL/dz, the gradient of the gate pre-activations
+        """
+        u = c.shape[1]
+        i, f, g, o = (gates[:, k * u:(k + 1) * u] for k in range(4))
+        di, df, dg, do = (dgates_out[:, k * u:(k + 1) * u] for k in range(4))
+        tc = np.tanh(c)
+        dc_total = dc + dh * o * (1.0 - tc * tc)            # h = o tanh(c)
+        do[...] = dh * tc * _gate_derivative(o, recurrent_activation)
+        di[...] = dc_total * g * _gate_derivative(i, recurrent_activation)  # c = f c_prev + i g
+        df[...] = dc_total * c_prev * _gate_derivative(f, recurrent_activation)
+        dg[...] = dc_total * i * (1.0 - g * g)               # g = tanh(z_g)
+        return dc_total * f
+
+    # ------------------------------------------------------------------ embedding
+    def embedding_backward(self, ids, dy, num_rows):
+        """Scatter-add of output gradients into the rows they were gathered from.
+
+        ids (N,) int, dy (N, D) -> dW (num_rows, D) with dW[ids[n]] += dy[n].
+        """
+        dW = np.zeros((num_rows, dy.shape[1]), dtype=dy.dtype)
+        np.add.at(dW, ids, dy)
+        return dW
+
+    # ------------------------------------------------------------------ loss
+    def softmax_cross_entropy(self, logits, targets, scale):
+        """Fused softmax + cross-entropy + gradient, in place.
+
+        logits  (N, V)  in: unnormalised scores; out: scale[n] * (softmax(logits[n]) - onehot(targets[n]))
+        targets (N,)    int class ids (never expanded to one-hot)
+        scale   (N,)    weight of each row's loss in the total (0 for padding)
+        returns nll (N,) = logsumexp(logits[n]) - logits[n, targets[n]]
+
+        Overwriting the logits keeps one (N, V) block alive per batch.
+        """
+        rows = np.arange(logits.shape[0])
+        shift = logits.max(axis=1)                   # for exp without overflow
+        target_logit = logits[rows, targets] - shift
+        logits -= shift[:, None]
+        np.exp(logits, out=logits)
+        total = logits.sum(axis=1)
+        nll = np.log(total) - target_logit
+        logits /= total[:, None]                 # softmax
+        logits[rows, targets] -= 1.0             # d nll / d logits = p - onehot
+        logits *= scale[:, None]
+        return nll
+
+    # ------------------------------------------------------------------ optimiser
+    def adam_update(self, param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
+        """In-place Adam step (Keras form; lr_t already carries the bias corrections).
+
+        m += (g - m)(1 - b1);  v += (g^2 - v)(1 - b2);  p -= lr_t m / (sqrt(v) + eps)
+        """
+        m += (grad - m) * (1.0 - beta_1)
+        v += (grad * grad - v) * (1.0 - beta_2)
+        param -= lr_t * m / (np.sqrt(v) + epsilon)

@@ -1,0 +1,68 @@
+"""Where datasets and derived caches live on disk.
+
+The data directory is chosen, in order of precedence, by
+
+1. an explicit argument (the command line's ``--data-dir``),
+2. the environment variable ``SCRATCHVAE_DATA``,
+3. the per-user cache: ``$XDG_CACHE_HOME/scratchvae``, or ``~/.cache/scratchvae``.
+
+The data directory may be read-only (a shared mount, for instance). Anything the
+package writes, downloads and parse caches alike, then goes to the per-user cache,
+which is also searched when looking for a dataset.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "SCRATCHVAE_DATA"
+
+PathLike = str | os.PathLike[str]
+
+
+def user_cache_dir() -> Path:
+    """Return the per-user cache directory (it may not exist yet)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "scratchvae"
+
+
+def resolve_data_dir(data_dir: PathLike | None = None) -> Path:
+    """Return the data directory: ``data_dir`` if given, else ``$SCRATCHVAE_DATA``, else the user cache."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        return Path(from_env).expanduser()
+    return user_cache_dir()
+
+
+def search_dirs(data_dir: PathLike | None = None) -> list[Path]:
+    """Return the directories to search for a dataset: the data directory, then the user cache."""
+    dirs = [resolve_data_dir(data_dir), user_cache_dir()]
+    return dirs if dirs[0].resolve() != dirs[1].resolve() else dirs[:1]
+
+
+def writable_dir(preferred: Path) -> Path:
+    """Return ``preferred`` if files can be created in it, else the per-user cache directory.
+
+    A directory that does not exist yet counts as writable when its nearest existing
+    ancestor is.
+    """
+    existing = preferred.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    return preferred if os.access(existing, os.W_OK) else user_cache_dir()
+
+
+def find_data(names: tuple[str, ...], data_dir: PathLike | None = None) -> Path | None:
+    """Return the first existing ``directory / name`` over :func:`search_dirs` and ``names``, or None.
+
+    Each directory is searched for every name, in order, before the next directory.
+    """
+    for directory in search_dirs(data_dir):
+        for name in names:
+            if (directory / name).exists():
+                return directory / name
+    return None

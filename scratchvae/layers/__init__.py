@@ -1,0 +1,14 @@
+"""Layers, each a forward pass and its hand-written backward pass side by side."""
+
+from .activations import ACTIVATIONS
+from .base import Layer
+from .bidirectional import Bidirectional
+from .dense import Dense
+from .dropout import Dropout
+from .embedding import Embedding
+from .lstm import LSTM
+from .repeat import RepeatVector
+from .sampling import GaussianSample
+
+__all__ = ["ACTIVATIONS", "Bidirectional", "Dense", "Dropout", "Embedding", "GaussianSample",
+           "LSTM", "Layer", "RepeatVector"]

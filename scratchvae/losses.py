@@ -1,0 +1,142 @@
+"""Losses: each returns a scalar from ``forward`` and the input gradients from ``backward``.
+
+``backward(dloss=1.0)`` returns the gradient of ``dloss * loss`` with respect to the
+inputs of the last ``forward`` call.  Every loss averages over the batch, so a loss
+value is "per example" and does not change with the batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers.base import Layer
+
+SEQUENCE_REDUCTIONS = ("sum", "mean")
+
+
+def _softplus(xp, x):
+    """log(1 + e^x), computed without overflow."""
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+class SparseSoftmaxCrossEntropy(Layer):
+    """Softmax cross-entropy over a vocabulary, for integer targets with a padding mask.
+
+    forward(logits (B, T, V), targets (B, T) int, mask (B, T) bool or None) -> scalar
+        nll[b, t] = logsumexp(logits[b, t]) - logits[b, t, targets[b, t]]
+        reduction "sum":  sum over unmasked steps, mean over the batch (nats per sequence)
+        reduction "mean": mean over unmasked tokens (nats per token)
+    backward: dlogits[b, t] = w[b, t] * (softmax(logits[b, t]) - onehot(targets[b, t]))
+        with w the weight of each token in the reduction (0 at padding).
+
+    Targets stay ids: no one-hot array is ever built.  With ``overwrite_logits=True``
+    forward writes the gradient into the logits buffer (the fused kernel's in-place
+    mode), so a batch keeps one (B, T, V) block alive; the model code uses that.
+    ``self.nll`` keeps the per-token losses (B, T) for metrics.
+    """
+
+    def __init__(self, reduction: str = "sum", **kwargs):
+        super().__init__(**kwargs)
+        if reduction not in SEQUENCE_REDUCTIONS:
+            raise ValueError(f"unknown reduction {reduction!r}; choose one of {SEQUENCE_REDUCTIONS}")
+        self.reduction = reduction
+
+    def token_weights(self, targets, mask):
+        """(B, T) weight of each token's nll in the loss."""
+        xp = self.xp
+        n, T = targets.shape
+        w = xp.ones((n, T), dtype=self.dtype) if mask is None else mask.astype(self.dtype)
+        if self.reduction == "sum":
+            return w / n
+        return w / max(float(w.sum()), 1.0)
+
+    def forward(self, logits, targets, mask=None, *, overwrite_logits: bool = False):
+        n, T, V = logits.shape
+        buf = logits if overwrite_logits else logits.copy()
+        w = self.token_weights(targets, mask)
+        nll = self.backend.softmax_cross_entropy(buf.reshape(n * T, V), targets.reshape(-1),
+                                                 w.reshape(-1))
+        self.nll = nll.reshape(n, T)
+        self.dlogits = buf
+        return float((self.nll * w).sum())
+
+    def backward(self, dloss=1.0):
+        return self.dlogits if dloss == 1.0 else self.dlogits * dloss
+
+
+class BinaryCrossEntropy(Layer):
+    """Sigmoid binary cross-entropy from logits, mean over the batch.
+
+    forward(logits (B, K), targets (B, K) in [0, 1], weights (B,) or None) -> scalar
+        l = softplus(x) - y x = -[y log p + (1 - y) log(1 - p)],  p = sigmoid(x)
+        sum_features=False: mean over all K (Keras ``binary_crossentropy``), then over the batch
+        sum_features=True:  sum over the K features (a Bernoulli NLL per example)
+        ``weights`` scale each example (0 drops it: unlabelled reviews in semi-supervised
+        training); the batch mean divides by the total weight.
+    backward: dl/dx = (sigmoid(x) - y) times each element's weight
+    Working from logits avoids log(0): p = sigmoid(x) itself is never logged.
+    """
+
+    def __init__(self, sum_features: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.sum_features = sum_features
+
+    def forward(self, logits, targets, weights=None):
+        xp = self.xp
+        n, k = logits.shape
+        w = xp.ones(n, dtype=self.dtype) if weights is None else weights.astype(self.dtype)
+        per_example = w / max(float(w.sum()), 1e-12)
+        if not self.sum_features:
+            per_example = per_example / k
+        self.w = per_example[:, None]
+        self.logits, self.targets = logits, targets
+        loss = _softplus(xp, logits) - targets * logits
+        self.per_example = loss.sum(axis=1) if self.sum_features else loss.mean(axis=1)
+        return float((loss * self.w).sum())
+
+    def backward(self, dloss=1.0):
+        p = 0.5 * (self.xp.tanh(0.5 * self.logits) + 1.0)  # sigmoid
+        return (p - self.targets) * (self.w * dloss)
+
+
+class BernoulliNLL(BinaryCrossEntropy):
+    """-log p(x | logits) of independent Bernoulli pixels: BCE summed over features."""
+
+    def __init__(self, **kwargs):
+        super().__init__(sum_features=True, **kwargs)
+
+
+class GaussianKL(Layer):
+    """KL( N(mean, exp(logvar)) || N(0, I) ), summed over latent units, mean over the batch.
+
+    forward(mean, logvar (B, Z)) -> scalar
+        kl[b] = -1/2 sum_j (1 + logvar - mean^2 - exp(logvar))
+    backward: dkl/dmean = mean / B,   dkl/dlogvar = (exp(logvar) - 1) / (2 B)
+    ``free_bits`` > 0 (nats per latent unit, Kingma et al. 2016): a unit whose batch-mean
+    KL is below the threshold contributes the constant threshold instead, with no
+    gradient, so the optimiser stops pushing it to the prior.
+    ``self.per_unit`` keeps the batch-mean KL of each unit (Z,), ``self.per_example`` (B,).
+    """
+
+    def __init__(self, free_bits: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.free_bits = free_bits
+
+    def forward(self, mean, logvar):
+        xp = self.xp
+        self.mean, self.var = mean, xp.exp(logvar)
+        kl = -0.5 * (1.0 + logvar - mean * mean - self.var)         # (B, Z)
+        self.per_example = kl.sum(axis=1)
+        self.per_unit = kl.mean(axis=0)
+        if self.free_bits > 0:
+            self.active = (self.per_unit > self.free_bits).astype(self.dtype)  # (Z,)
+            clamped = xp.maximum(self.per_unit, self.free_bits)
+            return float(clamped.sum())
+        self.active = None
+        return float(self.per_example.mean())
+
+    def backward(self, dloss=1.0):
+        scale = dloss / self.mean.shape[0]
+        if self.active is not None:
+            scale = scale * self.active
+        return self.mean * scale, 0.5 * (self.var - 1.0) * scale
