@@ -1,0 +1,95 @@
+"""python -m scratchvae.train <task> [options]: train a model, with progress, logs and checkpoints.
+
+Examples:
+    python -m scratchvae.train imdb                      # the main job, on the default CPU backend
+    python -m scratchvae.train imdb --backend cupy       # on a CUDA GPU
+    python -m scratchvae.train imdb --preset seed --train-size 2000 --epochs 1
+    python -m scratchvae.train ptb --epochs 30
+    python -m scratchvae.train text --file questions.csv --column question1
+    python -m scratchvae.train mnist --epochs 50
+    python -m scratchvae.train imdb --out runs/imdb --resume     # continue where a run stopped
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .backend import BACKENDS, BackendError
+from .data.errors import DataError
+from .optim import OPTIMIZERS, make_optimizer
+from .tasks import HELP, TASKS
+from .training import CheckpointError, Trainer, TrainingError
+
+USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """The flags every task shares; ``defaults`` are the task's own defaults."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--backend", choices=BACKENDS, default="numba",
+                   help="numba: compiled CPU kernels (default); numpy: the plain reference; cupy: CUDA GPU")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    g.add_argument("--epochs", type=int, default=defaults.get("epochs", 10))
+    g.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 32))
+    g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in all")
+    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=defaults.get("optimizer", "adam"))
+    g.add_argument("--lr", type=float, default=defaults.get("lr", 1e-3), help="learning rate")
+    g.add_argument("--clipnorm", type=float, default=defaults.get("clipnorm"),
+                   help="clip the global gradient norm to this value")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--data-dir", default=None,
+                   help="where the datasets are (default: $SCRATCHVAE_DATA, else ~/.cache/scratchvae)")
+    g.add_argument("--out", default=None, help="run directory for checkpoints and logs (default: runs/<task>)")
+    g.add_argument("--resume", action="store_true", help="continue from <out>/last.npz exactly where it stopped")
+    g.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scratchvae.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name, module_name in TASKS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=HELP[name], description=HELP[name],
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(p, name)
+        add_common_arguments(p, module.DEFAULTS)
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Build the task and train it; returns the final validation metrics."""
+    module = importlib.import_module(TASKS[args.task])
+    args.out = args.out or f"runs/{args.task}"
+    task = module.build_task(args)
+    model = task.model
+    optimizer = make_optimizer(args.optimizer, model.parameters(), model.gradients(),
+                               learning_rate=args.lr, global_clipnorm=args.clipnorm,
+                               backend=model.backend)
+    trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
+                      seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress)
+    if args.resume and trainer.resume():
+        print(f"resuming {args.out}/last.npz at epoch {trainer.epoch + 1}, step {trainer.global_step}")
+    if args.progress:
+        print(f"{args.task}: {model.num_parameters():,} parameters, backend {model.backend.name}, {args.dtype}")
+    return trainer.fit()
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; resume with the same command plus --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

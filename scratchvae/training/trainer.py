@@ -1,0 +1,172 @@
+"""The training loop shared by every model, with exact resume.
+
+A :class:`Task` knows its data and model; the :class:`Trainer` runs epochs of steps,
+applies the optimiser, shows progress, validates, logs and checkpoints.
+
+Exact resume: every random draw of a step comes from a generator seeded by
+(seed, global step), and the batch order of an epoch from one seeded by (seed, epoch).
+A run therefore needs no generator state in its checkpoint: resumed from the last
+checkpoint, it repeats exactly the steps an uninterrupted run would have taken.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..layers.base import Layer
+from ..optim import Optimizer
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, a mismatched resume); one-line message."""
+
+
+class Task(Protocol):
+    """What the trainer needs from a model and its data."""
+
+    name: str
+    model: Layer
+
+    def meta(self) -> dict:
+        """JSON-serialisable description sufficient to rebuild the model (config, vocabulary)."""
+
+    def epoch_batches(self, rng: np.random.Generator) -> list:
+        """The training batches of one epoch, in order (usually arrays of example indices)."""
+
+    def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
+        """Forward and backward on one batch (gradients accumulate in the model).
+
+        Returns the batch's metrics; "loss" is the quantity being minimised.
+        """
+
+    def validate(self) -> dict[str, float]:
+        """Metrics on held-out data; "val_loss" selects the best checkpoint."""
+
+
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    """The generator of all random draws (noise, dropout) of one global step."""
+    return np.random.default_rng([seed, 2, step])
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The generator of one epoch's batch order."""
+    return np.random.default_rng([seed, 1, epoch])
+
+
+class Trainer:
+    """Runs a task for ``epochs`` (or ``max_steps``), checkpointing into ``out_dir``.
+
+    Files in ``out_dir``: ``last.npz`` (written every ``checkpoint_every`` steps and at
+    each epoch end), ``best.npz`` (lowest val_loss), ``metrics.jsonl`` (one JSON object
+    per logged step and per epoch).
+    """
+
+    def __init__(self, task: Task, optimizer: Optimizer, out_dir: str | Path, *, epochs: int = 1,
+                 max_steps: int | None = None, seed: int = 0, checkpoint_every: int = 200,
+                 log_every: int = 20, progress: bool = True):
+        self.task, self.optimizer = task, optimizer
+        self.out_dir = Path(out_dir)
+        self.epochs, self.max_steps, self.seed = epochs, max_steps, seed
+        self.checkpoint_every, self.log_every, self.progress = checkpoint_every, log_every, progress
+        self.epoch, self.batch_index, self.global_step = 0, 0, 0
+        self.best = math.inf
+
+    # ------------------------------------------------------------------ files
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.npz"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "best.npz"
+
+    def _log(self, record: dict) -> None:
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _checkpoint(self, path: Path) -> None:
+        meta = {"task": self.task.name, **self.task.meta(),
+                "progress": {"epoch": self.epoch, "batch": self.batch_index,
+                             "global_step": self.global_step, "best": self.best, "seed": self.seed}}
+        save_checkpoint(path, Checkpoint(self.task.model.state_dict(), meta, self.optimizer.state_dict()))
+
+    def resume(self) -> bool:
+        """Load ``last.npz`` if there is one; returns whether training resumes from it."""
+        if not self.last_path.exists():
+            return False
+        ckpt = load_checkpoint(self.last_path)
+        expected = json.loads(json.dumps(self.task.meta()))
+        saved = {k: ckpt.meta.get(k) for k in expected}
+        if saved != expected:
+            differing = sorted(k for k in expected if saved[k] != expected[k])
+            raise TrainingError(f"{self.last_path} was trained with different settings ({', '.join(differing)}); "
+                                "rerun with the original flags or a new --out")
+        self.task.model.load_state_dict(ckpt.params)
+        self.optimizer.load_state_dict(ckpt.optim)
+        progress = ckpt.meta["progress"]
+        self.epoch, self.batch_index = progress["epoch"], progress["batch"]
+        self.global_step, self.best = progress["global_step"], progress["best"]
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def _done(self) -> bool:
+        return self.max_steps is not None and self.global_step >= self.max_steps
+
+    def fit(self) -> dict[str, float]:
+        """Train to the end; returns the last validation metrics."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        model = self.task.model
+        val: dict[str, float] = {}
+        while self.epoch < self.epochs and not self._done():
+            batches = self.task.epoch_batches(epoch_rng(self.seed, self.epoch))
+            bar = tqdm(total=len(batches), initial=self.batch_index, disable=not self.progress,
+                       desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True, leave=True)
+            running: dict[str, float] = {}
+            t0 = time.perf_counter()
+            while self.batch_index < len(batches) and not self._done():
+                model.zero_grad()
+                metrics = self.task.train_step(batches[self.batch_index],
+                                               step_rng(self.seed, self.global_step), self.global_step)
+                bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+                if bad:
+                    raise TrainingError(
+                        f"non-finite {', '.join(bad)} at epoch {self.epoch + 1}, step {self.global_step}; "
+                        f"training stopped, last good checkpoint kept at {self.last_path} "
+                        "(try a lower --lr or --clipnorm)")
+                self.optimizer.step()
+                self.global_step += 1
+                self.batch_index += 1
+                for k, v in metrics.items():  # exponential running means for the bar
+                    running[k] = v if k not in running else 0.95 * running[k] + 0.05 * v
+                bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()}, refresh=False)
+                bar.update()
+                if self.global_step % self.log_every == 0:
+                    self._log({"event": "step", "epoch": self.epoch, "step": self.global_step,
+                               "grad_norm": self.optimizer.last_grad_norm, **metrics})
+                if self.global_step % self.checkpoint_every == 0:
+                    self._checkpoint(self.last_path)
+            bar.close()
+            if self.batch_index < len(batches):  # stopped by max_steps inside the epoch
+                break
+            val = self.task.validate()
+            self.epoch, self.batch_index = self.epoch + 1, 0
+            self._log({"event": "epoch", "epoch": self.epoch, "step": self.global_step,
+                       "seconds": round(time.perf_counter() - t0, 3),
+                       **{f"train_{k}": v for k, v in running.items()}, **val})
+            if self.progress:
+                print("  ".join(f"{k} {v:.4g}" for k, v in val.items()))
+            if val.get("val_loss", math.inf) < self.best:
+                self.best = val["val_loss"]
+                self._checkpoint(self.best_path)
+            self._checkpoint(self.last_path)
+        if self._done():
+            self._checkpoint(self.last_path)
+        return val
