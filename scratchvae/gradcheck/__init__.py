@@ -6,14 +6,15 @@ Run ``python -m scratchvae.gradcheck --help``.
 from .cases import CASES, register
 from .core import TOLERANCE, Problem, Result, check_problem
 
-__all__ = ["CASES", "Problem", "Result", "TOLERANCE", "check_problem", "register", "run_checks"]
+__all__ = ["CASES", "Problem", "Result", "TOLERANCE", "check_problem", "load_model_cases", "register",
+           "run_checks"]
 
 
 def run_checks(backend="numpy", dtype="float64", names=None, seed=0) -> list[Result]:
     """Run the named cases (all by default) and return their results."""
     import numpy as np
 
-    _load_model_cases()
+    load_model_cases()
     results = []
     for name in names or list(CASES):
         problem = CASES[name](backend, dtype, np.random.default_rng(seed))
@@ -21,7 +22,7 @@ def run_checks(backend="numpy", dtype="float64", names=None, seed=0) -> list[Res
     return results
 
 
-def _load_model_cases() -> None:
+def load_model_cases() -> None:
     """Import the model modules so their cases register themselves."""
     import importlib
     import pkgutil

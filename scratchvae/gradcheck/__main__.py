@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..backend import BACKENDS, BackendError
-from . import CASES, TOLERANCE, _load_model_cases, run_checks
+from . import CASES, TOLERANCE, load_model_cases, run_checks
 
 
 def main(argv=None) -> int:
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    _load_model_cases()
+    load_model_cases()
     names = [n for n in CASES if args.only is None or args.only.lower() in n.lower()]
     if args.list:
         print("\n".join(names))

@@ -1,0 +1,162 @@
+"""Layer semantics that finite differences alone cannot show."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scratchvae.backend import BackendError, get_backend
+from scratchvae.layers import (LSTM, Bidirectional, Dense, Dropout, Embedding, GaussianSample,
+                               RepeatVector)
+
+
+def _lstm(backend_name="numpy", **kw):
+    return LSTM(3, 4, backend=backend_name, dtype=np.float64, rng=np.random.default_rng(0), **kw)
+
+
+def test_repeatvector_then_lstm_equals_lstm_with_steps(backend_name):
+    B = get_backend(backend_name)
+    v = B.asarray(np.random.default_rng(1).standard_normal((2, 3)))
+    a, b = _lstm(backend_name, return_sequences=True), _lstm(backend_name, return_sequences=True)
+    repeat = RepeatVector(5, backend=backend_name, dtype=np.float64)
+    ya, yb = a.forward(repeat.forward(v)), b.forward(v, steps=5)
+    np.testing.assert_allclose(B.to_numpy(ya), B.to_numpy(yb), rtol=1e-13, atol=1e-15)
+    dy = B.asarray(np.random.default_rng(2).standard_normal(ya.shape))
+    dva, dvb = repeat.backward(a.backward(dy)), b.backward(dy)
+    np.testing.assert_allclose(B.to_numpy(dva), B.to_numpy(dvb), rtol=1e-12, atol=1e-14)
+    for k in a.grads:
+        np.testing.assert_allclose(B.to_numpy(a.grads[k]), B.to_numpy(b.grads[k]), rtol=1e-12, atol=1e-14)
+
+
+def test_masked_steps_carry_the_state():
+    x = np.random.default_rng(1).standard_normal((2, 6, 3))
+    full = _lstm(return_sequences=True)
+    y_short = full.forward(x[:, :4])
+    h_short = full.final_state[0].copy()
+    mask = np.array([[1, 1, 1, 1, 0, 0]] * 2, dtype=bool)
+    y = _lstm(return_sequences=True).forward(x, mask)
+    layer = _lstm(return_sequences=True)
+    layer.forward(x, mask)
+    np.testing.assert_array_equal(layer.final_state[0], h_short)  # padding changes nothing
+    np.testing.assert_array_equal(y[:, :4], y_short)
+    np.testing.assert_array_equal(y[:, 4], y[:, 3])  # output at padding: the carried h
+    zero = _lstm(return_sequences=True, zero_output_for_mask=True).forward(x, mask)
+    assert np.all(zero[:, 4:] == 0)
+
+
+def test_pre_padding_gives_the_unpadded_result():
+    x = np.random.default_rng(1).standard_normal((1, 4, 3))
+    padded = np.concatenate([np.zeros((1, 2, 3)), x], axis=1)
+    mask = np.array([[0, 0, 1, 1, 1, 1]], dtype=bool)
+    np.testing.assert_allclose(_lstm().forward(padded, mask), _lstm().forward(x), rtol=1e-15)
+
+
+def test_go_backwards_reads_the_reversed_sequence():
+    x = np.random.default_rng(1).standard_normal((2, 5, 3))
+    back = _lstm(go_backwards=True, return_sequences=True).forward(x)
+    fwd = _lstm(return_sequences=True).forward(x[:, ::-1])
+    np.testing.assert_array_equal(back, fwd)  # Keras: output in processing (reversed) order
+
+
+def test_bidirectional_concatenates_time_aligned_halves():
+    x = np.random.default_rng(1).standard_normal((2, 5, 3))
+    bi = Bidirectional(3, 4, return_sequences=True, backend="numpy", dtype=np.float64,
+                       rng=np.random.default_rng(0))
+    y = bi.forward(x)
+    assert y.shape == (2, 5, 8)
+    np.testing.assert_array_equal(y[..., :4], bi.forward_layer.forward(x))
+    np.testing.assert_array_equal(y[..., 4:], bi.backward_layer.forward(x)[:, ::-1])
+    assert bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards
+    assert set(bi.parameters()) == {f"{d}_layer/{p}" for d in ("forward", "backward")
+                                    for p in ("kernel", "recurrent_kernel", "bias")}
+
+
+def test_lstm_keras_layout_and_forget_bias():
+    layer = _lstm()
+    assert layer.params["kernel"].shape == (3, 16)
+    assert layer.params["recurrent_kernel"].shape == (4, 16)
+    np.testing.assert_array_equal(layer.params["bias"], [0] * 4 + [1] * 4 + [0] * 8)
+    U = layer.params["recurrent_kernel"]
+    np.testing.assert_allclose(U @ U.T, np.eye(4), atol=1e-12)  # orthogonal rows
+
+
+def test_lstm_step_by_hand():
+    """One step against the Keras equations written out directly."""
+    layer = _lstm()
+    x = np.random.default_rng(3).standard_normal((2, 1, 3))
+    W, U, b = (layer.params[k] for k in ("kernel", "recurrent_kernel", "bias"))
+    h0, c0 = np.full((2, 4), 0.3), np.full((2, 4), -0.2)
+    z = x[:, 0] @ W + h0 @ U + b
+    sig = lambda a: 1 / (1 + np.exp(-a))
+    i, f, g, o = sig(z[:, :4]), sig(z[:, 4:8]), np.tanh(z[:, 8:12]), sig(z[:, 12:])
+    c = f * c0 + i * g
+    h = layer.forward(x, initial_state=(h0, c0))
+    np.testing.assert_allclose(h, o * np.tanh(c), rtol=1e-14)
+    np.testing.assert_allclose(layer.final_state[1], c, rtol=1e-14)
+
+
+def test_embedding_lookup_mask_and_padding_gradient():
+    emb = Embedding(5, 2, mask_zero=True, backend="numpy", dtype=np.float64, rng=np.random.default_rng(0))
+    ids = np.array([[3, 1, 0], [3, 0, 0]])
+    y = emb.forward(ids)
+    np.testing.assert_array_equal(y[0, 0], emb.params["embeddings"][3])
+    np.testing.assert_array_equal(emb.compute_mask(ids), ids != 0)
+    emb.backward(np.ones((2, 3, 2)))
+    np.testing.assert_array_equal(emb.grads["embeddings"][:, 0], [0, 1, 0, 2, 0])  # row 3 twice, row 0 none
+
+
+def test_dense_applies_per_time_step():
+    d = Dense(3, 2, "relu", backend="numpy", dtype=np.float64, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((4, 5, 3))
+    y = d.forward(x)
+    assert y.shape == (4, 5, 2)
+    np.testing.assert_allclose(y[2, 3], np.maximum(x[2, 3] @ d.params["kernel"] + d.params["bias"], 0))
+
+
+def test_dropout_scaling_and_inference():
+    drop = Dropout(0.25, backend="numpy", dtype=np.float64)
+    x = np.ones((2000, 10))
+    y = drop.forward(x, training=True, rng=np.random.default_rng(0))
+    assert set(np.unique(y)) == {0.0, 1 / 0.75}
+    assert abs(y.mean() - 1.0) < 0.02  # inverted dropout keeps the expectation
+    assert drop.forward(x) is x
+    with pytest.raises(ValueError, match="dropout rate"):
+        Dropout(1.0)
+
+
+def test_sampling_uses_the_given_noise():
+    s = GaussianSample(backend="numpy", dtype=np.float64)
+    z = s.forward(np.array([[1.0]]), np.array([[np.log(4.0)]]), np.array([[0.5]]))
+    assert z[0, 0] == pytest.approx(1.0 + 2.0 * 0.5)
+
+
+def test_float32_parameters_stay_float32(backend_name):
+    layer = LSTM(3, 4, return_sequences=True, backend=backend_name, dtype=np.float32)
+    B = get_backend(backend_name)
+    y = layer.forward(B.asarray(np.ones((2, 5, 3)), dtype=np.float32))
+    dx = layer.backward(B.xp.ones_like(y))
+    assert y.dtype == dx.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in layer.grads.values())
+
+
+def test_bad_options_are_one_line_errors():
+    with pytest.raises(ValueError, match="unknown recurrent_activation 'relu'"):
+        LSTM(2, 2, recurrent_activation="relu")
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        Dense(2, 2, "gelu")
+    with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+        Dense(2, 2, dtype=np.float16)
+
+
+def test_unknown_backend_message():
+    with pytest.raises(BackendError, match="unknown backend 'jax'; choose one of numpy, numba, cupy"):
+        get_backend("jax")
+
+
+def test_cupy_request_without_gpu_suggests_numba():
+    try:
+        get_backend("cupy")
+    except BackendError as exc:
+        assert "--backend numba" in str(exc) and "\n" not in str(exc)
+    else:
+        pytest.skip("CuPy and a GPU are present")

@@ -1,0 +1,132 @@
+"""The shared training loop: exact resume, non-finite losses, atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from scratchvae.layers import Dense, GaussianSample
+from scratchvae.optim import Adam
+from scratchvae.training import (Checkpoint, CheckpointError, Trainer, TrainingError,
+                                 load_checkpoint, save_checkpoint)
+
+
+class ToyTask:
+    """Noisy linear regression: enough to exercise batching, noise and validation."""
+
+    name = "toy"
+
+    def __init__(self, backend="numpy", n=64, batch=8):
+        rng = np.random.default_rng(0)
+        self.model = Dense(3, 1, backend=backend, dtype=np.float64, rng=rng)
+        self.sample = GaussianSample(backend=backend, dtype=np.float64)
+        self.x = rng.standard_normal((n, 3))
+        self.y = self.x @ np.array([[1.0], [-2.0], [0.5]])
+        self.batch = batch
+        self.nan_at = None
+
+    def meta(self):
+        return {"config": {"batch": self.batch}}
+
+    def epoch_batches(self, rng):
+        order = rng.permutation(len(self.x))
+        return [order[i:i + self.batch] for i in range(0, len(order), self.batch)]
+
+    def train_step(self, idx, rng, step):
+        pred = self.model.forward(self.x[idx])
+        noisy = self.sample.forward(pred, np.full_like(pred, -4.0), rng.standard_normal(pred.shape))
+        diff = noisy - self.y[idx]
+        loss = float((diff ** 2).mean())
+        if step == self.nan_at:
+            loss = float("nan")
+        d_noisy, _ = self.sample.backward(2 * diff / diff.size)
+        self.model.backward(d_noisy)
+        return {"loss": loss}
+
+    def validate(self):
+        return {"val_loss": float(((self.model.forward(self.x) - self.y) ** 2).mean())}
+
+
+def _trainer(task, out, **kw):
+    opt = Adam(task.model.parameters(), task.model.gradients(), learning_rate=0.05)
+    return Trainer(task, opt, out, progress=False, checkpoint_every=3, **kw)
+
+
+def test_training_reduces_the_loss_and_writes_files(tmp_path):
+    task = ToyTask()
+    before = task.validate()["val_loss"]
+    after = _trainer(task, tmp_path, epochs=5).fit()["val_loss"]
+    assert after < 0.2 * before
+    assert (tmp_path / "last.npz").exists() and (tmp_path / "best.npz").exists()
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    epochs = [r for r in records if r["event"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4, 5]
+    assert all("val_loss" in r and "train_loss" in r for r in epochs)
+
+
+@pytest.mark.parametrize("stop_at", [4, 8, 13])  # mid-epoch, at an epoch boundary, later
+def test_resume_is_exact(tmp_path, backend_name, stop_at):
+    full = ToyTask(backend_name)
+    _trainer(full, tmp_path / "full", epochs=3).fit()
+
+    first = ToyTask(backend_name)
+    _trainer(first, tmp_path / "cut", epochs=3, max_steps=stop_at).fit()  # as if killed here
+    second = ToyTask(backend_name)
+    trainer = _trainer(second, tmp_path / "cut", epochs=3)
+    assert trainer.resume() and trainer.global_step == stop_at
+    trainer.fit()
+    for k, v in full.model.state_dict().items():
+        np.testing.assert_array_equal(second.model.state_dict()[k], v)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    _trainer(ToyTask(), tmp_path, epochs=1).fit()
+    other = ToyTask(batch=4)
+    with pytest.raises(TrainingError, match=r"different settings \(config\)"):
+        _trainer(other, tmp_path, epochs=1).resume()
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    task = ToyTask()
+    task.nan_at = 7
+    trainer = _trainer(task, tmp_path, epochs=3)
+    with pytest.raises(TrainingError, match=r"non-finite loss at epoch 1, step 7; .*last good checkpoint"):
+        trainer.fit()
+    ckpt = load_checkpoint(tmp_path / "last.npz")
+    assert ckpt.meta["progress"]["global_step"] == 6
+    assert all(np.all(np.isfinite(v)) for v in ckpt.params.values())
+
+
+def test_checkpoint_round_trip(tmp_path):
+    ckpt = Checkpoint({"a/b": np.arange(3.0)}, {"task": "toy", "x": [1, 2]}, {"m/a/b": np.ones(3)})
+    save_checkpoint(tmp_path / "c.npz", ckpt)
+    back = load_checkpoint(tmp_path / "c.npz")
+    np.testing.assert_array_equal(back.params["a/b"], np.arange(3.0))
+    assert back.meta == {"task": "toy", "x": [1, 2]}
+    np.testing.assert_array_equal(back.optim["m/a/b"], np.ones(3))
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.npz"
+    save_checkpoint(path, Checkpoint({"w": np.zeros(2)}, {"step": 1}))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(CheckpointError, match="No space left on device; .*previous checkpoint is intact"):
+        save_checkpoint(path, Checkpoint({"w": np.ones(2)}, {"step": 2}))
+    assert load_checkpoint(path).meta == {"step": 1}
+    assert os.listdir(tmp_path) == ["last.npz"]  # no temp file left behind
+
+
+def test_corrupt_or_missing_checkpoint_messages(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nope.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(CheckpointError, match="unreadable or corrupt"):
+        load_checkpoint(bad)
