@@ -91,8 +91,15 @@ def _stream(url: str, part: Path, progress: bool, timeout: float) -> None:
         total = offset + int(length) if length is not None else None
         with (
             open(part, "ab" if offset else "wb") as out,
-            tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                 desc=part.name.removesuffix(".part"), disable=not progress) as bar,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name.removesuffix(".part"),
+                disable=not progress,
+            ) as bar,
         ):
             while chunk := response.read(CHUNK_BYTES):
                 out.write(chunk)

@@ -14,6 +14,7 @@ which is also searched when looking for a dataset.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 ENV_VAR = "SCRATCHVAE_DATA"
@@ -45,15 +46,18 @@ def search_dirs(data_dir: PathLike | None = None) -> list[Path]:
 
 
 def writable_dir(preferred: Path) -> Path:
-    """Return ``preferred`` if files can be created in it, else the per-user cache directory.
+    """Return ``preferred`` if it is writable, else the per-user cache directory.
 
-    A directory that does not exist yet counts as writable when its nearest existing
-    ancestor is.
+    A directory counts as writable when we may write to it and its mode has a write bit:
+    a folder marked read-only (``r-x``) is respected even by root, whom the operating
+    system would let write anyway. A directory that does not exist yet is judged by its
+    nearest existing ancestor.
     """
     existing = preferred.resolve()
     while not existing.exists():
         existing = existing.parent
-    return preferred if os.access(existing, os.W_OK) else user_cache_dir()
+    marked_writable = existing.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    return preferred if marked_writable and os.access(existing, os.W_OK) else user_cache_dir()
 
 
 def find_data(names: tuple[str, ...], data_dir: PathLike | None = None) -> Path | None:

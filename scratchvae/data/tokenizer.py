@@ -105,7 +105,9 @@ class Tokenizer:
         """Return the words of the 1-D id sequence ``ids`` joined by spaces, skipping padding."""
         ids = np.asarray(ids, dtype=np.int64)
         if ids.ndim != 1:
-            raise DataError(f"decode takes one sequence of ids, got an array of shape {ids.shape}; decode rows one by one")
+            raise DataError(
+                f"decode takes one sequence of ids, got an array of shape {ids.shape}; decode rows one by one"
+            )
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             raise DataError(
                 f"ids must lie in [0, {self.vocab_size}) for this vocabulary, got {ids.min()}..{ids.max()}; "
@@ -173,25 +175,18 @@ def pad_sequences(
     for name, choice in (("padding", padding), ("truncating", truncating)):
         if choice not in ("pre", "post"):
             raise DataError(f"{name} must be 'pre' or 'post', got {choice!r}")
-    arrays = [np.asarray(seq, dtype=np.int32).ravel() for seq in sequences]
-    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
     if maxlen is None:
-        maxlen = int(lengths.max(initial=0))
+        maxlen = max(map(len, sequences), default=0)
     elif maxlen < 0:
         raise DataError(f"maxlen must be non-negative, got {maxlen}")
-    out = np.full((len(arrays), maxlen), value, dtype=np.int32)
-    kept = np.minimum(lengths, maxlen)
-    if not kept.any():
-        return out
-    # Scatter every kept element at once: element j of row r's kept part goes from
-    # flat[src_start[r] + j] to out[r, dst_start[r] + j].
-    flat = np.concatenate(arrays)
-    seq_start = np.cumsum(lengths) - lengths
-    src_start = seq_start + (lengths - kept if truncating == "pre" else 0)
-    dst_start = maxlen - kept if padding == "pre" else np.zeros_like(kept)
-    rows = np.repeat(np.arange(len(arrays)), kept)
-    j = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
-    out[rows, dst_start[rows] + j] = flat[src_start[rows] + j]
+    out = np.full((len(sequences), maxlen), value, dtype=np.int32)
+    # One slice copy per row: much faster than a single fancy-indexed scatter of all elements.
+    for row, seq in enumerate(sequences):
+        kept = seq[max(len(seq) - maxlen, 0) :] if truncating == "pre" else seq[:maxlen]
+        if padding == "pre":
+            out[row, maxlen - len(kept) :] = kept
+        else:
+            out[row, : len(kept)] = kept
     return out
 
 
