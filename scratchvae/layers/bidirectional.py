@@ -15,7 +15,8 @@ class Bidirectional(Layer):
         y = concat(forward_layer(x), backward_layer(x))
     The backward layer runs with go_backwards, so its output sequence comes out in
     reversed time; it is flipped back before concatenating, so y[:, t] describes step t
-    from both sides (as Keras does).
+    from both sides (as Keras does).  As in Keras, with ``return_sequences`` both layers
+    output zeros at masked steps (``zero_output_for_mask`` defaults to return_sequences).
     backward: dy -> dx = dx_forward + dx_backward (both layers read the same x);
         the backward half of dy is flipped in time before entering the backward layer.
     Children: forward_layer, backward_layer (each an :class:`LSTM`).
@@ -25,6 +26,7 @@ class Bidirectional(Layer):
                  rng: np.random.Generator | None = None, **kwargs):
         lstm_options = {k: kwargs.pop(k) for k in ("recurrent_activation", "unit_forget_bias",
                                                     "zero_output_for_mask") if k in kwargs}
+        lstm_options.setdefault("zero_output_for_mask", return_sequences)
         super().__init__(**kwargs)
         rng = rng if rng is not None else np.random.default_rng()
         common = dict(return_sequences=return_sequences, rng=rng, backend=self.backend,
