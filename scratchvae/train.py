@@ -8,6 +8,7 @@ Examples:
     python -m scratchvae.train text --file questions.csv --column question1
     python -m scratchvae.train mnist --epochs 50
     python -m scratchvae.train imdb --out runs/imdb --resume     # continue where a run stopped
+    mpirun -n 2 python -m scratchvae.train mnist --distributed   # data-parallel over 2 processes
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .data.errors import DataError
 from .optim import OPTIMIZERS, make_optimizer
 from .tasks import HELP, TASKS
 from .training import CheckpointError, Trainer, TrainingError
+from .training.distributed import MPICommunicator, SingleProcess
 
 USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError)
 
@@ -45,6 +47,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
     g.add_argument("--resume", action="store_true", help="continue from <out>/last.npz exactly where it stopped")
     g.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks: launch with mpirun -n K; each rank takes 1/K of "
+                        "every batch (needs mpi4py; GPUs talk through NCCL)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,33 +65,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, comm=None) -> dict:
     """Build the task and train it; returns the final validation metrics."""
     module = importlib.import_module(TASKS[args.task])
     args.out = args.out or f"runs/{args.task}"
+    comm = comm if comm is not None else SingleProcess()
+    args.progress = args.progress and comm.rank == 0
     task = module.build_task(args)
     model = task.model
     optimizer = make_optimizer(args.optimizer, model.parameters(), model.gradients(),
                                learning_rate=args.lr, global_clipnorm=args.clipnorm,
                                backend=model.backend)
     trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
-                      seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress)
-    if args.resume and trainer.resume():
+                      seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress,
+                      comm=comm)
+    if args.resume and trainer.resume() and args.progress:
         print(f"resuming {args.out}/last.npz at epoch {trainer.epoch + 1}, step {trainer.global_step}")
     if args.progress:
-        print(f"{args.task}: {model.num_parameters():,} parameters, backend {model.backend.name}, {args.dtype}")
+        ranks = f", {comm.size} ranks" if comm.size > 1 else ""
+        print(f"{args.task}: {model.num_parameters():,} parameters, backend {model.backend.name}, "
+              f"{args.dtype}{ranks}")
     return trainer.fit()
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    comm = SingleProcess()
     try:
-        run(args)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        if args.distributed:
+            from .backend import get_backend
+            comm = MPICommunicator(get_backend(args.backend))
+        run(args, comm)
+    except Exception as exc:
+        if comm.size > 1:  # a failing rank must not leave the others waiting forever
+            comm.abort(str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, USER_ERRORS):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with the same command plus --resume", file=sys.stderr)
+        print("\ninterrupted; resume with the same command plus --resume", file=sys.stderr)
         return 130
     return 0
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..layers.base import Layer
 from ..optim import Optimizer
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .distributed import ShardRandom, SingleProcess, shard_rows
 
 
 class TrainingError(RuntimeError):
@@ -67,15 +68,22 @@ class Trainer:
     Files in ``out_dir``: ``last.npz`` (written every ``checkpoint_every`` steps and at
     each epoch end), ``best.npz`` (lowest val_loss), ``metrics.jsonl`` (one JSON object
     per logged step and per epoch).
+
+    With a ``comm`` of several ranks (see :mod:`.distributed`) each rank trains on its
+    shard of every batch and gradients are summed across ranks before the update; rank 0
+    alone validates, logs and writes files.
     """
 
     def __init__(self, task: Task, optimizer: Optimizer, out_dir: str | Path, *, epochs: int = 1,
                  max_steps: int | None = None, seed: int = 0, checkpoint_every: int = 200,
-                 log_every: int = 20, progress: bool = True):
+                 log_every: int = 20, progress: bool = True, comm=None):
         self.task, self.optimizer = task, optimizer
         self.out_dir = Path(out_dir)
         self.epochs, self.max_steps, self.seed = epochs, max_steps, seed
-        self.checkpoint_every, self.log_every, self.progress = checkpoint_every, log_every, progress
+        self.comm = comm if comm is not None else SingleProcess()
+        self.is_main = self.comm.rank == 0
+        self.checkpoint_every, self.log_every = checkpoint_every, log_every
+        self.progress = progress and self.is_main
         self.epoch, self.batch_index, self.global_step = 0, 0, 0
         self.best = math.inf
 
@@ -89,10 +97,14 @@ class Trainer:
         return self.out_dir / "best.npz"
 
     def _log(self, record: dict) -> None:
+        if not self.is_main:
+            return
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def _checkpoint(self, path: Path) -> None:
+        if not self.is_main:
+            return
         meta = {"task": self.task.name, **self.task.meta(),
                 "progress": {"epoch": self.epoch, "batch": self.batch_index,
                              "global_step": self.global_step, "best": self.best, "seed": self.seed}}
@@ -120,10 +132,27 @@ class Trainer:
     def _done(self) -> bool:
         return self.max_steps is not None and self.global_step >= self.max_steps
 
+    def _train_step(self, batch) -> dict[str, float]:
+        """Gradients of one global batch in the model; returns the batch's metrics."""
+        rng = step_rng(self.seed, self.global_step)
+        if self.comm.size == 1:
+            return self.task.train_step(batch, rng, self.global_step)
+        if len(batch) < self.comm.size:
+            raise TrainingError(f"a batch of {len(batch)} examples cannot be shared by {self.comm.size} ranks; "
+                                "use a --batch-size of at least the number of ranks")
+        rows = shard_rows(len(batch), self.comm.rank, self.comm.size)
+        metrics = self.task.train_step(batch[rows], ShardRandom(rng, rows, len(batch)), self.global_step)
+        weight = (rows.stop - rows.start) / len(batch)  # every loss is a mean over the batch
+        self.comm.allreduce_gradients(self.task.model.gradients(), weight)
+        keys = sorted(metrics)
+        totals = self.comm.allreduce_sum(np.array([metrics[k] * weight for k in keys]))
+        return dict(zip(keys, totals.tolist()))
+
     def fit(self) -> dict[str, float]:
-        """Train to the end; returns the last validation metrics."""
+        """Train to the end; returns the last validation metrics (rank 0's; {} elsewhere)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         model = self.task.model
+        self.comm.broadcast_parameters(model.parameters())
         val: dict[str, float] = {}
         while self.epoch < self.epochs and not self._done():
             batches = self.task.epoch_batches(epoch_rng(self.seed, self.epoch))
@@ -133,8 +162,7 @@ class Trainer:
             t0 = time.perf_counter()
             while self.batch_index < len(batches) and not self._done():
                 model.zero_grad()
-                metrics = self.task.train_step(batches[self.batch_index],
-                                               step_rng(self.seed, self.global_step), self.global_step)
+                metrics = self._train_step(batches[self.batch_index])
                 bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
                 if bad:
                     raise TrainingError(
@@ -156,7 +184,7 @@ class Trainer:
             bar.close()
             if self.batch_index < len(batches):  # stopped by max_steps inside the epoch
                 break
-            val = self.task.validate()
+            val = self.task.validate() if self.is_main else {}
             self.epoch, self.batch_index = self.epoch + 1, 0
             self._log({"event": "epoch", "epoch": self.epoch, "step": self.global_step,
                        "seconds": round(time.perf_counter() - t0, 3),
