@@ -1,0 +1,389 @@
+"""The IMDB task: the review VAE with a sentiment head, trained and evaluated.
+
+    python -m scratchvae.train imdb --out runs/imdb                 # the default preset
+    python -m scratchvae.train imdb --preset seed                   # the tutorial, exactly
+    python -m scratchvae.train imdb --unlabelled                    # + the 50k unlabelled reviews
+    python -m scratchvae.evaluate runs/imdb/best.npz --show 3 --plot latent.png
+    python -m scratchvae.evaluate runs/imdb/best.npz --encode "a wonderful film"
+
+Data: the 25k labelled training reviews, of which ``--val-size`` (chosen with the seed)
+are held out for validation, which selects ``best.npz``; the test set is only read by
+``evaluate``. The vocabulary (the ``--vocab-size`` most frequent words of the training
+reviews) is saved in the checkpoint. Reviews longer than ``--max-len`` words keep their
+last ``--max-len`` words (Keras's ``truncating="pre"``), in training and in ``--encode``
+alike (``--encode`` says when it truncates).
+
+Presets (every value is also a flag, which overrides the preset):
+
+* ``seed``: the tutorial. Vocabulary 1000, 300 words, embedding 64, two bidirectional
+  LSTM(500), Dense(435, relu), latent 200, epsilon std 0.01, two LSTM(500) decoders,
+  sentiment Dense(100) -> Dense(1), batch 10, Adam 1e-3, pre-padding, batches drawn at random.
+* ``default``: sized for the full data on a small CPU: vocabulary 10000, 200 words,
+  LSTMs of 128, latent 64, batch 32, post-padding, batches of similar lengths (less
+  padding), and the sentiment loss weighted 20x against a reconstruction summed over
+  ~200 tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..backend import BACKENDS, get_backend
+from ..data.errors import DataError
+from ..data.imdb import UNLABELLED, load_imdb
+from ..data.tokenizer import PAD_ID, Tokenizer, bucket_batches, pad_sequences, split_words
+from ..models.imdb import IMDBVAE, IMDBVAEConfig
+
+DEFAULTS = {"epochs": None, "batch_size": None, "optimizer": "adam", "lr": None, "clipnorm": None}
+EVAL_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: IMDBVAEConfig
+    max_len: int
+    padding: str          # "pre" or "post"
+    bucket: bool          # batches of similar lengths
+    val_size: int
+    epochs: int
+    batch_size: int
+    lr: float
+
+
+PRESETS = {
+    "seed": Preset(IMDBVAEConfig(), max_len=300, padding="pre", bucket=False, val_size=2500,
+                   epochs=1, batch_size=10, lr=1e-3),
+    "default": Preset(IMDBVAEConfig(vocab_size=10000, embedding_dim=64, encoder_units=128,
+                                    hidden_units=128, latent_dim=64, decoder_units=128,
+                                    sentiment_units=64, epsilon_std=0.01, sentiment_weight=20.0),
+                      max_len=200, padding="post", bucket=True, val_size=2500, epochs=3,
+                      batch_size=32, lr=2e-3),
+}
+
+# flag -> IMDBVAEConfig field, for the model sizes and loss weights.
+_MODEL_FLAGS = {f.name: "--" + f.name.replace("_", "-") for f in fields(IMDBVAEConfig)}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    g = parser.add_argument_group("model (unset flags take the preset's value)")
+    g.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help="seed: the Keras tutorial exactly; default: sized for the full data on a CPU")
+    for field in fields(IMDBVAEConfig):
+        kind = {"int": int, "float": float, "str": str}[field.type]
+        extra = {"choices": ("sigmoid", "hard_sigmoid")} if field.name == "recurrent_activation" else {}
+        g.add_argument(_MODEL_FLAGS[field.name], dest=field.name, type=kind, default=None, **extra)
+    g = parser.add_argument_group("data")
+    g.add_argument("--max-len", type=_positive_int, default=None, help="words kept per review (the last ones)")
+    g.add_argument("--padding", choices=("pre", "post"), default=None)
+    g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=None,
+                   help="batch reviews of similar lengths together")
+    g.add_argument("--train-size", type=_positive_int, default=None, metavar="N",
+                   help="train on N labelled reviews (default: all not held out)")
+    g.add_argument("--val-size", type=int, default=None, metavar="N",
+                   help="labelled training reviews held out for validation")
+    g.add_argument("--unlabelled", nargs="?", const=-1, type=int, default=0, metavar="N",
+                   help="semi-supervised: also train reconstruction and KL on the unlabelled reviews "
+                        "(all 50k, or N of them)")
+    g.add_argument("--no-download", dest="download", action="store_false",
+                   help="fail instead of downloading the dataset when it is missing")
+
+
+# --------------------------------------------------------------------- data
+def resolve_preset(args: argparse.Namespace) -> tuple[IMDBVAEConfig, dict]:
+    """The model config and data settings: the preset, overridden by every flag given."""
+    preset = PRESETS[args.preset]
+    overrides = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k, None) is not None}
+    if (v := overrides.get("vocab_size")) is not None and v < 3:
+        raise DataError(f"--vocab-size {v} leaves no room for words after the reserved ids "
+                        "0 (padding) and 1 (unknown); use at least 3")
+    try:
+        config = replace(preset.model, **overrides)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    for key in ("epochs", "batch_size", "lr"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(preset, key))
+    if args.batch_size < 1 or args.epochs < 1:
+        raise DataError("--batch-size and --epochs must be at least 1")
+    pick = lambda key: getattr(preset, key) if getattr(args, key) is None else getattr(args, key)
+    data = {"max_len": pick("max_len"), "padding": pick("padding"), "bucket": pick("bucket"),
+            "val_size": pick("val_size"), "train_size": args.train_size, "unlabelled": args.unlabelled,
+            "split_seed": args.seed}
+    if data["val_size"] < 0:
+        raise DataError(f"--val-size must be >= 0, got {data['val_size']}")
+    return config, data
+
+
+def encode_texts(tokenizer: Tokenizer, texts, max_len: int, padding: str) -> np.ndarray:
+    """Texts -> (N, max_len) int32 ids, long reviews keeping their last max_len words."""
+    return pad_sequences(tokenizer.encode(texts), maxlen=max_len, padding=padding, truncating="pre")
+
+
+def check_not_empty(texts, split: str) -> None:
+    for i, text in enumerate(texts):
+        if not split_words(text):
+            raise DataError(f"review {i} of the {split} reviews is empty (no words); "
+                            "remove the empty file from the dataset")
+
+
+@dataclass
+class Prepared:
+    tokenizer: Tokenizer
+    train_ids: np.ndarray      # (N, max_len) int32
+    train_labels: np.ndarray   # (N,) 0/1 (0 for unlabelled)
+    train_weights: np.ndarray  # (N,) 1 labelled, 0 unlabelled
+    val_ids: np.ndarray
+    val_labels: np.ndarray
+
+
+def prepare_data(config: IMDBVAEConfig, data: dict, data_dir=None, download=True,
+                 progress=True) -> Prepared:
+    """Load the reviews, hold out the validation set, fit the vocabulary, encode and pad."""
+    imdb = load_imdb(data_dir, download=download, progress=progress)
+    train = imdb.train
+    check_not_empty(train.texts, "training")
+    n = len(train)
+    order = np.random.default_rng([data["split_seed"], 3]).permutation(n)
+    val_idx, rest = order[:data["val_size"]], order[data["val_size"]:]
+    if len(rest) == 0:
+        raise DataError(f"--val-size {data['val_size']} leaves none of the {n} labelled reviews for training")
+    if data["train_size"] is not None:
+        if data["train_size"] > len(rest):
+            raise DataError(f"--train-size {data['train_size']} is more than the {len(rest)} labelled "
+                            f"reviews left after holding out {len(val_idx)} for validation")
+        rest = rest[:data["train_size"]]
+    texts = [train.texts[i] for i in rest]
+    labels = train.labels[rest].astype(np.int64)
+    weights = np.ones(len(texts))
+    if data["unlabelled"]:
+        unsup = imdb.unsup.texts if data["unlabelled"] < 0 else imdb.unsup.texts[:data["unlabelled"]]
+        if not unsup:
+            raise DataError("--unlabelled needs the unlabelled reviews (train/unsup), which this "
+                            "copy of the dataset lacks; use aclImdb_v1.tar.gz")
+        check_not_empty(unsup, "unlabelled")
+        texts += unsup
+        labels = np.concatenate([labels, np.zeros(len(unsup), np.int64)])
+        weights = np.concatenate([weights, np.zeros(len(unsup))])
+    tokenizer = Tokenizer(config.vocab_size).fit(texts)
+    enc = lambda t: encode_texts(tokenizer, t, data["max_len"], data["padding"])
+    return Prepared(tokenizer, enc(texts), labels, weights,
+                    enc([train.texts[i] for i in val_idx]), train.labels[val_idx].astype(np.int64))
+
+
+def trim(ids: np.ndarray) -> np.ndarray:
+    """Drop the columns that are padding in every row (exact: masked steps change nothing)."""
+    used = np.flatnonzero((ids != PAD_ID).any(axis=0))
+    if used.size == 0:
+        return ids[:, :1]
+    return ids[:, used[0]:used[-1] + 1]
+
+
+def evaluate_arrays(model: IMDBVAE, ids: np.ndarray, labels: np.ndarray, batch_size: int = EVAL_BATCH,
+                    progress: bool = False, desc: str = "evaluating") -> dict[str, float]:
+    """Loss terms with z = z_mean over a whole set, batched by length; means per review/token."""
+    order = np.argsort((ids != PAD_ID).sum(axis=1), kind="stable")
+    sums = dict.fromkeys(("loss", "reconstruction", "kl", "bce", "accuracy"), 0.0)
+    nll = tokens = hits = 0.0
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False,
+                      dynamic_ncols=True):
+        idx = order[start:start + batch_size]
+        batch = trim(ids[idx])
+        m = model.forward(model.backend.asarray(batch, dtype=np.int64), labels[idx], None,
+                          token_accuracy=True)
+        n_tok = float((batch != PAD_ID).sum())
+        for k in sums:
+            sums[k] += m[k] * len(idx)
+        nll += m["nll_per_token"] * n_tok
+        hits += m["token_accuracy"] * n_tok
+        tokens += n_tok
+    n = max(len(order), 1)
+    out = {k: v / n for k, v in sums.items()}
+    out["nll_per_token"] = nll / max(tokens, 1.0)
+    out["token_accuracy"] = hits / max(tokens, 1.0)
+    return out
+
+
+# --------------------------------------------------------------------- task
+class IMDBTask:
+    """Trainer task: one step is the loss of a batch of reviews with fresh noise eps."""
+
+    name = "imdb"
+
+    def __init__(self, model: IMDBVAE, prepared: Prepared | None, data: dict, *, batch_size: int,
+                 tokenizer: Tokenizer):
+        self.model, self.prepared, self.data = model, prepared, data
+        self.batch_size, self.tokenizer = batch_size, tokenizer
+        if prepared is not None and batch_size > len(prepared.train_ids):
+            raise DataError(f"--batch-size {batch_size} is larger than the {len(prepared.train_ids)} "
+                            f"training reviews; use --batch-size <= {len(prepared.train_ids)}")
+        if prepared is not None:
+            self.lengths = (prepared.train_ids != PAD_ID).sum(axis=1)
+
+    def meta(self) -> dict:
+        return {"config": self.model.config.to_dict(), "dtype": self.model.dtype.name,
+                "data": dict(self.data), "batch_size": self.batch_size,
+                "tokenizer": self.tokenizer.to_json()}
+
+    def epoch_batches(self, rng: np.random.Generator) -> list:
+        if self.data["bucket"]:
+            return bucket_batches(self.lengths, self.batch_size, rng)
+        order = rng.permutation(len(self.lengths))
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
+        model, p = self.model, self.prepared
+        ids = model.backend.asarray(trim(p.train_ids[batch]), dtype=np.int64)
+        weights = p.train_weights[batch]
+        metrics = model.forward(ids, p.train_labels[batch], model.noise(rng, len(batch)),
+                                None if weights.all() else weights)
+        model.backward()
+        return metrics
+
+    def validate(self) -> dict[str, float]:
+        p = self.prepared
+        if len(p.val_ids) == 0:
+            return {}
+        m = evaluate_arrays(self.model, p.val_ids, p.val_labels)
+        return {"val_loss": m["loss"], **{f"val_{k}": v for k, v in m.items() if k != "loss"}}
+
+
+def build_task(args: argparse.Namespace) -> IMDBTask:
+    config, data = resolve_preset(args)
+    Tokenizer(config.vocab_size)  # a too-small vocabulary fails before minutes of loading
+    prepared = prepare_data(config, data, args.data_dir, args.download, args.progress)
+    model = IMDBVAE(config, rng=np.random.default_rng(args.seed), backend=args.backend, dtype=args.dtype)
+    return IMDBTask(model, prepared, data, batch_size=args.batch_size, tokenizer=prepared.tokenizer)
+
+
+def load_task(ckpt, backend) -> IMDBTask:
+    """The task of a checkpoint: the trained model and its tokenizer (no data loaded)."""
+    meta = ckpt.meta
+    model = IMDBVAE(IMDBVAEConfig.from_dict(meta["config"]), rng=np.random.default_rng(0),
+                    backend=backend, dtype=meta["dtype"])
+    model.load_state_dict(ckpt.params)
+    return IMDBTask(model, None, meta["data"], batch_size=meta["batch_size"],
+                    tokenizer=Tokenizer.from_json(meta["tokenizer"]))
+
+
+# --------------------------------------------------------------------- evaluation
+def _eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m scratchvae.evaluate CKPT",
+        description="Evaluate an IMDB VAE on the 25k test reviews (reconstruction NLL per token, "
+                    "token accuracy, KL, sentiment accuracy; z = z_mean), show reconstructions, "
+                    "encode your own text, plot the latent space. With only --encode/--encode-file "
+                    "the test set is not read.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--backend", choices=BACKENDS, default="numba")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--no-download", dest="download", action="store_false")
+    p.add_argument("--test-size", type=_positive_int, default=None, metavar="N",
+                   help="evaluate on N test reviews drawn at random (default: all)")
+    p.add_argument("--batch-size", type=_positive_int, default=EVAL_BATCH)
+    p.add_argument("--show", type=int, default=0, metavar="N",
+                   help="print N test reviews and their greedy reconstructions")
+    p.add_argument("--encode", action="append", default=[], metavar="TEXT",
+                   help="encode TEXT and print its predicted sentiment (repeatable); longer than "
+                        "--max-len words, it keeps its last max-len words, as in training")
+    p.add_argument("--encode-file", metavar="PATH",
+                   help="encode every non-empty line of a UTF-8 file, one review per line")
+    p.add_argument("--plot", metavar="PNG", help="write the PCA of the test reviews' z_mean, "
+                   "coloured by sentiment")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def read_review_file(path: str) -> list[str]:
+    """Non-empty lines of a UTF-8 file; DataError for a missing, empty or non-UTF-8 file."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 (bad byte at offset {exc.start}); save it as UTF-8") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise DataError(f"{path} is empty; put one review per line")
+    return lines
+
+
+def encode_report(task: IMDBTask, texts: list[str]) -> list[str]:
+    """One line per text: predicted sentiment, and a note when it was truncated."""
+    max_len, model = task.data["max_len"], task.model
+    out = []
+    for text in texts:
+        n_words = len(split_words(text))
+        if n_words == 0:
+            raise DataError("the text to encode has no words; give a review with at least one word")
+        ids = encode_texts(task.tokenizer, [text], max_len, task.data["padding"])
+        p = float(model.backend.to_numpy(model.predict_sentiment(model.backend.asarray(trim(ids), np.int64)))[0])
+        label = "positive" if p > 0.5 else "negative"
+        note = f" (truncated: {n_words} words, kept the last {max_len})" if n_words > max_len else ""
+        unknown = int((ids == 1).sum())
+        out.append(f"{label} (P(positive) = {p:.3f}, {unknown} unknown words){note}: {text[:80]!r}")
+    return out
+
+
+def evaluate_main(ckpt, argv) -> int:
+    args = _eval_parser().parse_args(argv)
+    if args.plot:
+        from . import imdb_plots
+        try:
+            imdb_plots.require_matplotlib()
+        except ImportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    task = load_task(ckpt, get_backend(args.backend))
+    model, tok = task.model, task.tokenizer
+    c = model.config
+    print(f"imdb VAE: vocabulary {c.vocab_size}, max length {task.data['max_len']}, latent {c.latent_dim}, "
+          f"{model.num_parameters():,} parameters, {model.dtype.name}, "
+          f"trained {ckpt.meta.get('progress', {}).get('global_step', '?')} steps")
+    texts = list(args.encode) + (read_review_file(args.encode_file) if args.encode_file else [])
+    for line in encode_report(task, texts):
+        print(line)
+    if texts and not (args.show or args.plot or args.test_size):
+        return 0
+
+    test = load_imdb(args.data_dir, download=args.download, progress=args.progress).test
+    idx = np.arange(len(test))
+    if args.test_size is not None and args.test_size < len(test):
+        idx = np.sort(np.random.default_rng([args.seed, 4]).choice(len(test), args.test_size, replace=False))
+    ids = encode_texts(tok, [test.texts[i] for i in idx], task.data["max_len"], task.data["padding"])
+    labels = test.labels[idx].astype(np.int64)
+    m = evaluate_arrays(model, ids, labels, args.batch_size, args.progress, "test set")
+    print(f"test reviews              {len(idx)}")
+    print(f"reconstruction NLL/token  {m['nll_per_token']:.4f} nats  ({m['reconstruction']:.2f} per review)")
+    print(f"token accuracy            {m['token_accuracy']:.4f}  (greedy, z = z_mean)")
+    print(f"KL                        {m['kl']:.3f} nats")
+    print(f"sentiment BCE             {m['bce']:.4f}")
+    print(f"sentiment accuracy        {m['accuracy']:.4f}")
+
+    for i in range(min(args.show, len(idx))):
+        row = ids[i:i + 1]
+        rec = model.backend.to_numpy(model.reconstruct(model.backend.asarray(trim(row), np.int64)))[0]
+        print(f"\n[{'positive' if labels[i] else 'negative'}] original:      {tok.decode(row[0])}")
+        print(f"reconstructed: {tok.decode(rec)}")
+
+    if args.plot:
+        from . import imdb_plots
+        z = np.concatenate([model.backend.to_numpy(model.encode(model.backend.asarray(trim(ids[s:s + args.batch_size]), np.int64)))
+                            for s in range(0, len(ids), args.batch_size)])
+        print(f"wrote {imdb_plots.latent_pca_plot(z, labels, args.plot)}")
+    return 0
