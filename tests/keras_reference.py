@@ -35,9 +35,9 @@ keras.config.set_floatx("float64")
 # ops.matmul, ops.maximum, ops.divide_no_nan, ... of float64 tensors compute in float32,
 # so a float64 Keras Dense is only float32-accurate (~1e-7).  Enable 64-bit promotion,
 # as jax_enable_x64 would; see docs/keras-semantics.md section 0.
-from keras.src.backend.common import dtypes as _keras_dtypes  # noqa: E402
+from scratchvae.interop.keras_models import enable_float64_promotion  # noqa: E402
 
-_keras_dtypes.BIT64_TO_BIT32_DTYPE["float64"] = "float64"
+enable_float64_promotion()
 
 OUT_TOL = 1e-10   # outputs and losses
 GRAD_TOL = 1e-8   # parameter and input gradients
@@ -142,3 +142,46 @@ def token_ids(rng, n: int, T: int, vocab: int, mask: np.ndarray | None = None) -
     if mask is not None:
         ids = np.where(mask, ids, 0)
     return ids.astype(np.int64)
+
+
+# ----------------------------------------------------------------- Keras loss pieces
+def keras_gaussian_kl(mean, logvar, free_bits: float = 0.0):
+    """KL(N(mean, exp(logvar)) || N(0, I)) in Keras ops: summed over units, batch mean;
+    with free bits: sum over units of max(batch-mean KL of the unit, free_bits)."""
+    ops = keras.ops
+    kl = -0.5 * (1.0 + logvar - ops.square(mean) - ops.exp(logvar))
+    if free_bits > 0:
+        return ops.sum(ops.maximum(ops.mean(kl, axis=0), free_bits))
+    return ops.mean(ops.sum(kl, axis=1))
+
+
+def keras_sequence_nll(targets, logits, mask):
+    """Token cross-entropy summed over the unmasked steps, mean over the batch (nats per sequence)."""
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+    return loss(T(targets), logits, sample_weight=T(np.asarray(mask, dtype=np.float64))) / targets.shape[0]
+
+
+def perturb_biases(model, rng, scale=0.3):
+    """Move every bias off its initial value, so every gradient path carries signal."""
+    for path, p in model.parameters().items():
+        if path.endswith("bias"):
+            p += rng.standard_normal(p.shape) * scale
+
+
+def load_into_keras(model, km, layout=None):
+    """Assign the scratchvae model's parameters to the Keras model's variables, by layout.
+    Returns {scratchvae path: Keras variable}."""
+    from scratchvae.interop import layout_of
+    from scratchvae.interop.keras_models import keras_model_variables
+    variables = keras_model_variables(km, layout_of(model, layout))
+    params = model.state_dict()
+    assert variables.keys() == params.keys()
+    for p, v in variables.items():
+        v.assign(params[p])
+    return variables
+
+
+def assert_model_grads(model, variables: dict, key: str) -> None:
+    grads = {p: model.backend.to_numpy(g) for p, g in model.gradients().items()}
+    for p, v in variables.items():
+        assert_grad(grads[p], vgrad(v), f"{key}: d/d {p}", f"{key} parameter gradients")

@@ -6,13 +6,14 @@ RMSprop, with and without ``global_clipnorm``; parameters and slots compared eve
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keras_reference import N, T, assert_out, keras, rng_from
 from scratchvae.optim import make_optimizer
 
-PARITY = settings(max_examples=12, deadline=None, derandomize=True,
+PARITY = settings(max_examples=5, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.too_slow])
 
 CONFIGS = {
@@ -38,9 +39,10 @@ def _keras_slots(opt, name):
     return getattr(opt, attr, None) or getattr(opt, attr.lstrip("_"))
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("clip", [None, 1.0])
 @PARITY
-@given(seed=st.integers(0, 2**31 - 1), data=st.data(), name=st.sampled_from(sorted(CONFIGS)),
-       clip=st.sampled_from([None, 0.5, 5.0]), steps=st.integers(1, 5),
+@given(seed=st.integers(0, 2**31 - 1), data=st.data(), steps=st.integers(1, 5),
        shapes=st.lists(st.tuples(st.integers(1, 4), st.integers(1, 3)), min_size=1, max_size=3))
 def test_optimizer(seed, data, name, clip, steps, shapes):
     config = data.draw(CONFIGS[name])

@@ -330,3 +330,48 @@ def import_keras_weights(model: Layer, path: str | os.PathLike, *,
                                     f"{p!r} has shape {tuple(params[p].shape)}")
     model.load_state_dict(weights)
     return mapping
+
+
+# ----------------------------------------------------------------- the project's models
+# Each layout lists the weight-bearing layers of the Keras model that
+# scratchvae.interop.keras_models builds for the model, in that model's ``model.layers``
+# order (Keras orders a Functional model's layers by depth from the outputs, then by
+# graph traversal; tests/test_keras_parity_models.py checks that these lists agree with
+# the builders).  Keras layer names are the scratchvae paths with "/" -> "_".
+
+def _named(kind: str, path: str) -> tuple[str, str, str]:
+    return kind, path, path.replace("/", "_")
+
+
+@register_layout("DenseVAE")
+def mnist_vae_layout(model=None) -> KerasLayout:
+    """MNIST dense VAE <-> ``build_keras_mnist_vae``."""
+    return functional_layout([_named("dense", "encoder/hidden"), _named("dense", "encoder/log_var"),
+                              _named("dense", "encoder/mean"), _named("dense", "decoder/hidden"),
+                              _named("dense", "decoder/logits")], root_name="mnist_vae")
+
+
+@register_layout("IMDBVAE")
+def imdb_vae_layout(model=None) -> KerasLayout:
+    """IMDB VAE with its sentiment head <-> ``build_keras_imdb_vae``."""
+    return functional_layout([
+        _named("embedding", "embedding"),
+        _named("bidirectional", "encoder_0"), _named("bidirectional", "encoder_1"),
+        _named("dense", "hidden"), _named("dense", "z_log_var"), _named("dense", "z_mean"),
+        _named("lstm", "decoder_0"), _named("lstm", "decoder_1"),
+        _named("dense", "sentiment_hidden"), _named("time_distributed", "output"),
+        _named("dense", "sentiment_output"),
+    ], root_name="imdb_vae")
+
+
+@register_layout("SentenceVAE")
+def sentence_vae_layout(model) -> KerasLayout:
+    """Sentence VAE <-> ``build_keras_sentence_vae`` (the encoder is an LSTM or a
+    Bidirectional LSTM, per ``config.bidirectional``); pass the model or its config."""
+    bidirectional = getattr(model, "config", model).bidirectional
+    return functional_layout([
+        _named("embedding", "embedding"),
+        _named("bidirectional" if bidirectional else "lstm", "encoder"),
+        _named("dense", "to_logvar"), _named("dense", "to_mean"), _named("dense", "to_state"),
+        _named("lstm", "decoder"), _named("time_distributed", "output"),
+    ], root_name="sentence_vae")
