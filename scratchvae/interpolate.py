@@ -1,0 +1,51 @@
+"""python -m scratchvae.interpolate CKPT "sentence one" "sentence two" --steps 6
+
+Decodes points on the line between two sentences' codes (Bowman et al.'s homotopy):
+z(t) = (1 - t) z1 + t z2 for ``--steps`` values of t from 0 to 1, the ends included,
+z1 and z2 the posterior means E_q[z|x] of the two sentences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .tasks.sentence import add_generation_arguments
+    parser = argparse.ArgumentParser(prog="python -m scratchvae.interpolate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_generation_arguments(parser)
+    parser.add_argument("first", help="the sentence at t = 0")
+    parser.add_argument("second", help="the sentence at t = 1")
+    parser.add_argument("--steps", type=int, default=6, help="points on the line, both ends included (>= 2)")
+    return parser
+
+
+def main(argv=None) -> int:
+    from .data.corpus import encode_text
+    from .train import USER_ERRORS
+    from .tasks.sentence import generate_sentences, load_sentence_model, posterior_means
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.steps < 2:
+        parser.error(f"--steps must be at least 2 (the two ends), got {args.steps}")
+    try:
+        task = load_sentence_model(args.checkpoint, args.backend, args.dtype)
+        ends = encode_text([args.first, args.second], task.vocab, task.data_options.get("max_len", 50))
+        z1, z2 = posterior_means(task, ends)
+        t = np.linspace(0.0, 1.0, args.steps)[:, None]
+        sentences = generate_sentences(task, (1 - t) * z1 + t * z2, args, np.random.default_rng(args.seed))
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for ti, sentence in zip(t[:, 0], sentences):
+        print(f"{ti:.2f}  {sentence}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

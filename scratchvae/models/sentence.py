@@ -1,0 +1,262 @@
+"""The sentence VAE of Bowman et al. (2016), "Generating Sentences from a Continuous Space".
+
+    x = w1 .. wn                          a sentence of word ids
+    encoder:  e = LSTM or BiLSTM(Embed(w1 .. wn </s>))   final state, (B, U_e) or (B, 2 U_e)
+              mean = e W_m + b_m,  logvar = e W_v + b_v    q(z|x) = N(mean, exp(logvar))   (B, Z)
+              z = mean + exp(logvar / 2) * eps,  eps ~ N(0, I)
+    decoder:  [h0, c0] = act(z W_s + b_s)       act = tanh (default) or linear
+              (init_state "h": only h0 from z, c0 = 0)
+              inputs Embed(<s> w1 .. wn), word-dropped: each word replaced by <unk> at rate p
+              (optionally z concatenated to every input embedding: z_every_step)
+              h_1 .. h_{n+1} = LSTM(inputs, initial_state=(h0, c0))
+              logits_t = h_t W_o + b_o                   (B, T, V): the one vocabulary-sized block
+    loss   =  -log p(x|z) + beta * KL(q(z|x) || N(0, I))  per sentence, mean over the batch
+              (KL with optional free bits per latent unit)
+
+Design choices, documented here once:
+* One embedding table serves encoder and decoder: both id arrays go through one lookup,
+  (2B, T), and one scatter-add backward.  It can start from pretrained (GloVe) vectors
+  and be frozen (``train_embeddings=False``).
+* The encoder reads the targets ``w1 .. wn </s>`` (never word-dropped), masked at padding.
+* The decoder's initial state: h0 and c0 both from z through one Dense layer with tanh
+  (``init_state="hc"``, ``init_activation="tanh"``): z then shapes both the output and the
+  memory of the first step, and tanh keeps h0 in the range an LSTM's h lives in.
+* The decoder runs unmasked: with post-padding, steps past a sentence's end cannot
+  change its earlier steps, and the loss gives them weight 0.
+
+Generation uses the single-step API: :meth:`SentenceVAE.decoder_start` and
+:meth:`SentenceVAE.decoder_step` (the LSTM forward on a T=1 sequence with an initial
+state), see :mod:`scratchvae.models.generate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..data.corpus import PAD_ID
+from ..gradcheck.cases import _Ctx, register
+from ..gradcheck.core import Problem
+from ..layers import Bidirectional, Dense, Embedding, GaussianSample, Layer, LSTM
+from ..losses import GaussianKL, SparseSoftmaxCrossEntropy
+
+INIT_STATES = ("h", "hc")
+INIT_ACTIVATIONS = ("tanh", "linear")
+
+
+@dataclass(frozen=True)
+class SentenceVAEConfig:
+    """Sizes and options of a :class:`SentenceVAE` (Bowman et al.'s language model: 353, 191, 13)."""
+
+    vocab_size: int
+    embedding_dim: int = 353
+    encoder_units: int = 191
+    decoder_units: int = 191
+    latent_dim: int = 13
+    bidirectional: bool = False      # BiLSTM encoder, final states of both directions concatenated
+    z_every_step: bool = False       # concatenate z to every decoder input embedding
+    init_state: str = "hc"           # "hc": h0 and c0 from z; "h": h0 from z, c0 = 0
+    init_activation: str = "tanh"    # of the Dense layer z -> initial state: "tanh" or "linear"
+    free_bits: float = 0.0           # nats per latent unit (GaussianKL)
+    train_embeddings: bool = True    # False: the embedding table stays as loaded (frozen GloVe)
+    recurrent_activation: str = "sigmoid"
+
+    def __post_init__(self):
+        if self.init_state not in INIT_STATES:
+            raise ValueError(f"init_state must be one of {INIT_STATES}, not {self.init_state!r}")
+        if self.init_activation not in INIT_ACTIVATIONS:
+            raise ValueError(f"init_activation must be one of {INIT_ACTIVATIONS}, not {self.init_activation!r}")
+        sizes = (self.vocab_size, self.embedding_dim, self.encoder_units, self.decoder_units, self.latent_dim)
+        if min(sizes) < 1:
+            raise ValueError(f"every size must be at least 1, got {sizes}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SentenceVAEConfig":
+        return cls(**d)
+
+
+class SentenceVAE(Layer):
+    """Bowman et al.'s sentence VAE; see the module docstring for the equations.
+
+    Training: ``loss = forward(encoder_ids, decoder_ids, targets, eps, kl_weight)`` then
+    ``backward()`` (accumulates every parameter gradient).
+        encoder_ids (B, T) int   what the encoder reads (the targets, without dropout)
+        decoder_ids (B, T) int   <s> w1 .. wn, padded with 0, word dropout already applied
+        targets     (B, T) int   w1 .. wn </s>, padded with 0 (padding has no loss)
+        eps         (B, Z)       standard normal noise, drawn on the host
+    After forward: ``rec`` (-log p(x|z), nats per sentence), ``kl`` (the true KL per
+    sentence), ``kl_term`` (KL as optimised, with free bits), ``loss``.
+
+    Inference: :meth:`encode` -> (mean, logvar); :meth:`log_likelihood` -> log p(x|z)
+    per sentence; :meth:`decoder_start` / :meth:`decoder_step` for generation.
+    Children: embedding, encoder, to_mean, to_logvar, to_state, decoder, output.
+    """
+
+    def __init__(self, config: SentenceVAEConfig, *, embedding_weights=None,
+                 rng: np.random.Generator | None = None, **kwargs):
+        kwargs.setdefault("name", "sentence_vae")
+        super().__init__(**kwargs)
+        self.config = c = config
+        rng = rng if rng is not None else np.random.default_rng()
+        kw = dict(backend=self.backend, dtype=self.dtype, rng=rng)
+        lstm_kw = dict(recurrent_activation=c.recurrent_activation)
+
+        self.embedding = self.add_child("embedding", Embedding(
+            c.vocab_size, c.embedding_dim, mask_zero=True, trainable=c.train_embeddings, **kw))
+        if embedding_weights is not None:
+            if tuple(embedding_weights.shape) != (c.vocab_size, c.embedding_dim):
+                raise ValueError(f"embedding weights have shape {tuple(embedding_weights.shape)}, "
+                                 f"expected {(c.vocab_size, c.embedding_dim)}")
+            self.embedding.params["embeddings"][...] = self.backend.asarray(embedding_weights, self.dtype)
+        if c.bidirectional:
+            encoder = Bidirectional(c.embedding_dim, c.encoder_units, **lstm_kw, **kw)
+        else:
+            encoder = LSTM(c.embedding_dim, c.encoder_units, **lstm_kw, **kw)
+        self.encoder = self.add_child("encoder", encoder)
+        encoded = c.encoder_units * (2 if c.bidirectional else 1)
+        self.to_mean = self.add_child("to_mean", Dense(encoded, c.latent_dim, **kw))
+        self.to_logvar = self.add_child("to_logvar", Dense(encoded, c.latent_dim, **kw))
+        self.sampler = GaussianSample(backend=self.backend, dtype=self.dtype)
+        state_size = c.decoder_units * (2 if c.init_state == "hc" else 1)
+        self.to_state = self.add_child("to_state", Dense(c.latent_dim, state_size, c.init_activation, **kw))
+        decoder_input = c.embedding_dim + (c.latent_dim if c.z_every_step else 0)
+        self.decoder = self.add_child("decoder", LSTM(decoder_input, c.decoder_units, return_sequences=True,
+                                                      **lstm_kw, **kw))
+        self.output = self.add_child("output", Dense(c.decoder_units, c.vocab_size, **kw))
+        self.reconstruction = SparseSoftmaxCrossEntropy("sum", backend=self.backend, dtype=self.dtype)
+        self.kl_loss = GaussianKL(c.free_bits, backend=self.backend, dtype=self.dtype)
+
+    # ------------------------------------------------------------------ pieces
+    def _encode_embedded(self, x, ids):
+        """x (B, T, E) embedded encoder input, ids (B, T) -> mean, logvar (B, Z)."""
+        e = self.encoder.forward(x, ids != PAD_ID)
+        return self.to_mean.forward(e), self.to_logvar.forward(e)
+
+    def _initial_state(self, z):
+        """z (B, Z) -> (h0, c0), each (B, U_d)."""
+        s = self.to_state.forward(z)
+        u = self.config.decoder_units
+        if self.config.init_state == "hc":
+            return s[:, :u], s[:, u:]
+        return s, self.xp.zeros_like(s)
+
+    def _with_z(self, x, z):
+        """x (B, T, E) -> (B, T, E + Z) with z at every step, when z_every_step."""
+        if not self.config.z_every_step:
+            return x
+        n, T, _ = x.shape
+        zs = self.xp.broadcast_to(z[:, None, :], (n, T, z.shape[1]))
+        return self.xp.concatenate([x, zs], axis=-1)
+
+    def _decode(self, x, z, state=None):
+        """Decoder inputs x (B, T, E), z (B, Z) -> logits (B, T, V); the LSTM keeps its final state."""
+        state = self._initial_state(z) if state is None else state
+        h = self.decoder.forward(self._with_z(x, z), initial_state=state)
+        return self.output.forward(h)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, encoder_ids, decoder_ids, targets, eps, kl_weight: float = 1.0) -> float:
+        """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward."""
+        xp = self.xp
+        n = targets.shape[0]
+        emb = self.embedding.forward(xp.concatenate([encoder_ids, decoder_ids]))  # (2B, T, E), one lookup
+        mean, logvar = self._encode_embedded(emb[:n], encoder_ids)
+        z = self.sampler.forward(mean, logvar, eps)
+        logits = self._decode(emb[n:], z)
+        self.rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
+        self.kl_term = self.kl_loss.forward(mean, logvar)
+        self.kl = float(self.kl_loss.per_example.mean())
+        self.kl_weight = kl_weight
+        self.loss = self.rec + kl_weight * self.kl_term
+        return self.loss
+
+    def backward(self) -> None:
+        """Gradients of the last forward's loss, added into every parameter's gradient."""
+        xp, c = self.xp, self.config
+        dh = self.output.backward(self.reconstruction.backward())          # (B, T, U_d)
+        dx = self.decoder.backward(dh)                                     # (B, T, E [+ Z])
+        dh0, dc0 = self.decoder.d_initial_state
+        dz = self.to_state.backward(xp.concatenate([dh0, dc0], axis=1) if c.init_state == "hc" else dh0)
+        if c.z_every_step:                 # z fed to every step: its gradient sums over the steps
+            dz = dz + dx[..., c.embedding_dim:].sum(axis=1)
+            dx = dx[..., :c.embedding_dim]
+        dmean, dlogvar = self.sampler.backward(dz)
+        dmean_kl, dlogvar_kl = self.kl_loss.backward(self.kl_weight)
+        de = self.to_mean.backward(dmean + dmean_kl) + self.to_logvar.backward(dlogvar + dlogvar_kl)
+        dx_enc = self.encoder.backward(de)
+        self.embedding.backward(xp.concatenate([dx_enc, dx]))
+
+    # ------------------------------------------------------------------ inference
+    def encode(self, ids):
+        """ids (B, T) int (w1 .. wn </s>, padded) -> mean, logvar (B, Z) of q(z|x)."""
+        return self._encode_embedded(self.embedding.forward(ids), ids)
+
+    def log_likelihood(self, decoder_ids, targets, z):
+        """log p(x|z) (B,) of each sentence: the sum over its tokens, </s> included."""
+        xp = self.xp
+        logits = self._decode(self.embedding.forward(decoder_ids), z)
+        n, T, V = logits.shape
+        mask = (targets != PAD_ID).astype(self.dtype)
+        nll = self.backend.softmax_cross_entropy(logits.reshape(n * T, V), targets.reshape(-1),
+                                                 xp.zeros(n * T, dtype=self.dtype))
+        return -(nll.reshape(n, T) * mask).sum(axis=1)
+
+    def decoder_start(self, z):
+        """The decoder's initial state (h0, c0) for latent codes z (B, Z)."""
+        return self._initial_state(z)
+
+    def decoder_step(self, tokens, state, z):
+        """One decoder step: tokens (B,) int, state (h, c) -> (log-probabilities (B, V), new state).
+
+        The LSTM's forward on a T=1 sequence with ``initial_state``; a sequence decoded
+        step by step gives exactly the logits of the teacher-forced forward.
+        """
+        xp = self.xp
+        logits = self._decode(self.embedding.forward(tokens[:, None]), z, state)[:, 0]
+        shift = logits.max(axis=1, keepdims=True)
+        logp = logits - shift
+        logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
+        h, c = self.decoder.final_state
+        return logp, (h.copy(), c.copy())
+
+
+# ---------------------------------------------------------------------- gradient checks
+def _model_case(kl_weight: float = 0.7, **options):
+    """A tiny model (V=7, E=3, U=4, Z=2, B=3, T=5) with word dropout off and fixed noise: a deterministic loss."""
+    def build(backend, dtype, rng):
+        ctx = _Ctx(backend, dtype, rng)
+        config = SentenceVAEConfig(vocab_size=7, embedding_dim=3, encoder_units=4, decoder_units=4,
+                                   latent_dim=2, **options)
+        model = SentenceVAE(config, **ctx.kw())
+        model.embedding.params["embeddings"][...] = ctx.normal(7, 3)  # O(1) signals: gradients well above rounding
+        for layer in (model.to_mean, model.to_logvar, model.to_state, model.output):
+            layer.params["bias"][...] = ctx.normal(*layer.params["bias"].shape, scale=0.3)
+        decoder_ids, targets = np.zeros((3, 5), np.int64), np.zeros((3, 5), np.int64)
+        for row, n in enumerate((4, 2, 1)):                 # sentences of 4, 2 and 1 words, then padding
+            words = rng.integers(4, 7, n)
+            decoder_ids[row, :n + 1] = [2, *words]          # <s> w1 .. wn
+            targets[row, :n + 1] = [*words, 3]              # w1 .. wn </s>
+        decoder_ids, targets = ctx.B.asarray(decoder_ids), ctx.B.asarray(targets)
+        eps = ctx.normal(3, 2)
+
+        def loss():
+            return model.forward(targets, decoder_ids, targets, eps, kl_weight)
+
+        def gradients():
+            model.zero_grad()
+            loss()
+            model.backward()
+            return model.gradients()
+
+        return Problem(loss, gradients, model.parameters(), ctx.B)
+    return build
+
+
+register("SentenceVAE LSTM encoder, h0 c0 = tanh(Dense(z))")(_model_case())
+register("SentenceVAE BiLSTM encoder, z every step, free bits")(
+    _model_case(bidirectional=True, z_every_step=True, free_bits=0.05, kl_weight=1.0))
+register("SentenceVAE h0 = Dense(z) linear, c0 = 0")(_model_case(init_state="h", init_activation="linear"))
