@@ -7,6 +7,7 @@ import sys
 
 from ..backend import BACKENDS, BackendError
 from . import CASES, TOLERANCE, load_model_cases, run_checks
+from .explain import EXAMPLES, explain_main
 
 
 def main(argv=None) -> int:
@@ -22,7 +23,12 @@ def main(argv=None) -> int:
     parser.add_argument("--only", metavar="TEXT", help="run only the checks whose name contains TEXT")
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--explain", metavar="LAYER",
+                        help="instead, print a worked example for one layer or loss: every gradient entry, "
+                             f"analytic and numeric side by side ({', '.join(EXAMPLES)})")
     args = parser.parse_args(argv)
+    if args.explain is not None:
+        return explain_main(args.explain, args.backend, args.dtype, args.seed)
 
     load_model_cases()
     names = [n for n in CASES if args.only is None or args.only.lower() in n.lower()]
