@@ -100,6 +100,29 @@ def test_export_matches_keras_file_structure(tiny):
 
     assert datasets(tmp / "ours.weights.h5") == datasets(tmp / "keras.weights.h5")
 
+    def names(path):
+        out = {}
+        with h5py.File(path) as f:
+            f.visititems(lambda n, o: out.__setitem__(n, o.attrs["name"])
+                         if n.endswith("vars") and "name" in o.attrs and n != "vars" else None)
+        return out
+
+    ours, theirs = names(tmp / "ours.weights.h5"), names(tmp / "keras.weights.h5")
+    assert ours and {g: theirs.get(g) for g in ours} == ours
+
+
+def test_import_ignores_optimizer_state_of_compiled_model(tiny):
+    """A compiled Keras model's save_weights also writes optimizer/vars/*: import skips it."""
+    model, _, tmp = tiny
+    km = keras_tiny(model)
+    km.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    km.optimizer.build(km.trainable_variables)
+    km.save_weights(tmp / "compiled.weights.h5")
+    fresh = TinySeqModel(rng_from(11))
+    import_keras_weights(fresh, tmp / "compiled.weights.h5")
+    for p, a in model.parameters().items():
+        np.testing.assert_array_equal(fresh.parameters()[p], a, err_msg=p)
+
 
 def test_keras_file_imports_identically(tiny):
     model, ids, tmp = tiny

@@ -69,6 +69,15 @@ KIND_VARIABLES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+# kind -> [(sub-group, the name Keras gives that sub-layer)], written as ``vars`` name attributes
+INNER_NAMES: dict[str, list[tuple[str, str]]] = {
+    "dense": [], "embedding": [],
+    "time_distributed": [("layer", "dense")],
+    "lstm": [("cell", "lstm_cell")],
+    "bidirectional": [("forward_layer", "forward_lstm"), ("forward_layer/cell", "lstm_cell"),
+                      ("backward_layer", "backward_lstm"), ("backward_layer/cell", "lstm_cell")],
+}
+
 # kind -> Keras variable path suffix (what ``variable.path`` shows) per scratchvae parameter
 KERAS_VARIABLE_NAMES: dict[str, dict[str, str]] = {
     "dense": {"kernel": "kernel", "bias": "bias"},
@@ -272,10 +281,8 @@ def export_keras_weights(model: Layer, path: str | os.PathLike, *,
         f.create_group("vars").attrs["name"] = layout.root_name
         for entry in layout.entries:
             _make_vars(f, entry.group, entry.name or entry.group.rsplit("/", 1)[-1])
-            for ds, _ in KIND_VARIABLES[entry.kind]:
-                inner = ds.rsplit("/vars/", 1)[0] if "/vars/" in ds else ""
-                if inner:
-                    _make_vars(f, f"{entry.group}/{inner}", inner.rsplit("/", 1)[-1])
+            for inner, name in INNER_NAMES[entry.kind]:
+                _make_vars(f, f"{entry.group}/{inner}", name)
             for ds, p in entry.variables():
                 a = state[p]
                 f.create_dataset(ds, data=a if dtype is None else a.astype(dtype))
@@ -291,17 +298,19 @@ def _make_vars(f, group: str, name: str) -> None:
 def read_keras_weights(path: str | os.PathLike, layout: KerasLayout) -> dict[str, np.ndarray]:
     """{scratchvae parameter path: array} from a ``.weights.h5`` file, via ``layout``.
 
-    Raises :class:`KerasInteropError` for a missing dataset, or for a weight dataset in
-    the file that the layout does not account for (a file of another model).
+    Raises :class:`KerasInteropError` for a missing dataset, or for a layer weight in the
+    file that the layout does not account for (a file of another model).  Other state a
+    Keras file may hold (``optimizer/vars/*`` of a compiled model) is ignored.
     """
     h5py = _h5py()
     mapping = layout.mapping()
     wanted = set(mapping.values())
+    roots = {ds.split("/", 1)[0] for ds in wanted}  # "layers" for a Functional model
     out = {}
     with h5py.File(os.fspath(path), "r") as f:
         present = []
         f.visititems(lambda name, obj: present.append(name) if isinstance(obj, h5py.Dataset) else None)
-        extra = sorted(set(present) - wanted)
+        extra = sorted(n for n in set(present) - wanted if n.split("/", 1)[0] in roots)
         if extra:
             raise KerasInteropError(f"{path}: weights {extra} have no place in this model's layout "
                                     "(the file belongs to another model or configuration)")
