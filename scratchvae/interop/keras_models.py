@@ -51,7 +51,9 @@ def enable_float64_promotion() -> None:
     A process-wide switch, read by Keras on every op; see docs/keras-semantics.md section 0."""
     get_keras()
     from keras.src.backend.common import dtypes
-    dtypes.BIT64_TO_BIT32_DTYPE["float64"] = "float64"
+    table = getattr(dtypes, "BIT64_TO_BIT32_DTYPE", None)
+    if table is not None:  # Keras versions without the table keep float64 anyway
+        table["float64"] = "float64"
 
 
 def keras2_hard_sigmoid():
