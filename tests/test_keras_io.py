@@ -225,48 +225,50 @@ def test_missing_h5py_message(tiny, monkeypatch):
 
 
 # ----------------------------------------------------------------- the project's models
-def _model_cases():
-    """(name, scratchvae model factory(seed), Keras builder(model), Keras inputs(model, rng))."""
+def _ids(rng, n=3, steps=5):
+    m = rng.random((n, steps)) < 0.8
+    m[:, 0] = True
+    return token_ids(rng, n, steps, 8, m)
+
+
+def _model_case(name):
+    """(scratchvae model factory(seed), Keras builder(model), inputs(rng), logits(model, inputs))."""
     from scratchvae.interop.keras_models import (build_keras_imdb_vae, build_keras_mnist_vae,
                                                  build_keras_sentence_vae)
-    imdb = pytest.importorskip("scratchvae.models.imdb")
-    sentence = pytest.importorskip("scratchvae.models.sentence")
-    mnist = pytest.importorskip("scratchvae.models.mnist")
-    icfg = imdb.IMDBVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, hidden_units=3,
-                              latent_dim=2, decoder_units=3, sentiment_units=2,
-                              recurrent_activation="hard_sigmoid")
-    scfg = sentence.SentenceVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, decoder_units=3,
-                                      latent_dim=2, bidirectional=True, z_every_step=True)
+    module = pytest.importorskip(f"scratchvae.models.{name}")
+    if name == "mnist":
+        def logits(m, x):
+            mean, log_var = m.encode(x[0])
+            return m.decoder.forward(mean + np.exp(0.5 * log_var) * x[1])
+        return (lambda s: module.DenseVAE(6, 4, 2, rng=rng_from(s), dtype=F64),
+                lambda m: build_keras_mnist_vae(m.config()),
+                lambda rng: [rng.random((3, 6)), rng.standard_normal((3, 2))], logits)
+    if name == "imdb":
+        cfg = module.IMDBVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, hidden_units=3,
+                                   latent_dim=2, decoder_units=3, sentiment_units=2,
+                                   recurrent_activation="hard_sigmoid")
+        return (lambda s: module.IMDBVAE(cfg, rng=rng_from(s), dtype=F64),
+                lambda m: build_keras_imdb_vae(m.config),
+                lambda rng: [_ids(rng), np.zeros((3, 2))],
+                lambda m, x: m._decode(m.encode(x[0]), x[0] != 0))
+    cfg = module.SentenceVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, decoder_units=3,
+                                   latent_dim=2, bidirectional=True, z_every_step=True)
 
-    def ids(rng, n=3, steps=5):
-        m = rng.random((n, steps)) < 0.8
-        m[:, 0] = True
-        return token_ids(rng, n, steps, 8, m)
-
-    return {
-        "mnist": (lambda s: mnist.DenseVAE(6, 4, 2, rng=rng_from(s), dtype=F64),
-                  lambda m: build_keras_mnist_vae(m.config()),
-                  lambda m, rng: [rng.random((3, 6)), rng.standard_normal((3, 2))],
-                  lambda m, x: m.decoder.forward(m.encode(x[0])[0] + np.exp(0.5 * m.encode(x[0])[1]) * x[1])),
-        "imdb": (lambda s: imdb.IMDBVAE(icfg, rng=rng_from(s), dtype=F64),
-                 lambda m: build_keras_imdb_vae(m.config),
-                 lambda m, rng: [ids(rng), np.zeros((3, 2))],
-                 lambda m, x: m._decode(m.encode(x[0]), x[0] != 0)),
-        "sentence": (lambda s: sentence.SentenceVAE(scfg, rng=rng_from(s), dtype=F64),
-                     lambda m: build_keras_sentence_vae(m.config),
-                     lambda m, rng: [ids(rng), ids(rng), rng.standard_normal((3, 2))],
-                     lambda m, x: m._decode(m.embedding.forward(x[1]),
-                                            m.encode(x[0])[0] + np.exp(0.5 * m.encode(x[0])[1]) * x[2])),
-    }
+    def logits(m, x):
+        mean, logvar = m.encode(x[0])
+        return m._decode(m.embedding.forward(x[1]), mean + np.exp(0.5 * logvar) * x[2])
+    return (lambda s: module.SentenceVAE(cfg, rng=rng_from(s), dtype=F64),
+            lambda m: build_keras_sentence_vae(m.config),
+            lambda rng: [_ids(rng), _ids(rng), rng.standard_normal((3, 2))], logits)
 
 
 @pytest.mark.parametrize("name", ["mnist", "imdb", "sentence"])
 def test_model_round_trip(name, tmp_path):
-    make, build, inputs, predict = _model_cases()[name]
+    make, build, inputs, predict = _model_case(name)
     model = make(0)
     for _, p, _ in model.named_parameters():
         p[...] += rng_from(9).standard_normal(p.shape) * 0.1
-    x = inputs(model, rng_from(1))
+    x = inputs(rng_from(1))
 
     # export -> Keras load_weights -> Keras predicts what scratchvae predicts
     km = build(model)
