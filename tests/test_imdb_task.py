@@ -211,7 +211,7 @@ def _train_error(capsys, data_dir, *extra) -> str:
 
 def test_empty_review_file(tmp_path, capsys):
     make_archive(tmp_path, override={"aclImdb/train/pos/3_8.txt": b"  \n"})
-    assert "is empty" in _train_error(capsys, tmp_path)
+    assert "are empty (no words)" in _train_error(capsys, tmp_path)
 
 
 def test_review_that_is_not_utf8(tmp_path, capsys):

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from ..backend import BACKENDS, get_backend
 from ..data.errors import DataError
 from ..data.imdb import UNLABELLED, load_imdb
-from ..data.tokenizer import PAD_ID, Tokenizer, bucket_batches, pad_sequences, split_words
+from ..data.tokenizer import OOV_ID, PAD_ID, Tokenizer, bucket_batches, pad_sequences, split_words
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
 
 DEFAULTS = {"epochs": None, "batch_size": None, "optimizer": "adam", "lr": None, "clipnorm": None}
@@ -106,13 +106,10 @@ def resolve_preset(args: argparse.Namespace) -> tuple[IMDBVAEConfig, dict]:
     """The model config and data settings: the preset, overridden by every flag given."""
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k, None) is not None}
-    if (v := overrides.get("vocab_size")) is not None and v < 3:
-        raise DataError(f"--vocab-size {v} leaves no room for words after the reserved ids "
-                        "0 (padding) and 1 (unknown); use at least 3")
     try:
         config = replace(preset.model, **overrides)
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
+    except ValueError as exc:  # e.g. a vocabulary with no room beside the reserved ids
+        raise DataError(f"{exc} (set by --preset {args.preset} and the size flags)") from None
     for key in ("epochs", "batch_size", "lr"):
         if getattr(args, key) is None:
             setattr(args, key, getattr(preset, key))
@@ -132,11 +129,12 @@ def encode_texts(tokenizer: Tokenizer, texts, max_len: int, padding: str) -> np.
     return pad_sequences(tokenizer.encode(texts), maxlen=max_len, padding=padding, truncating="pre")
 
 
-def check_not_empty(texts, split: str) -> None:
-    for i, text in enumerate(texts):
-        if not split_words(text):
-            raise DataError(f"review {i} of the {split} reviews is empty (no words); "
-                            "remove the empty file from the dataset")
+def check_not_empty(ids: np.ndarray, split: str) -> None:
+    """DataError naming the first review that encoded to no words at all."""
+    empty = np.flatnonzero(~(ids != PAD_ID).any(axis=1))
+    if empty.size:
+        raise DataError(f"{empty.size} of the {split} reviews are empty (no words), the first at index "
+                        f"{empty[0]}; remove the empty review files from the dataset")
 
 
 @dataclass
@@ -154,7 +152,6 @@ def prepare_data(config: IMDBVAEConfig, data: dict, data_dir=None, download=True
     """Load the reviews, hold out the validation set, fit the vocabulary, encode and pad."""
     imdb = load_imdb(data_dir, download=download, progress=progress)
     train = imdb.train
-    check_not_empty(train.texts, "training")
     n = len(train)
     order = np.random.default_rng([data["split_seed"], 3]).permutation(n)
     val_idx, rest = order[:data["val_size"]], order[data["val_size"]:]
@@ -173,14 +170,15 @@ def prepare_data(config: IMDBVAEConfig, data: dict, data_dir=None, download=True
         if not unsup:
             raise DataError("--unlabelled needs the unlabelled reviews (train/unsup), which this "
                             "copy of the dataset lacks; use aclImdb_v1.tar.gz")
-        check_not_empty(unsup, "unlabelled")
         texts += unsup
         labels = np.concatenate([labels, np.zeros(len(unsup), np.int64)])
         weights = np.concatenate([weights, np.zeros(len(unsup))])
     tokenizer = Tokenizer(config.vocab_size).fit(texts)
     enc = lambda t: encode_texts(tokenizer, t, data["max_len"], data["padding"])
-    return Prepared(tokenizer, enc(texts), labels, weights,
-                    enc([train.texts[i] for i in val_idx]), train.labels[val_idx].astype(np.int64))
+    train_ids, val_ids = enc(texts), enc([train.texts[i] for i in val_idx])
+    check_not_empty(train_ids, "training")
+    check_not_empty(val_ids, "validation")
+    return Prepared(tokenizer, train_ids, labels, weights, val_ids, train.labels[val_idx].astype(np.int64))
 
 
 def trim(ids: np.ndarray) -> np.ndarray:
@@ -192,8 +190,12 @@ def trim(ids: np.ndarray) -> np.ndarray:
 
 
 def evaluate_arrays(model: IMDBVAE, ids: np.ndarray, labels: np.ndarray, batch_size: int = EVAL_BATCH,
-                    progress: bool = False, desc: str = "evaluating") -> dict[str, float]:
-    """Loss terms with z = z_mean over a whole set, batched by length; means per review/token."""
+                    progress: bool = False, desc: str = "evaluating", z_out: np.ndarray | None = None
+                    ) -> dict[str, float]:
+    """Loss terms with z = z_mean over a whole set, batched by length; means per review/token.
+
+    ``z_out`` (N, Z), if given, receives every review's z_mean.
+    """
     order = np.argsort((ids != PAD_ID).sum(axis=1), kind="stable")
     sums = dict.fromkeys(("loss", "reconstruction", "kl", "bce", "accuracy"), 0.0)
     nll = tokens = hits = 0.0
@@ -204,6 +206,8 @@ def evaluate_arrays(model: IMDBVAE, ids: np.ndarray, labels: np.ndarray, batch_s
         m = model.forward(model.backend.asarray(batch, dtype=np.int64), labels[idx], None,
                           token_accuracy=True)
         n_tok = float((batch != PAD_ID).sum())
+        if z_out is not None:
+            z_out[idx] = model.backend.to_numpy(model.last_z_mean)
         for k in sums:
             sums[k] += m[k] * len(idx)
         nll += m["nll_per_token"] * n_tok
@@ -261,8 +265,7 @@ class IMDBTask:
 
 
 def build_task(args: argparse.Namespace) -> IMDBTask:
-    config, data = resolve_preset(args)
-    Tokenizer(config.vocab_size)  # a too-small vocabulary fails before minutes of loading
+    config, data = resolve_preset(args)  # bad sizes fail here, before minutes of loading
     prepared = prepare_data(config, data, args.data_dir, args.download, args.progress)
     model = IMDBVAE(config, rng=np.random.default_rng(args.seed), backend=args.backend, dtype=args.dtype)
     return IMDBTask(model, prepared, data, batch_size=args.batch_size, tokenizer=prepared.tokenizer)
@@ -335,7 +338,7 @@ def encode_report(task: IMDBTask, texts: list[str]) -> list[str]:
         p = float(model.backend.to_numpy(model.predict_sentiment(model.backend.asarray(trim(ids), np.int64)))[0])
         label = "positive" if p > 0.5 else "negative"
         note = f" (truncated: {n_words} words, kept the last {max_len})" if n_words > max_len else ""
-        unknown = int((ids == 1).sum())
+        unknown = int((ids == OOV_ID).sum())
         out.append(f"{label} (P(positive) = {p:.3f}, {unknown} unknown words){note}: {text[:80]!r}")
     return out
 
@@ -367,7 +370,8 @@ def evaluate_main(ckpt, argv) -> int:
         idx = np.sort(np.random.default_rng([args.seed, 4]).choice(len(test), args.test_size, replace=False))
     ids = encode_texts(tok, [test.texts[i] for i in idx], task.data["max_len"], task.data["padding"])
     labels = test.labels[idx].astype(np.int64)
-    m = evaluate_arrays(model, ids, labels, args.batch_size, args.progress, "test set")
+    z = np.empty((len(ids), c.latent_dim))
+    m = evaluate_arrays(model, ids, labels, args.batch_size, args.progress, "test set", z_out=z)
     print(f"test reviews              {len(idx)}")
     print(f"reconstruction NLL/token  {m['nll_per_token']:.4f} nats  ({m['reconstruction']:.2f} per review)")
     print(f"token accuracy            {m['token_accuracy']:.4f}  (greedy, z = z_mean)")
@@ -375,7 +379,8 @@ def evaluate_main(ckpt, argv) -> int:
     print(f"sentiment BCE             {m['bce']:.4f}")
     print(f"sentiment accuracy        {m['accuracy']:.4f}")
 
-    for i in range(min(args.show, len(idx))):
+    shown = np.random.default_rng([args.seed, 5]).permutation(len(idx))[:max(args.show, 0)]
+    for i in shown:
         row = ids[i:i + 1]
         rec = model.backend.to_numpy(model.reconstruct(model.backend.asarray(trim(row), np.int64)))[0]
         print(f"\n[{'positive' if labels[i] else 'negative'}] original:      {tok.decode(row[0])}")
@@ -383,7 +388,5 @@ def evaluate_main(ckpt, argv) -> int:
 
     if args.plot:
         from . import imdb_plots
-        z = np.concatenate([model.backend.to_numpy(model.encode(model.backend.asarray(trim(ids[s:s + args.batch_size]), np.int64)))
-                            for s in range(0, len(ids), args.batch_size)])
         print(f"wrote {imdb_plots.latent_pca_plot(z, labels, args.plot)}")
     return 0
