@@ -133,3 +133,13 @@ def test_a_failing_rank_stops_the_others(tmp_path, how):
     assert time.monotonic() - t0 < 100
     if how == "raise":
         assert "error: rank 1: MemoryError: simulated failure; stopping all 2 ranks" in proc.stderr
+
+
+@needs_mpi
+def test_bench_reports_one_and_two_ranks():
+    proc = subprocess.run([sys.executable, "bench/distributed.py", "--model", "mnist", "--batch", "8",
+                           "--steps", "1", "--warmup", "0", "--backend", "numpy"],
+                          env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == 2 and "1.00x" in rows[0]
