@@ -305,3 +305,12 @@ def test_disk_full_keeps_the_previous_checkpoint(data_dir, tmp_path, monkeypatch
     assert "No space left on device" in _one_line_error(capsys)
     assert load_checkpoint(out / "last.npz").meta["progress"]["global_step"] == 2
     assert not list(out.glob("*.tmp"))
+
+
+@pytest.mark.skipif(not (Path(os.environ.get("SCRATCHVAE_DATA", "/nonexistent")) / "aclImdb_v1.tar.gz").exists(),
+                    reason="the real data: set SCRATCHVAE_DATA to the folder holding aclImdb_v1.tar.gz")
+def test_real_data_a_few_steps(tmp_path):
+    assert train.main(["imdb", "--out", str(tmp_path), "--backend", "numpy", *TINY, "--vocab-size", "500",
+                       "--max-len", "40", "--train-size", "40", "--val-size", "8", "--epochs", "1"]) == 0
+    meta = load_checkpoint(tmp_path / "best.npz").meta
+    assert len(json.loads(meta["tokenizer"])["words"]) == 498

@@ -83,7 +83,8 @@ class IMDBVAE(Layer):
     forward(ids (B, T) int, labels (B,) in {0, 1}, eps (B, Z) or None, label_weights (B,) or None)
         -> {"loss", "reconstruction", "kl", "bce", "accuracy"?, "nll_per_token"} as floats.
         eps=None uses z = z_mean (evaluation). "accuracy" (of the sentiment head on the
-        labelled reviews) is absent when the batch has none. Keeps ``last_z_mean`` (B, Z).
+        labelled reviews) is absent when the batch has none; ``token_accuracy=True`` adds the
+        greedy reconstruction's accuracy over the unmasked tokens. Keeps ``last_z_mean`` (B, Z).
     backward() accumulates the gradients of ``loss`` into every parameter.
     encode(ids) -> z_mean (B, Z); reconstruct(ids) -> greedy argmax ids (B, T), 0 at padding;
     predict_sentiment(ids) -> P(positive) (B,) from z_mean.
