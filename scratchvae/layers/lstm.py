@@ -99,7 +99,8 @@ class LSTM(Layer):
             gates[...] = x @ W + b
         else:
             self.x_t = xp.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
-            gates = (self.x_t.reshape(T * n, D) @ W + b).reshape(T, n, 4 * u)
+            gates = (self.x_t.reshape(T * n, D) @ W).reshape(T, n, 4 * u)
+            gates += b
 
         hs = xp.empty((T + 1, n, u), dtype=self.dtype)
         cs = xp.empty((T + 1, n, u), dtype=self.dtype)
@@ -107,8 +108,9 @@ class LSTM(Layer):
         hs[0], cs[0] = h0, c0
         m = None if mask is None else xp.ascontiguousarray(mask.T)[:, :, None]  # (T, B, 1) bool
 
+        hU = xp.empty((n, 4 * u), dtype=self.dtype)             # h_{t-1} U, one buffer for all steps
         for t in range(T):
-            gates[t] += hs[t] @ U
+            gates[t] += xp.matmul(hs[t], U, out=hU)
             K.lstm_cell_forward(gates[t], cs[t], cs[t + 1], hs[t + 1], self.recurrent_activation)
             if m is not None:  # padding: keep the previous state
                 hs[t + 1] = xp.where(m[t], hs[t + 1], hs[t])
@@ -151,6 +153,7 @@ class LSTM(Layer):
             dh, dc = (xp.array(a, dtype=self.dtype) for a in d_final_state)
 
         dgates = xp.empty_like(gates)
+        UT = xp.ascontiguousarray(U.T)     # dz U^T with a (B, 4U) dz runs far faster on a contiguous U^T
         for t in range(T - 1, -1, -1):
             if dys is not None:
                 dh = dh + dys[t]
@@ -159,13 +162,13 @@ class LSTM(Layer):
             if m is None:
                 dc = K.lstm_cell_backward(dh, dc, gates[t], cs[t], cs[t + 1], dgates[t],
                                           self.recurrent_activation)
-                dh = dgates[t] @ U.T
+                dh = xp.matmul(dgates[t], UT, out=dh)
             else:  # a masked step passed dh and dc straight through to step t-1
                 keep = ~m[t]
                 dc_cell = K.lstm_cell_backward(xp.where(keep, 0, dh), xp.where(keep, 0, dc),
                                                gates[t], cs[t], cs[t + 1], dgates[t],
                                                self.recurrent_activation)
-                dh = dgates[t] @ U.T + xp.where(keep, dh, 0)
+                dh = dgates[t] @ UT + xp.where(keep, dh, 0)
                 dc = dc_cell + xp.where(keep, dc, 0)
 
         # Parameter gradients of all steps at once: dW = X^T dZ, dU = H_prev^T dZ.
