@@ -52,16 +52,18 @@ def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
                         "every batch (needs mpi4py; GPUs talk through NCCL)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``only``, just that task's module is imported and given its flags."""
     parser = argparse.ArgumentParser(prog="python -m scratchvae.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for name, module_name in TASKS.items():
-        module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=HELP[name], description=HELP[name],
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        module.add_arguments(p, name)
-        add_common_arguments(p, module.DEFAULTS)
+        if only is None or name == only:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p, name)
+            add_common_arguments(p, module.DEFAULTS)
     return parser
 
 
@@ -89,7 +91,8 @@ def run(args: argparse.Namespace, comm=None) -> dict:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv and argv[0] in TASKS else None).parse_args(argv)
     comm = SingleProcess()
     try:
         if args.distributed:
