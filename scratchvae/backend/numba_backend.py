@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
@@ -169,36 +170,153 @@ def _times_derivative(dz, y, hard):
             dz[j] *= y[j] * (1.0 - y[j])
 
 
-@njit(**_kernel)
-def _lstm_cell_forward(gates, c_prev, c_out, h_out, hard):
-    n, u = c_prev.shape
-    for b in range(n):
-        _activate(gates[b, :2 * u], hard)                         # i, f
-        _activate(gates[b, 3 * u:], hard)                         # o
-        i, f, g, o = gates[b, :u], gates[b, u:2 * u], gates[b, 2 * u:3 * u], gates[b, 3 * u:]
-        cp, c, h = c_prev[b], c_out[b], h_out[b]
-        for j in range(u):
+@njit(cache=True, inline="always")
+def _cell_forward(gates, c_prev, c_out, h_out, j0, j1, hard):
+    """lstm_cell_forward on units j0 <= j < j1 of every row."""
+    u = c_prev.shape[1]
+    for b in range(c_prev.shape[0]):
+        _activate(gates[b, j0:j1], hard)                          # i
+        _activate(gates[b, u + j0:u + j1], hard)                  # f
+        _activate(gates[b, 3 * u + j0:3 * u + j1], hard)          # o
+        i, f = gates[b, j0:j1], gates[b, u + j0:u + j1]
+        g, o = gates[b, 2 * u + j0:2 * u + j1], gates[b, 3 * u + j0:3 * u + j1]
+        cp, c, h = c_prev[b, j0:j1], c_out[b, j0:j1], h_out[b, j0:j1]
+        for j in range(j1 - j0):
             g[j] = _tanh(g[j])
             c[j] = f[j] * cp[j] + i[j] * g[j]
             h[j] = o[j] * _tanh(c[j])
 
 
+@njit(cache=True, inline="always")
+def _cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, j0, j1, hard):
+    """lstm_cell_backward on units j0 <= j < j1 of every row."""
+    u = c.shape[1]
+    for b in range(c.shape[0]):
+        i, f = gates[b, j0:j1], gates[b, u + j0:u + j1]
+        g, o = gates[b, 2 * u + j0:2 * u + j1], gates[b, 3 * u + j0:3 * u + j1]
+        di, df = dgates[b, j0:j1], dgates[b, u + j0:u + j1]
+        dg, do = dgates[b, 2 * u + j0:2 * u + j1], dgates[b, 3 * u + j0:3 * u + j1]
+        for j in range(j1 - j0):
+            tc = _tanh(c[b, j0 + j])
+            dc_total = dc[b, j0 + j] + dh[b, j0 + j] * o[j] * (1.0 - tc * tc)
+            do[j] = dh[b, j0 + j] * tc                            # each times r'(gate) below
+            di[j] = dc_total * g[j]
+            df[j] = dc_total * c_prev[b, j0 + j]
+            dg[j] = dc_total * i[j] * (1.0 - g[j] * g[j])
+            dc_prev[b, j0 + j] = dc_total * f[j]
+        _times_derivative(di, i, hard)
+        _times_derivative(df, f, hard)
+        _times_derivative(do, o, hard)
+
+
+@njit(**_kernel)
+def _lstm_cell_forward(gates, c_prev, c_out, h_out, hard):
+    _cell_forward(gates, c_prev, c_out, h_out, 0, c_prev.shape[1], hard)
+
+
 @njit(**_kernel)
 def _lstm_cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, hard):
-    n, u = c.shape
-    for b in range(n):
-        i, f, g, o = gates[b, :u], gates[b, u:2 * u], gates[b, 2 * u:3 * u], gates[b, 3 * u:]
-        di, df, dg, do = dgates[b, :u], dgates[b, u:2 * u], dgates[b, 2 * u:3 * u], dgates[b, 3 * u:]
-        for j in range(u):
-            tc = _tanh(c[b, j])
-            dc_total = dc[b, j] + dh[b, j] * o[j] * (1.0 - tc * tc)
-            do[j] = dh[b, j] * tc                                 # each times r'(gate) below
-            di[j] = dc_total * g[j]
-            df[j] = dc_total * c_prev[b, j]
-            dg[j] = dc_total * i[j] * (1.0 - g[j] * g[j])
-            dc_prev[b, j] = dc_total * f[j]
-        _times_derivative(dgates[b, :2 * u], gates[b, :2 * u], hard)   # i, f
-        _times_derivative(do, o, hard)
+    _cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, 0, c.shape[1], hard)
+
+
+# ---------------------------------------------------------------------- the recurrent product
+# One step's product, (B, K) @ (K, 4U) with a batch of ~10, is a skinny GEMM that BLAS runs
+# far below its peak: it repacks the whole (K, 4U) operand on every call.  Here every
+# output is a dot product of two contiguous rows (a row of h and a row of U^T), computed
+# in register tiles of 4 x 4 outputs that load each row once per 16 products.  Threads
+# share a step by output columns, so no step needs more than one parallel region.
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _add_products(out, a, M, r0, r1, c0, zero):
+    """out[b, c0 + r - r0] += a[b] . M[r]  for every row b of a and r0 <= r < r1.
+
+    Sums are reassociated (vector partial sums), so they differ from BLAS's in rounding.
+    ``zero`` is 0 in the dtype to accumulate in.
+    """
+    n, k = a.shape
+    r = r0
+    while r < r1:
+        w = min(4, r1 - r)                                        # M rows in this tile
+        m0, m1, m2, m3 = M[r], M[r + 1 if w > 1 else r], M[r + 2 if w > 2 else r], M[r + 3 if w > 3 else r]
+        b = 0
+        while b + 4 <= n:                                         # 4 x 4 tiles
+            a0, a1, a2, a3 = a[b], a[b + 1], a[b + 2], a[b + 3]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+            for q in range(k):
+                x0, x1, x2, x3 = m0[q], m1[q], m2[q], m3[q]
+                y0, y1, y2, y3 = a0[q], a1[q], a2[q], a3[q]
+                s00 += y0 * x0; s01 += y0 * x1; s02 += y0 * x2; s03 += y0 * x3  # noqa: E702
+                s10 += y1 * x0; s11 += y1 * x1; s12 += y1 * x2; s13 += y1 * x3  # noqa: E702
+                s20 += y2 * x0; s21 += y2 * x1; s22 += y2 * x2; s23 += y2 * x3  # noqa: E702
+                s30 += y3 * x0; s31 += y3 * x1; s32 += y3 * x2; s33 += y3 * x3  # noqa: E702
+            _store_row(out, b, c0 + r - r0, w, s00, s01, s02, s03)
+            _store_row(out, b + 1, c0 + r - r0, w, s10, s11, s12, s13)
+            _store_row(out, b + 2, c0 + r - r0, w, s20, s21, s22, s23)
+            _store_row(out, b + 3, c0 + r - r0, w, s30, s31, s32, s33)
+            b += 4
+        if b + 2 <= n:                                            # leftover rows of a: a 2 x 4 tile,
+            a0, a1 = a[b], a[b + 1]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            for q in range(k):
+                x0, x1, x2, x3 = m0[q], m1[q], m2[q], m3[q]
+                y0, y1 = a0[q], a1[q]
+                s00 += y0 * x0; s01 += y0 * x1; s02 += y0 * x2; s03 += y0 * x3  # noqa: E702
+                s10 += y1 * x0; s11 += y1 * x1; s12 += y1 * x2; s13 += y1 * x3  # noqa: E702
+            _store_row(out, b, c0 + r - r0, w, s00, s01, s02, s03)
+            _store_row(out, b + 1, c0 + r - r0, w, s10, s11, s12, s13)
+            b += 2
+        if b < n:                                                 # then a 1 x 4 tile
+            a0 = a[b]
+            s00 = s01 = s02 = s03 = zero
+            for q in range(k):
+                y0 = a0[q]
+                s00 += y0 * m0[q]; s01 += y0 * m1[q]; s02 += y0 * m2[q]; s03 += y0 * m3[q]  # noqa: E702
+            _store_row(out, b, c0 + r - r0, w, s00, s01, s02, s03)
+            b += 1
+        r += w
+
+
+@njit(cache=True, inline="always")
+def _store_row(out, b, c, w, s0, s1, s2, s3):
+    out[b, c] += s0
+    if w > 1:
+        out[b, c + 1] += s1
+    if w > 2:
+        out[b, c + 2] += s2
+    if w > 3:
+        out[b, c + 3] += s3
+
+
+def _step_forward(gates, h_prev, U_T, c_prev, c_out, h_out, hard, parts, zero):
+    """z = gates + h_prev U (rows of U^T), then the cell; thread p owns a range of units
+    and computes the four gate columns of each of its units, so it can run their cells."""
+    u = c_prev.shape[1]
+    for p in prange(parts):
+        j0, j1 = u * p // parts, u * (p + 1) // parts
+        for k in range(4):
+            _add_products(gates, h_prev, U_T, k * u + j0, k * u + j1, k * u + j0, zero)
+        _cell_forward(gates, c_prev, c_out, h_out, j0, j1, hard)
+
+
+def _step_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, U, dh_prev, hard, parts, zero):
+    """The cell backward, then dh_prev = dz U^T (rows of U), each split by units."""
+    u = c.shape[1]
+    for p in prange(parts):
+        j0, j1 = u * p // parts, u * (p + 1) // parts
+        _cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, j0, j1, hard)
+    for p in prange(parts):
+        j0, j1 = u * p // parts, u * (p + 1) // parts
+        dh_prev[:, j0:j1] = 0
+        _add_products(dh_prev, dgates, U, j0, j1, j0, zero)
+
+
+# Each step kernel twice: threaded, and serial for steps too small to share.
+_step_forward_parallel = njit(parallel=True, **_kernel)(_step_forward)
+_step_forward_serial = njit(**_kernel)(_step_forward)
+_step_backward_parallel = njit(parallel=True, **_kernel)(_step_backward)
+_step_backward_serial = njit(**_kernel)(_step_backward)
+_PARALLEL_FLOPS = 2_000_000      # a step's product must be this large to be split across threads
 
 
 @njit(cache=True)
@@ -275,6 +393,28 @@ class NumbaBackend(NumpyBackend):
         _lstm_cell_backward(dh, dc, gates, c_prev, c, dgates_out, dc_prev,
                             _is_hard(recurrent_activation))
         return dc_prev
+
+    def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out,
+                          recurrent_activation="sigmoid"):
+        kernel, parts = self._step_plan(_step_forward_parallel, _step_forward_serial, h_prev, U)
+        kernel(gates, h_prev, U_T, c_prev, c_out, h_out, _is_hard(recurrent_activation), parts,
+               gates.dtype.type(0))
+
+    def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, U, U_T, dh_prev_out,
+                           recurrent_activation="sigmoid"):
+        dc_prev = np.empty_like(c)
+        kernel, parts = self._step_plan(_step_backward_parallel, _step_backward_serial, dh, U)
+        kernel(dh, dc, gates, c_prev, c, dgates_out, dc_prev, U, dh_prev_out,
+               _is_hard(recurrent_activation), parts, gates.dtype.type(0))
+        return dc_prev
+
+    @staticmethod
+    def _step_plan(parallel, serial, h, U):
+        """(kernel, number of unit ranges): one range per thread for large steps."""
+        threads = numba.get_num_threads()
+        if threads > 1 and 2 * h.shape[0] * U.size >= _PARALLEL_FLOPS:
+            return parallel, threads
+        return serial, 1
 
     def embedding_backward(self, ids, dy, num_rows):
         dW = np.zeros((num_rows, dy.shape[1]), dtype=dy.dtype)

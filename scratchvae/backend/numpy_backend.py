@@ -107,6 +107,30 @@ class NumpyBackend:
         dg[...] = dc_total * i * (1.0 - g * g)               # g = tanh(z_g)
         return dc_total * f
 
+    def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out,
+                          recurrent_activation="sigmoid"):
+        """One LSTM step: the recurrent product, then :meth:`lstm_cell_forward`.
+
+        gates  (B, 4U)  in: x_t W + b; out: the activated gates
+        h_prev (B, U)   h_{t-1};  z = gates + h_prev U
+        U (U, 4U), U_T (4U, U)  the recurrent kernel and a C-contiguous copy of its
+                        transpose: each backend multiplies with the layout it reads fastest
+        c_prev, c_out, h_out  as in :meth:`lstm_cell_forward`
+        """
+        gates += h_prev @ U
+        self.lstm_cell_forward(gates, c_prev, c_out, h_out, recurrent_activation)
+
+    def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, U, U_T, dh_prev_out,
+                           recurrent_activation="sigmoid"):
+        """Backward of :meth:`lstm_step_forward`: :meth:`lstm_cell_backward`, then the product.
+
+        dh_prev_out (B, U)  out: dz U^T, the gradient reaching h_{t-1} through z
+        returns dc_prev (B, U); the other arguments as in :meth:`lstm_cell_backward`.
+        """
+        dc_prev = self.lstm_cell_backward(dh, dc, gates, c_prev, c, dgates_out, recurrent_activation)
+        self.xp.matmul(dgates_out, U_T, out=dh_prev_out)  # a plain product: BLAS is slow on a transposed view
+        return dc_prev
+
     # ------------------------------------------------------------------ embedding
     def embedding_backward(self, ids, dy, num_rows):
         """Scatter-add of output gradients into the rows they were gathered from.

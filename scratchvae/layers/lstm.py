@@ -108,10 +108,10 @@ class LSTM(Layer):
         hs[0], cs[0] = h0, c0
         m = None if mask is None else xp.ascontiguousarray(mask.T)[:, :, None]  # (T, B, 1) bool
 
-        hU = xp.empty((n, 4 * u), dtype=self.dtype)             # h_{t-1} U, one buffer for all steps
-        for t in range(T):
-            gates[t] += xp.matmul(hs[t], U, out=hU)
-            K.lstm_cell_forward(gates[t], cs[t], cs[t + 1], hs[t + 1], self.recurrent_activation)
+        self.U_T = xp.ascontiguousarray(U.T)   # each backend's step kernel reads U or U^T, whichever is faster
+        for t in range(T):                    # z_t = x_t W + b + h_{t-1} U, then the cell
+            K.lstm_step_forward(gates[t], hs[t], U, self.U_T, cs[t], cs[t + 1], hs[t + 1],
+                                self.recurrent_activation)
             if m is not None:  # padding: keep the previous state
                 hs[t + 1] = xp.where(m[t], hs[t + 1], hs[t])
                 cs[t + 1] = xp.where(m[t], cs[t + 1], cs[t])
@@ -153,22 +153,22 @@ class LSTM(Layer):
             dh, dc = (xp.array(a, dtype=self.dtype) for a in d_final_state)
 
         dgates = xp.empty_like(gates)
-        UT = xp.ascontiguousarray(U.T)     # dz U^T with a (B, 4U) dz runs far faster on a contiguous U^T
+        dh_z = xp.empty((n, u), dtype=self.dtype)      # dz_t U^T, the part of dh_{t-1} that went through z_t
         for t in range(T - 1, -1, -1):
             if dys is not None:
                 dh = dh + dys[t]
             elif t == T - 1:
                 dh = dh + dy_last
             if m is None:
-                dc = K.lstm_cell_backward(dh, dc, gates[t], cs[t], cs[t + 1], dgates[t],
-                                          self.recurrent_activation)
-                dh = xp.matmul(dgates[t], UT, out=dh)
+                dc = K.lstm_step_backward(dh, dc, gates[t], cs[t], cs[t + 1], dgates[t], U, self.U_T,
+                                          dh_z, self.recurrent_activation)
+                dh, dh_z = dh_z, dh
             else:  # a masked step passed dh and dc straight through to step t-1
                 keep = ~m[t]
-                dc_cell = K.lstm_cell_backward(xp.where(keep, 0, dh), xp.where(keep, 0, dc),
-                                               gates[t], cs[t], cs[t + 1], dgates[t],
-                                               self.recurrent_activation)
-                dh = dgates[t] @ UT + xp.where(keep, dh, 0)
+                dc_cell = K.lstm_step_backward(xp.where(keep, 0, dh), xp.where(keep, 0, dc),
+                                               gates[t], cs[t], cs[t + 1], dgates[t], U, self.U_T,
+                                               dh_z, self.recurrent_activation)
+                dh = dh_z + xp.where(keep, dh, 0)
                 dc = dc_cell + xp.where(keep, dc, 0)
 
         # Parameter gradients of all steps at once: dW = X^T dZ, dU = H_prev^T dZ.
