@@ -383,6 +383,7 @@ class NumbaBackend(NumpyBackend):
     """NumPy arrays; kernels compiled with Numba (see the reference for their contracts)."""
 
     name = "numba"
+    _threads: int | None = None
 
     def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
         _lstm_cell_forward(gates, c_prev, c_out, h_out, _is_hard(recurrent_activation))
@@ -408,12 +409,16 @@ class NumbaBackend(NumpyBackend):
                _is_hard(recurrent_activation), parts, gates.dtype.type(0))
         return dc_prev
 
-    @staticmethod
-    def _step_plan(parallel, serial, h, U):
-        """(kernel, number of unit ranges): one range per thread for large steps."""
-        threads = numba.get_num_threads()
-        if threads > 1 and 2 * h.shape[0] * U.size >= _PARALLEL_FLOPS:
-            return parallel, threads
+    def _step_plan(self, parallel, serial, h, U):
+        """(kernel, number of unit ranges): one range per thread for large steps.
+
+        The thread count is read once (``numba.get_num_threads`` costs ~20 us a call);
+        a later ``numba.set_num_threads`` changes how the ranges are shared, not the results.
+        """
+        if self._threads is None:
+            self._threads = numba.get_num_threads()
+        if self._threads > 1 and 2 * h.shape[0] * U.size >= _PARALLEL_FLOPS:
+            return parallel, self._threads
         return serial, 1
 
     def embedding_backward(self, ids, dy, num_rows):

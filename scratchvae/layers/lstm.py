@@ -107,14 +107,15 @@ class LSTM(Layer):
         h0, c0 = initial_state if initial_state is not None else (0, 0)
         hs[0], cs[0] = h0, c0
         m = None if mask is None else xp.ascontiguousarray(mask.T)[:, :, None]  # (T, B, 1) bool
+        pad = None if m is None else ~m
 
         self.U_T = xp.ascontiguousarray(U.T)   # each backend's step kernel reads U or U^T, whichever is faster
         for t in range(T):                    # z_t = x_t W + b + h_{t-1} U, then the cell
             K.lstm_step_forward(gates[t], hs[t], U, self.U_T, cs[t], cs[t + 1], hs[t + 1],
                                 self.recurrent_activation)
             if m is not None:  # padding: keep the previous state
-                hs[t + 1] = xp.where(m[t], hs[t + 1], hs[t])
-                cs[t + 1] = xp.where(m[t], cs[t + 1], cs[t])
+                xp.copyto(hs[t + 1], hs[t], where=pad[t])
+                xp.copyto(cs[t + 1], cs[t], where=pad[t])
 
         self.gates, self.hs, self.cs, self.m = gates, hs, cs, m
         self.out_mask = self._output_mask(m)
@@ -156,20 +157,21 @@ class LSTM(Layer):
         dh_z = xp.empty((n, u), dtype=self.dtype)      # dz_t U^T, the part of dh_{t-1} that went through z_t
         for t in range(T - 1, -1, -1):
             if dys is not None:
-                dh = dh + dys[t]
+                dh += dys[t]
             elif t == T - 1:
-                dh = dh + dy_last
+                dh += dy_last
             if m is None:
                 dc = K.lstm_step_backward(dh, dc, gates[t], cs[t], cs[t + 1], dgates[t], U, self.U_T,
                                           dh_z, self.recurrent_activation)
-                dh, dh_z = dh_z, dh
             else:  # a masked step passed dh and dc straight through to step t-1
                 keep = ~m[t]
                 dc_cell = K.lstm_step_backward(xp.where(keep, 0, dh), xp.where(keep, 0, dc),
                                                gates[t], cs[t], cs[t + 1], dgates[t], U, self.U_T,
                                                dh_z, self.recurrent_activation)
-                dh = dh_z + xp.where(keep, dh, 0)
-                dc = dc_cell + xp.where(keep, dc, 0)
+                xp.copyto(dh_z, dh, where=keep)   # the cell saw zero gradients there: dz, dh_z, dc_cell are 0
+                xp.copyto(dc_cell, dc, where=keep)
+                dc = dc_cell
+            dh, dh_z = dh_z, dh                   # dh_{t-1}; the old buffer takes the next product
 
         # Parameter gradients of all steps at once: dW = X^T dZ, dU = H_prev^T dZ.
         dZ = dgates.reshape(T * n, 4 * u)
