@@ -1,0 +1,250 @@
+"""What is benchmarked: kernels and full training steps, each built for every implementation.
+
+A :class:`Case` names a piece of work (sizes, tokens per step, FLOPs) and knows how to
+build a :class:`Runner` for each implementation: the scratchvae backends (numpy, numba,
+cupy) and the anchors (pytorch, keras).  Every implementation gets the same data: a
+batch of random ids with no padding (full-length sequences), so no implementation can
+skip work the others do and PyTorch needs no packed sequences.
+
+Sizes:
+* kernels: an LSTM forward + backward at several (batch, steps, units) with input size
+  = units; the fused softmax cross-entropy (forward, gradient) at vocabularies to 20k.
+* models: the IMDB VAE's ``seed`` preset (the Keras tutorial, batch 10 x 300 words) and
+  its smaller ``default`` preset, the PTB sentence VAE (Bowman et al. sizes, batch 32 of
+  a typical 24-token bucket) and the MNIST dense VAE (batch 100).
+``quick`` shrinks everything to seconds (the smoke test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+import flops
+
+OURS = ("numpy", "numba", "cupy")
+ANCHORS = ("pytorch", "keras")
+
+
+@dataclass
+class Runner:
+    """One implementation of a case: ``step()`` is timed; ``prepare()`` runs untimed before it."""
+
+    step: Callable[[], None]
+    prepare: Callable[[], None] | None = None
+
+
+@dataclass
+class Case:
+    kind: str                    # "kernel" or "model"
+    name: str
+    sizes: dict
+    items: int                   # tokens (or images) per step
+    unit: str
+    flops: int
+    builders: dict[str, Callable[[], Runner]] = field(default_factory=dict)
+
+
+def _device(impl: str, device: str) -> str:
+    return "cuda" if device == "gpu" else "cpu"
+
+
+# ---------------------------------------------------------------------- kernels
+def lstm_case(batch, steps, units, impls, device):
+    from scratchvae.layers import LSTM
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, steps, units)).astype(np.float32)
+    dy = rng.standard_normal((batch, steps, units)).astype(np.float32)
+
+    def ours(backend):
+        layer = LSTM(units, units, return_sequences=True, backend=backend, dtype=np.float32,
+                     rng=np.random.default_rng(0))
+        xb, dyb = layer.backend.asarray(x), layer.backend.asarray(dy)
+
+        def step():
+            layer.zero_grad()
+            layer.forward(xb)
+            layer.backward(dyb)
+        return Runner(step)
+
+    case = Case("kernel", f"lstm B{batch} T{steps} U{units}",
+                dict(batch=batch, steps=steps, input=units, units=units),
+                batch * steps, "tokens", flops.lstm_train(batch, steps, units, units))
+    _add(case, impls, ours,
+         lambda: Runner(_torch().lstm_step(x, dy, units, _device("pytorch", device))),
+         lambda: Runner(_keras().lstm_step(x, dy, units)))
+    return case
+
+
+def softmax_ce_case(rows, vocab, impls, device):
+    rng = np.random.default_rng(0)
+    logits = (3 * rng.standard_normal((rows, vocab))).astype(np.float32)
+    targets = rng.integers(0, vocab, rows)
+    scale = np.full(rows, 1.0 / rows, np.float32)
+
+    def ours(backend):
+        from scratchvae.backend import get_backend
+        B = get_backend(backend)
+        src, buf = B.asarray(logits), B.asarray(logits)
+        t, s = B.asarray(targets, dtype=np.int64), B.asarray(scale)
+
+        def prepare():                       # the kernel overwrites the logits with the gradient
+            buf[...] = src
+        return Runner(lambda: B.softmax_cross_entropy(buf, t, s), prepare)
+
+    case = Case("kernel", f"softmax-ce N{rows} V{vocab}", dict(rows=rows, vocab=vocab),
+                rows, "tokens", 0)
+    _add(case, impls, ours,
+         lambda: Runner(_torch().softmax_ce_step(logits, targets, scale, _device("pytorch", device))),
+         lambda: Runner(_keras().softmax_ce_step(logits, targets, scale)))
+    return case
+
+
+# ---------------------------------------------------------------------- models
+def _ids(rng, shape, vocab):
+    """Random word ids, none of them padding (0) or a reserved id."""
+    return rng.integers(4, vocab, shape)
+
+
+def imdb_case(label, config, batch, steps, impls, device):
+    from scratchvae.models.imdb import IMDBVAE
+    from scratchvae.optim import Adam
+    data_rng = np.random.default_rng(0)
+    ids, labels = _ids(data_rng, (batch, steps), config.vocab_size), data_rng.integers(0, 2, batch)
+
+    def ours(backend):
+        model = IMDBVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
+        opt = Adam(model.parameters(), model.gradients(), backend=model.backend)
+        ids_b, rng = model.backend.asarray(ids, dtype=np.int64), np.random.default_rng(1)
+
+        def step():
+            model.zero_grad()
+            model.forward(ids_b, labels, model.noise(rng, batch))
+            model.backward()
+            opt.step()
+        return Runner(step)
+
+    c = config
+    case = Case("model", f"imdb-{label}", dict(
+        batch=batch, steps=steps, vocab=c.vocab_size, embedding=c.embedding_dim,
+        encoder=c.encoder_units, hidden=c.hidden_units, latent=c.latent_dim, decoder=c.decoder_units),
+        batch * steps, "tokens", flops.imdb_train(config, batch, steps))
+    _add(case, impls, ours,
+         lambda: Runner(_torch().imdb_step(config, ids, labels, np.random.default_rng(1),
+                                           _device("pytorch", device))),
+         lambda: Runner(_keras().imdb_step(config, ids, labels, np.random.default_rng(1))))
+    return case
+
+
+def sentence_case(label, config, batch, steps, impls, device):
+    from scratchvae.models.sentence import SentenceVAE
+    from scratchvae.optim import Adam
+    data_rng = np.random.default_rng(0)
+    targets = _ids(data_rng, (batch, steps), config.vocab_size)
+    decoder_ids = np.concatenate([np.full((batch, 1), 2), targets[:, :-1]], axis=1)   # <s> w1 ..
+
+    def ours(backend):
+        model = SentenceVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
+        B = model.backend
+        opt = Adam(model.parameters(), model.gradients(), backend=B)
+        t, d = B.asarray(targets, dtype=np.int64), B.asarray(decoder_ids, dtype=np.int64)
+        rng = np.random.default_rng(1)
+
+        def step():
+            model.zero_grad()
+            eps = B.asarray(rng.standard_normal((batch, config.latent_dim)), dtype=np.float32)
+            model.forward(t, d, t, eps)
+            model.backward()
+            opt.step()
+        return Runner(step)
+
+    c = config
+    case = Case("model", label, dict(
+        batch=batch, steps=steps, vocab=c.vocab_size, embedding=c.embedding_dim,
+        encoder=c.encoder_units, latent=c.latent_dim, decoder=c.decoder_units),
+        batch * steps, "tokens", flops.sentence_train(config, batch, steps))
+    _add(case, impls, ours,
+         lambda: Runner(_torch().sentence_step(config, targets, decoder_ids, targets,
+                                               np.random.default_rng(1), _device("pytorch", device))),
+         lambda: Runner(_keras().sentence_step(config, targets, decoder_ids, targets,
+                                               np.random.default_rng(1))))
+    return case
+
+
+def mnist_case(dims, batch, impls, device):
+    from scratchvae.models.mnist import DenseVAE
+    from scratchvae.optim import Adam
+    d, h, z = dims
+    x = np.random.default_rng(0).uniform(0, 1, (batch, d)).astype(np.float32)
+
+    def ours(backend):
+        model = DenseVAE(d, h, z, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
+        B = model.backend
+        opt = Adam(model.parameters(), model.gradients(), backend=B)
+        xb, rng = B.asarray(x), np.random.default_rng(1)
+
+        def step():
+            model.zero_grad()
+            model.forward(xb, B.asarray(rng.standard_normal((batch, z)), dtype=np.float32))
+            model.backward()
+            opt.step()
+        return Runner(step)
+
+    case = Case("model", "mnist", dict(batch=batch, input=d, hidden=h, latent=z),
+                batch, "images", flops.mnist_train(d, h, z, batch))
+    _add(case, impls, ours,
+         lambda: Runner(_torch().mnist_step(dims, x, np.random.default_rng(1), _device("pytorch", device))),
+         lambda: Runner(_keras().mnist_step(dims, x, np.random.default_rng(1))))
+    return case
+
+
+# ---------------------------------------------------------------------- plumbing
+def _torch():
+    import torch_models
+    return torch_models
+
+
+def _keras():
+    import keras_models
+    return keras_models
+
+
+def _add(case, impls, ours, torch_builder, keras_builder):
+    for impl in impls:
+        if impl in OURS:
+            case.builders[impl] = (lambda b: lambda: ours(b))(impl)
+        elif impl == "pytorch":
+            case.builders[impl] = torch_builder
+        elif impl == "keras":
+            case.builders[impl] = keras_builder
+
+
+def all_cases(quick: bool, impls: list[str], device: str) -> list[Case]:
+    """Every case, in report order."""
+    from scratchvae.models.imdb import IMDBVAEConfig
+    from scratchvae.models.sentence import SentenceVAEConfig
+    if quick:
+        lstm_sizes, ce_sizes = [(2, 6, 8), (3, 4, 16)], [(12, 50), (12, 300)]
+        tiny = dict(vocab_size=30, embedding_dim=4, encoder_units=6, hidden_units=5, latent_dim=3,
+                    decoder_units=6, sentiment_units=4)
+        imdb = [("seed", IMDBVAEConfig(**tiny), 2, 7), ("default", IMDBVAEConfig(**tiny), 3, 5)]
+        ptb = (SentenceVAEConfig(vocab_size=40, embedding_dim=5, encoder_units=6, decoder_units=6,
+                                 latent_dim=3), 3, 6)
+        mnist = ((20, 8, 2), 4)
+    else:
+        from scratchvae.tasks.imdb import PRESETS
+        lstm_sizes = [(10, 300, 500), (32, 200, 128), (32, 24, 191), (128, 50, 512)]
+        ce_sizes = [(3000, 1000), (3000, 10000), (3000, 20000)]
+        imdb = [(name, PRESETS[name].model, PRESETS[name].batch_size, PRESETS[name].max_len)
+                for name in ("seed", "default")]
+        ptb = (SentenceVAEConfig(vocab_size=10000, embedding_dim=353, encoder_units=191,
+                                 decoder_units=191, latent_dim=32), 32, 24)
+        mnist = ((784, 256, 2), 100)
+    cases = [lstm_case(*s, impls, device) for s in lstm_sizes]
+    cases += [softmax_ce_case(*s, impls, device) for s in ce_sizes]
+    cases += [imdb_case(label, c, b, t, impls, device) for label, c, b, t in imdb]
+    cases.append(sentence_case("ptb-sentence", *ptb, impls, device))
+    cases.append(mnist_case(*mnist, impls, device))
+    return cases

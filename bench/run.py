@@ -1,0 +1,263 @@
+"""Speed and memory of every backend against PyTorch and Keras, side by side.
+
+    python bench/run.py                    # CPU: numpy, numba, PyTorch, Keras (torch backend)
+    python bench/run.py --device gpu       # GPU: cupy, PyTorch, Keras on CUDA
+    python bench/run.py --quick            # tiny sizes, one thread: the smoke test, not a measurement
+    python bench/run.py --threads 1        # every library on one thread (steadier on a busy machine)
+    python bench/run.py --only imdb-seed   # cases whose name contains this text
+
+Times kernels (LSTM forward + backward, softmax cross-entropy) and full training steps
+(forward, backward, Adam) of the IMDB VAE (seed and default presets), the PTB sentence
+VAE and the MNIST VAE; reports per case and implementation the median time per step,
+its spread, tokens/s, the speed relative to PyTorch (paired per round; > 1 is faster),
+GEMM GFLOP/s against a float32 GEMM peak measured here, and the peak memory of a step.
+Prints a markdown table, writes JSON (``--out``), and ends with one line per model and
+implementation: ``speed <model> <impl>/pytorch = R.RRx``.  See measure.py for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes and few repetitions (a smoke test)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--only", default=None, help="run the cases whose name contains this text "
+                   "('kernel' and 'model' select a kind)")
+    p.add_argument("--impls", default=None,
+                   help="comma-separated subset of numpy,numba,cupy,pytorch,keras (default: all for the device)")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds per case (default: 5 to 21 "
+                   "depending on the step time; 2 with --quick)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 1; 2 for kernels)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for every library (BLAS, Numba, PyTorch); default: all CPUs, 1 with --quick")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--out", default=None, help="JSON file to write (default bench/results/<device>[-quick].json)")
+    p.add_argument("--memory", default=None, help=argparse.SUPPRESS)   # internal: the memory subprocess
+    return p.parse_args(argv)
+
+
+def default_impls(device: str) -> list[str]:
+    from scratchvae.backend import available_backends
+    ours = [b for b in available_backends() if (b == "cupy") == (device == "gpu")]
+    anchors = []
+    for impl, module in (("pytorch", "torch_models"), ("keras", "keras_models")):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            print(f"note: no {impl} anchor ({exc})", file=sys.stderr)
+            continue
+        anchors.append(impl)
+    return ours + anchors
+
+
+def select(cases, only):
+    if not only:
+        return cases
+    return [c for c in cases if only in c.name or only == c.kind]
+
+
+def _sync(device):
+    if device != "gpu":
+        return lambda: None
+    import cupy
+    import torch
+
+    def sync():
+        cupy.cuda.Device().synchronize()
+        torch.cuda.synchronize()
+    return sync
+
+
+# ---------------------------------------------------------------------- memory subprocess
+def memory_main(args) -> int:
+    """Measure the peak memory of each (case, impl) in ``args.memory`` (JSON) and print JSON."""
+    import measure
+    from cases import all_cases
+    measure.prepare_memory_process()
+    wanted = json.loads(args.memory)
+    impls = sorted({impl for _, impl in wanted})
+    cases = {c.name: c for c in all_cases(args.quick, impls, args.device)}
+    out = {}
+    for name, impl in wanted:
+        build = cases[name].builders[impl]
+        try:
+            mb = (measure.peak_step_memory_gpu(build, impl) if args.device == "gpu"
+                  else measure.peak_step_memory_cpu(build))
+        except Exception as exc:  # noqa: BLE001 - report, keep measuring the others
+            print(f"memory {name} {impl}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            mb = None
+        out[f"{name}|{impl}"] = mb
+    print("MEMORY " + json.dumps(out))
+    return 0
+
+
+def measure_memory(args, pairs) -> dict:
+    cmd = [sys.executable, str(HERE / "run.py"), "--device", args.device, "--memory", json.dumps(pairs)]
+    if args.threads is not None:
+        cmd += ["--threads", str(args.threads)]
+    if args.quick:
+        cmd.append("--quick")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stderr.write(proc.stderr[-4000:] if proc.returncode else "")
+    for line in proc.stdout.splitlines():
+        if line.startswith("MEMORY "):
+            return json.loads(line[len("MEMORY "):])
+    print(f"note: memory measurement failed (exit {proc.returncode})", file=sys.stderr)
+    return {}
+
+
+# ---------------------------------------------------------------------- report
+def _fmt(x, spec, missing="–"):
+    return missing if x is None else format(x, spec)
+
+
+def markdown_table(rows) -> str:
+    head = ("| case | impl | ms / step | spread | tokens/s | vs PyTorch | GFLOP/s | % of GEMM peak "
+            "| peak MB |\n|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    lines = [head]
+    for r in rows:
+        unit = "" if r["unit"] == "tokens" else f" {r['unit']}"
+        lines.append("| {case} | {impl} | {ms} | {spread} | {rate}{unit} | {ratio} | {gf} | {pct} | {mem} |".format(
+            case=r["case"], impl=r["impl"], ms=_fmt(r["median_s"] * 1e3, ".1f"),
+            spread=f"{100 * r['spread']:.0f}%", rate=_fmt(r["items_per_s"], ",.0f"), unit=unit,
+            ratio=_fmt(r.get("speed_vs_pytorch"), ".2f") + ("x" if r.get("speed_vs_pytorch") else ""),
+            gf=_fmt(r["gflops"], ".1f"), pct=_fmt(r["pct_of_peak"], ".0f"), mem=_fmt(r.get("peak_mb"), ".0f")))
+    return "\n".join(lines)
+
+
+def set_threads(threads: int | None) -> None:
+    """Thread counts for every library; must run before NumPy, Numba and PyTorch are imported."""
+    if threads is None:
+        return
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads is None and args.quick:
+        args.threads = 1          # a smoke test: no thread pools to wait for on a busy machine
+    set_threads(args.threads)
+    if args.device == "cpu":
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")   # anchors on the CPU even on a GPU machine
+    if args.memory:
+        return memory_main(args)
+
+    import numpy as np
+
+    import measure
+    from cases import all_cases
+    impls = args.impls.split(",") if args.impls else default_impls(args.device)
+    sync = _sync(args.device)
+    info = measure.machine()
+    info["load_average_start"] = info.pop("load_average")
+    info["threads_option"] = args.threads
+    print(f"# bench on {info['cpu']} ({info['usable_cpus']} CPUs), device {args.device}, "
+          f"load {info['load_average_start'][0]:.1f}; implementations: {', '.join(impls)}", flush=True)
+
+    n = 256 if args.quick else 2048
+    peaks = {}
+    if args.device == "gpu":
+        import cupy
+        peaks["cupy"] = measure.numpy_gemm_gflops(n, xp=cupy, sync=sync)
+    else:
+        peaks["numpy"] = measure.numpy_gemm_gflops(n)
+    if "pytorch" in impls:
+        import torch
+        import torch_models
+        peaks["pytorch"] = torch_models.gemm_gflops(n, "cuda" if args.device == "gpu" else "cpu")
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    if "keras" in impls:
+        import keras
+        info["keras"] = f"{keras.__version__} ({keras.backend.backend()} backend)"
+    peak = max(peaks.values())
+    print(f"# float32 GEMM peak ({n}x{n}): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items())
+          + " GFLOP/s", flush=True)
+
+    cases = select(all_cases(args.quick, impls, args.device), args.only)
+    rows = []
+    started = time.time()
+    for case in cases:
+        runners = {impl: build() for impl, build in case.builders.items()}
+        warmup = args.warmup if args.warmup is not None else (2 if case.kind == "kernel" else 1)
+        probe = measure.time_interleaved(runners, warmup=warmup, repeats=1, sync=sync)
+        round_s = sum(t[0] for t in probe.values())
+        if args.repeats is not None:
+            repeats = args.repeats
+        elif args.quick:
+            repeats = 2
+        else:
+            repeats = int(min(21, max(5, 60 / max(round_s, 1e-9))))
+        times = measure.time_interleaved(runners, warmup=0, repeats=repeats, sync=sync)
+        del runners
+        ref = times.get("pytorch")
+        for impl, samples in times.items():
+            s = measure.summarize(samples)
+            gflops = case.flops / s["median_s"] / 1e9 if case.flops else None
+            row = dict(case=case.name, kind=case.kind, impl=impl, sizes=case.sizes, unit=case.unit,
+                       items_per_step=case.items, flops_per_step=case.flops, **s,
+                       items_per_s=case.items / s["median_s"], gflops=gflops,
+                       pct_of_peak=None if gflops is None else 100 * gflops / peak)
+            if ref is not None:
+                row["speed_vs_pytorch"] = measure.paired_speedup(ref, samples)
+                row["speed_vs_pytorch_of_medians"] = float(np.median(ref) / s["median_s"])
+            rows.append(row)
+            print(f"{case.name:28s} {impl:8s} {s['median_s'] * 1e3:10.1f} ms  spread {100 * s['spread']:4.0f}%"
+                  + (f"  {row['speed_vs_pytorch']:.2f}x PyTorch" if ref is not None else ""), flush=True)
+
+    if not args.no_memory:
+        mem = measure_memory(args, [[r["case"], r["impl"]] for r in rows])
+        for r in rows:
+            r["peak_mb"] = mem.get(f"{r['case']}|{r['impl']}")
+
+    info["load_average_end"] = measure.load_average()
+    info["wall_s"] = round(time.time() - started, 1)
+    table = markdown_table(rows)
+    print()
+    print(table)
+    print()
+    result = {"device": args.device, "quick": args.quick, "machine": info, "gemm_peak_gflops": peaks,
+              "gemm_peak_used": peak, "rows": rows, "table": table}
+    out = Path(args.out) if args.out else HERE / "results" / f"{args.device}{'-quick' if args.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    speed = [f"speed {r['case']} {r['impl']}/pytorch = {r['speed_vs_pytorch']:.2f}x" for r in rows
+             if r["kind"] == "model" and r["impl"] != "pytorch" and r.get("speed_vs_pytorch") is not None]
+    out.with_suffix(".md").write_text(markdown_report(result, speed))
+    print(f"# wrote {out} and {out.with_suffix('.md').name}; load average "
+          f"{info['load_average_start'][0]:.1f} at the start, {info['load_average_end'][0]:.1f} at the end")
+    for line in speed:
+        print(line)
+    return 0
+
+
+def markdown_report(result, speed) -> str:
+    """The run as a markdown page: machine, GEMM peak, table, speed lines."""
+    m = result["machine"]
+    skip = {"load_average_start", "load_average_end"}
+    lines = [f"# bench/run.py{' --quick' if result['quick'] else ''} --device {result['device']}", "",
+             "| machine | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in m.items() if k not in skip]
+    lines += [f"| load average (1, 5, 15 min) | start {m['load_average_start']}, end {m['load_average_end']} |",
+              "", "float32 GEMM peak measured here (GFLOP/s): "
+              + ", ".join(f"{k} {v:.0f}" for k, v in result["gemm_peak_gflops"].items()), "",
+              result["table"], "", "```", *speed, "```", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

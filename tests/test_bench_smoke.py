@@ -1,0 +1,41 @@
+"""``python bench/run.py --quick`` runs end to end: a smoke test, no timing assertions."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {"imdb-seed", "imdb-default", "ptb-sentence", "mnist"}
+
+
+def test_quick_benchmark_runs_and_reports_every_case(tmp_path):
+    out = tmp_path / "quick.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    impls = {r["impl"] for r in rows}
+    assert {"numpy", "numba"} <= impls
+    assert MODELS <= {r["case"] for r in rows if r["kind"] == "model"}
+    assert {r["case"].split()[0] for r in rows if r["kind"] == "kernel"} == {"lstm", "softmax-ce"}
+    for r in rows:
+        assert r["median_s"] > 0 and r["items_per_s"] > 0, r
+        assert len(r["samples_s"]) >= 2
+    assert result["machine"]["cpu"] and result["gemm_peak_used"] > 0
+    assert "| case | impl |" in proc.stdout and result["table"] in proc.stdout
+
+    # the last lines: one per model and implementation, when the PyTorch anchor ran
+    speed = [line for line in proc.stdout.splitlines() if line.startswith("speed ")]
+    if "pytorch" in impls:
+        assert len(speed) == len(MODELS) * (len(impls) - 1)
+        assert all(re.fullmatch(r"speed \S+ \S+/pytorch = \d+\.\d\dx", line) for line in speed), speed
+        assert proc.stdout.rstrip().splitlines()[-1] == speed[-1]
+        assert all(r.get("peak_mb") is not None for r in rows)   # memory measured for every row
+    else:
+        assert speed == []
