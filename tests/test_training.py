@@ -130,3 +130,22 @@ def test_corrupt_or_missing_checkpoint_messages(tmp_path):
     bad.write_bytes(b"not a zip file")
     with pytest.raises(CheckpointError, match="unreadable or corrupt"):
         load_checkpoint(bad)
+
+
+def test_threads_flag_limits_blas_and_numba():
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from scratchvae.train import limit_threads
+
+    before = numba.get_num_threads()
+    try:
+        limit_threads(1)
+        assert numba.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        with pytest.raises(TrainingError, match="--threads must be at least 1"):
+            limit_threads(0)
+    finally:
+        numba.set_num_threads(before)
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(before)
