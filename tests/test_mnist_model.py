@@ -192,4 +192,5 @@ def test_binarize_flag_thresholds_the_pixels(trained):
     task = task_module("mnist").build_task(args)
     assert set(np.unique(task.data.x_train)) == {0.0, 1.0}
     assert task.meta() == {"config": {"input_dim": PIXELS, "hidden": 16, "latent_dim": 3},
-                           "dtype": "float32", "binarize": True, "batch_size": 100}
+                           "dtype": "float32", "binarize": True,
+                           "batch_size": task_module("mnist").DEFAULTS["batch_size"]}

