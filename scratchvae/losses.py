@@ -7,8 +7,6 @@ value is "per example" and does not change with the batch size.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .layers.base import Layer
 
 SEQUENCE_REDUCTIONS = ("sum", "mean")

@@ -44,7 +44,7 @@ def test_iw_estimate_tightens_with_more_samples():
     """With a poor q, K=1 averages to the ELBO; more samples move up towards log p(x)."""
     rng = np.random.default_rng(3)
     s2, x = 0.5, np.array([[1.0, -2.0]])
-    mean, logvar = np.zeros((1, 2)), np.zeros((1, 2))    # q = the prior, far from the posterior
+    # q(z | x) is the prior N(0, I) itself, far from the posterior
     truth = stats.norm(0, math.sqrt(1 + s2)).logpdf(x).sum()
 
     def estimate(K, reps=400):

@@ -36,9 +36,10 @@ from tqdm.auto import tqdm
 
 from ..backend import BACKENDS, get_backend
 from ..data.errors import DataError
-from ..data.imdb import UNLABELLED, load_imdb
+from ..data.imdb import load_imdb
 from ..data.tokenizer import OOV_ID, PAD_ID, Tokenizer, bucket_batches, pad_sequences, split_words
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
+from .flags import positive_int
 
 DEFAULTS = {"epochs": None, "batch_size": None, "optimizer": "adam", "lr": None, "clipnorm": None}
 EVAL_BATCH = 64
@@ -70,13 +71,6 @@ PRESETS = {
 _MODEL_FLAGS = {f.name: "--" + f.name.replace("_", "-") for f in fields(IMDBVAEConfig)}
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g = parser.add_argument_group("model (unset flags take the preset's value)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="default",
@@ -86,11 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         extra = {"choices": ("sigmoid", "hard_sigmoid")} if field.name == "recurrent_activation" else {}
         g.add_argument(_MODEL_FLAGS[field.name], dest=field.name, type=kind, default=None, **extra)
     g = parser.add_argument_group("data")
-    g.add_argument("--max-len", type=_positive_int, default=None, help="words kept per review (the last ones)")
+    g.add_argument("--max-len", type=positive_int, default=None, help="words kept per review (the last ones)")
     g.add_argument("--padding", choices=("pre", "post"), default=None)
     g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=None,
                    help="batch reviews of similar lengths together")
-    g.add_argument("--train-size", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                    help="train on N labelled reviews (default: all not held out)")
     g.add_argument("--val-size", type=int, default=None, metavar="N",
                    help="labelled training reviews held out for validation")
@@ -293,9 +287,9 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="numba")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--no-download", dest="download", action="store_false")
-    p.add_argument("--test-size", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--test-size", type=positive_int, default=None, metavar="N",
                    help="evaluate on N test reviews drawn at random (default: all)")
-    p.add_argument("--batch-size", type=_positive_int, default=EVAL_BATCH)
+    p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH)
     p.add_argument("--show", type=int, default=0, metavar="N",
                    help="print N test reviews and their greedy reconstructions")
     p.add_argument("--encode", action="append", default=[], metavar="TEXT",

@@ -22,22 +22,16 @@ from tqdm.auto import tqdm
 
 from ..data.mnist import PIXELS, Mnist, load_mnist
 from ..models.mnist import DenseVAE, build_model
+from .flags import positive_int
 
 DEFAULTS = {"epochs": 50, "batch_size": 32, "optimizer": "adam", "lr": 1e-3}
 VALIDATION_BATCH = 500
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g = parser.add_argument_group("model")
-    g.add_argument("--latent-dim", type=_positive_int, default=2, help="size of the latent code z")
-    g.add_argument("--hidden", type=_positive_int, default=256,
+    g.add_argument("--latent-dim", type=positive_int, default=2, help="size of the latent code z")
+    g.add_argument("--hidden", type=positive_int, default=256,
                    help="units of the encoder's and of the decoder's hidden layer")
     g.add_argument("--binarize", action="store_true",
                    help="threshold pixels at 0.5; without it the grey levels are the Bernoulli targets, "
@@ -107,7 +101,7 @@ def _eval_parser() -> argparse.ArgumentParser:
                    "else ~/.cache/scratchvae)")
     p.add_argument("--iw-samples", type=int, default=500, metavar="K",
                    help="importance samples per image for the IW-NLL estimate (0: skip it)")
-    p.add_argument("--iw-images", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--iw-images", type=positive_int, default=None, metavar="N",
                    help="estimate the IW-NLL on the first N test images only (default: all)")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write latent.png, manifold.png and reconstructions.png into DIR")

@@ -36,17 +36,11 @@ from ..models import latent_metrics as lm
 from ..models.annealing import SCHEDULES, KLSchedule
 from ..models.sentence import INIT_ACTIVATIONS, INIT_STATES, SentenceVAE, SentenceVAEConfig
 from ..training.checkpoint import CheckpointError, load_checkpoint
+from .flags import positive_int
 
 DEFAULTS = {"epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "clipnorm": 5.0}
 MAX_LEN = {"ptb": 100, "text": 50}     # PTB's longest sentence has 82 words: all are kept
 EVAL_BATCH = 64
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -65,18 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         g.add_argument("--valid-file", default=None, help="held-out sentences (same format); default: a part of --file")
         g.add_argument("--valid-fraction", type=_fraction, default=0.05,
                        help="fraction of --file held out for validation when there is no --valid-file")
-    g.add_argument("--max-len", type=_positive_int, default=MAX_LEN[name], help="longest sentence, in words")
+    g.add_argument("--max-len", type=positive_int, default=MAX_LEN[name], help="longest sentence, in words")
     g.add_argument("--on-long", choices=("drop", "truncate"), default="drop",
                    help="what to do with training sentences over --max-len words")
-    g.add_argument("--vocab-size", type=_positive_int, default=20_000,
+    g.add_argument("--vocab-size", type=positive_int, default=20_000,
                    help="keep the most frequent words (the 4 reserved tokens included)")
-    g.add_argument("--min-count", type=_positive_int, default=1, help="drop words seen fewer times")
+    g.add_argument("--min-count", type=positive_int, default=1, help="drop words seen fewer times")
 
     g = parser.add_argument_group("model")
-    g.add_argument("--embedding-dim", type=_positive_int, default=353)
-    g.add_argument("--encoder-units", type=_positive_int, default=191)
-    g.add_argument("--decoder-units", type=_positive_int, default=191)
-    g.add_argument("--latent-dim", type=_positive_int, default=32, help="size of the latent code z")
+    g.add_argument("--embedding-dim", type=positive_int, default=353)
+    g.add_argument("--encoder-units", type=positive_int, default=191)
+    g.add_argument("--decoder-units", type=positive_int, default=191)
+    g.add_argument("--latent-dim", type=positive_int, default=32, help="size of the latent code z")
     g.add_argument("--bidirectional", action="store_true", help="BiLSTM encoder")
     g.add_argument("--z-every-step", action="store_true", help="also feed z to the decoder at every step")
     g.add_argument("--init-state", choices=INIT_STATES, default="hc",
@@ -94,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                    help="linear: warm-up steps; cyclical: steps of all the cycles together")
     g.add_argument("--kl-k", type=float, default=0.0025, help="logistic: slope")
     g.add_argument("--kl-x0", type=float, default=2500, help="logistic: step at which beta = 1/2")
-    g.add_argument("--kl-cycles", type=_positive_int, default=4, help="cyclical: number of cycles")
+    g.add_argument("--kl-cycles", type=positive_int, default=4, help="cyclical: number of cycles")
     g.add_argument("--kl-ratio", type=float, default=0.5, help="cyclical: rising fraction of each cycle")
     g.add_argument("--free-bits", type=float, default=0.0, help="nats per latent unit below which KL is not pushed down")
 
@@ -362,13 +356,13 @@ def _eval_parser(task_name: str) -> argparse.ArgumentParser:
     else:
         p.add_argument("--file", default=None, help="evaluate on this file (default: the held-out sentences)")
         p.add_argument("--column", default=None, help="CSV column of --file")
-    p.add_argument("--samples", type=_positive_int, default=100, metavar="K", help="importance samples per sentence")
-    p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="only the first N sentences")
-    p.add_argument("--max-len", type=_positive_int, default=None,
+    p.add_argument("--samples", type=positive_int, default=100, metavar="K", help="importance samples per sentence")
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N sentences")
+    p.add_argument("--max-len", type=positive_int, default=None,
                    help="drop sentences over this many words (default: the training --max-len)")
-    p.add_argument("--mi-batch", type=_positive_int, default=None,
+    p.add_argument("--mi-batch", type=positive_int, default=None,
                    help="estimate MI per batch of this size as He et al. (default: over the whole split)")
-    p.add_argument("--batch-size", type=_positive_int, default=EVAL_BATCH)
+    p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH)
     p.add_argument("--backend", choices=BACKENDS, default="numba")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None, help="default: as trained")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise")
@@ -411,8 +405,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint of 'train ptb' or 'train text'")
     parser.add_argument("--method", choices=METHODS, default="greedy", help="how to decode a latent code")
     parser.add_argument("--temperature", type=float, default=1.0, help="--method sample: softmax temperature")
-    parser.add_argument("--beam-width", type=_positive_int, default=5, help="--method beam: hypotheses kept")
-    parser.add_argument("--max-words", type=_positive_int, default=None,
+    parser.add_argument("--beam-width", type=positive_int, default=5, help="--method beam: hypotheses kept")
+    parser.add_argument("--max-words", type=positive_int, default=None,
                         help="longest generated sentence (default: the training --max-len)")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampled codes and words")
     parser.add_argument("--backend", choices=BACKENDS, default="numba")
