@@ -170,7 +170,9 @@ def _times_derivative(dz, y, hard):
             dz[j] *= y[j] * (1.0 - y[j])
 
 
-@njit(cache=True, inline="always")
+# The cells are separate functions, not inlined: inlined into a prange body, their loops
+# kept Numba from running the prange's iterations in parallel.
+@njit(**_kernel)
 def _cell_forward(gates, c_prev, c_out, h_out, j0, j1, hard):
     """lstm_cell_forward on units j0 <= j < j1 of every row."""
     u = c_prev.shape[1]
@@ -187,7 +189,7 @@ def _cell_forward(gates, c_prev, c_out, h_out, j0, j1, hard):
             h[j] = o[j] * _tanh(c[j])
 
 
-@njit(cache=True, inline="always")
+@njit(**_kernel)
 def _cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, j0, j1, hard):
     """lstm_cell_backward on units j0 <= j < j1 of every row."""
     u = c.shape[1]
@@ -223,62 +225,74 @@ def _lstm_cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, hard):
 # One step's product, (B, K) @ (K, 4U) with a batch of ~10, is a skinny GEMM that BLAS runs
 # far below its peak: it repacks the whole (K, 4U) operand on every call.  Here every
 # output is a dot product of two contiguous rows (a row of h and a row of U^T), computed
-# in register tiles of 4 x 4 outputs that load each row once per 16 products.  Threads
-# share a step by output columns, so no step needs more than one parallel region.
+# in register tiles of 4 rows of M by up to 5 rows of a, so each loaded row serves 4 or 5
+# products.  Threads share a step by output columns: a step is one parallel region.
+# Sums are reassociated (vector partial sums), so they differ from BLAS's in rounding.
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _add_products(out, a, M, r0, r1, c0, zero):
-    """out[b, c0 + r - r0] += a[b] . M[r]  for every row b of a and r0 <= r < r1.
+_DOT = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
-    Sums are reassociated (vector partial sums), so they differ from BLAS's in rounding.
-    ``zero`` is 0 in the dtype to accumulate in.
-    """
-    n, k = a.shape
-    r = r0
-    while r < r1:
-        w = min(4, r1 - r)                                        # M rows in this tile
-        m0, m1, m2, m3 = M[r], M[r + 1 if w > 1 else r], M[r + 2 if w > 2 else r], M[r + 3 if w > 3 else r]
-        b = 0
-        while b + 4 <= n:                                         # 4 x 4 tiles
-            a0, a1, a2, a3 = a[b], a[b + 1], a[b + 2], a[b + 3]
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-            for q in range(k):
-                x0, x1, x2, x3 = m0[q], m1[q], m2[q], m3[q]
-                y0, y1, y2, y3 = a0[q], a1[q], a2[q], a3[q]
-                s00 += y0 * x0; s01 += y0 * x1; s02 += y0 * x2; s03 += y0 * x3  # noqa: E702
-                s10 += y1 * x0; s11 += y1 * x1; s12 += y1 * x2; s13 += y1 * x3  # noqa: E702
-                s20 += y2 * x0; s21 += y2 * x1; s22 += y2 * x2; s23 += y2 * x3  # noqa: E702
-                s30 += y3 * x0; s31 += y3 * x1; s32 += y3 * x2; s33 += y3 * x3  # noqa: E702
-            _store_row(out, b, c0 + r - r0, w, s00, s01, s02, s03)
-            _store_row(out, b + 1, c0 + r - r0, w, s10, s11, s12, s13)
-            _store_row(out, b + 2, c0 + r - r0, w, s20, s21, s22, s23)
-            _store_row(out, b + 3, c0 + r - r0, w, s30, s31, s32, s33)
-            b += 4
-        if b + 2 <= n:                                            # leftover rows of a: a 2 x 4 tile,
-            a0, a1 = a[b], a[b + 1]
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-            for q in range(k):
-                x0, x1, x2, x3 = m0[q], m1[q], m2[q], m3[q]
-                y0, y1 = a0[q], a1[q]
-                s00 += y0 * x0; s01 += y0 * x1; s02 += y0 * x2; s03 += y0 * x3  # noqa: E702
-                s10 += y1 * x0; s11 += y1 * x1; s12 += y1 * x2; s13 += y1 * x3  # noqa: E702
-            _store_row(out, b, c0 + r - r0, w, s00, s01, s02, s03)
-            _store_row(out, b + 1, c0 + r - r0, w, s10, s11, s12, s13)
-            b += 2
-        if b < n:                                                 # then a 1 x 4 tile
-            a0 = a[b]
-            s00 = s01 = s02 = s03 = zero
-            for q in range(k):
-                y0 = a0[q]
-                s00 += y0 * m0[q]; s01 += y0 * m1[q]; s02 += y0 * m2[q]; s03 += y0 * m3[q]  # noqa: E702
-            _store_row(out, b, c0 + r - r0, w, s00, s01, s02, s03)
-            b += 1
-        r += w
+
+@njit(**_DOT)
+def _tile5(out, a, b, m0, m1, m2, m3, c, w, zero):
+    """out[b:b+5, c:c+w] += a[b:b+5] . (m0, m1, m2, m3)[:w]"""
+    a0, a1, a2, a3, a4 = a[b], a[b + 1], a[b + 2], a[b + 3], a[b + 4]
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = s20 = s21 = s22 = s23 = zero
+    s30 = s31 = s32 = s33 = s40 = s41 = s42 = s43 = zero
+    for q in range(a.shape[1]):
+        x0, x1, x2, x3 = m0[q], m1[q], m2[q], m3[q]
+        y = a0[q]; s00 += y * x0; s01 += y * x1; s02 += y * x2; s03 += y * x3  # noqa: E702
+        y = a1[q]; s10 += y * x0; s11 += y * x1; s12 += y * x2; s13 += y * x3  # noqa: E702
+        y = a2[q]; s20 += y * x0; s21 += y * x1; s22 += y * x2; s23 += y * x3  # noqa: E702
+        y = a3[q]; s30 += y * x0; s31 += y * x1; s32 += y * x2; s33 += y * x3  # noqa: E702
+        y = a4[q]; s40 += y * x0; s41 += y * x1; s42 += y * x2; s43 += y * x3  # noqa: E702
+    _store(out, b, c, w, s00, s01, s02, s03)
+    _store(out, b + 1, c, w, s10, s11, s12, s13)
+    _store(out, b + 2, c, w, s20, s21, s22, s23)
+    _store(out, b + 3, c, w, s30, s31, s32, s33)
+    _store(out, b + 4, c, w, s40, s41, s42, s43)
+
+
+@njit(**_DOT)
+def _tile4(out, a, b, m0, m1, m2, m3, c, w, zero):
+    a0, a1, a2, a3 = a[b], a[b + 1], a[b + 2], a[b + 3]
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+    for q in range(a.shape[1]):
+        x0, x1, x2, x3 = m0[q], m1[q], m2[q], m3[q]
+        y = a0[q]; s00 += y * x0; s01 += y * x1; s02 += y * x2; s03 += y * x3  # noqa: E702
+        y = a1[q]; s10 += y * x0; s11 += y * x1; s12 += y * x2; s13 += y * x3  # noqa: E702
+        y = a2[q]; s20 += y * x0; s21 += y * x1; s22 += y * x2; s23 += y * x3  # noqa: E702
+        y = a3[q]; s30 += y * x0; s31 += y * x1; s32 += y * x2; s33 += y * x3  # noqa: E702
+    _store(out, b, c, w, s00, s01, s02, s03)
+    _store(out, b + 1, c, w, s10, s11, s12, s13)
+    _store(out, b + 2, c, w, s20, s21, s22, s23)
+    _store(out, b + 3, c, w, s30, s31, s32, s33)
+
+
+@njit(**_DOT)
+def _tile2(out, a, b, m0, m1, m2, m3, c, w, zero):
+    a0, a1 = a[b], a[b + 1]
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+    for q in range(a.shape[1]):
+        x0, x1, x2, x3 = m0[q], m1[q], m2[q], m3[q]
+        y = a0[q]; s00 += y * x0; s01 += y * x1; s02 += y * x2; s03 += y * x3  # noqa: E702
+        y = a1[q]; s10 += y * x0; s11 += y * x1; s12 += y * x2; s13 += y * x3  # noqa: E702
+    _store(out, b, c, w, s00, s01, s02, s03)
+    _store(out, b + 1, c, w, s10, s11, s12, s13)
+
+
+@njit(**_DOT)
+def _tile1(out, a, b, m0, m1, m2, m3, c, w, zero):
+    a0 = a[b]
+    s00 = s01 = s02 = s03 = zero
+    for q in range(a.shape[1]):
+        y = a0[q]; s00 += y * m0[q]; s01 += y * m1[q]; s02 += y * m2[q]; s03 += y * m3[q]  # noqa: E702
+    _store(out, b, c, w, s00, s01, s02, s03)
 
 
 @njit(cache=True, inline="always")
-def _store_row(out, b, c, w, s0, s1, s2, s3):
+def _store(out, b, c, w, s0, s1, s2, s3):
+    """out[b, c:c+w] += (s0, s1, s2, s3)[:w]"""
     out[b, c] += s0
     if w > 1:
         out[b, c + 1] += s1
@@ -288,6 +302,32 @@ def _store_row(out, b, c, w, s0, s1, s2, s3):
         out[b, c + 3] += s3
 
 
+@njit(cache=True, error_model="numpy")
+def _add_products(out, a, M, r0, r1, c0, zero):
+    """out[b, c0 + r - r0] += a[b] . M[r]  for every row b of a and r0 <= r < r1.
+
+    ``zero`` is 0 in the dtype to accumulate in.  Rows of a go in tiles of 5 while the
+    rest is not a multiple of 4 (a batch of 10 is two tiles of 5), then of 4, 2, 1.
+    """
+    n = a.shape[0]
+    for r in range(r0, r1, 4):
+        w = min(4, r1 - r)                                        # M rows in this tile (repeats pad it)
+        m0, m1, m2, m3 = M[r], M[r + min(1, w - 1)], M[r + min(2, w - 1)], M[r + min(3, w - 1)]
+        c, b = c0 + r - r0, 0
+        while n - b >= 5 and (n - b) % 4 != 0:
+            _tile5(out, a, b, m0, m1, m2, m3, c, w, zero)
+            b += 5
+        while n - b >= 4:
+            _tile4(out, a, b, m0, m1, m2, m3, c, w, zero)
+            b += 4
+        if n - b >= 2:
+            _tile2(out, a, b, m0, m1, m2, m3, c, w, zero)
+            b += 2
+        if n - b == 1:
+            _tile1(out, a, b, m0, m1, m2, m3, c, w, zero)
+
+
+@njit(parallel=True, **_kernel)
 def _step_forward(gates, h_prev, U_T, c_prev, c_out, h_out, hard, parts, zero):
     """z = gates + h_prev U (rows of U^T), then the cell; thread p owns a range of units
     and computes the four gate columns of each of its units, so it can run their cells."""
@@ -299,6 +339,7 @@ def _step_forward(gates, h_prev, U_T, c_prev, c_out, h_out, hard, parts, zero):
         _cell_forward(gates, c_prev, c_out, h_out, j0, j1, hard)
 
 
+@njit(parallel=True, **_kernel)
 def _step_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, U, dh_prev, hard, parts, zero):
     """The cell backward, then dh_prev = dz U^T (rows of U), each split by units."""
     u = c.shape[1]
@@ -311,11 +352,6 @@ def _step_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, U, dh_prev, hard, 
         _add_products(dh_prev, dgates, U, j0, j1, j0, zero)
 
 
-# Each step kernel twice: threaded, and serial for steps too small to share.
-_step_forward_parallel = njit(parallel=True, **_kernel)(_step_forward)
-_step_forward_serial = njit(**_kernel)(_step_forward)
-_step_backward_parallel = njit(parallel=True, **_kernel)(_step_backward)
-_step_backward_serial = njit(**_kernel)(_step_backward)
 _PARALLEL_FLOPS = 2_000_000      # a step's product must be this large to be split across threads
 
 
@@ -397,29 +433,25 @@ class NumbaBackend(NumpyBackend):
 
     def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out,
                           recurrent_activation="sigmoid"):
-        kernel, parts = self._step_plan(_step_forward_parallel, _step_forward_serial, h_prev, U)
-        kernel(gates, h_prev, U_T, c_prev, c_out, h_out, _is_hard(recurrent_activation), parts,
-               gates.dtype.type(0))
+        _step_forward(gates, h_prev, U_T, c_prev, c_out, h_out, _is_hard(recurrent_activation),
+                      self._parts(h_prev, U), gates.dtype.type(0))
 
     def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, U, U_T, dh_prev_out,
                            recurrent_activation="sigmoid"):
         dc_prev = np.empty_like(c)
-        kernel, parts = self._step_plan(_step_backward_parallel, _step_backward_serial, dh, U)
-        kernel(dh, dc, gates, c_prev, c, dgates_out, dc_prev, U, dh_prev_out,
-               _is_hard(recurrent_activation), parts, gates.dtype.type(0))
+        _step_backward(dh, dc, gates, c_prev, c, dgates_out, dc_prev, U, dh_prev_out,
+                       _is_hard(recurrent_activation), self._parts(dh, U), gates.dtype.type(0))
         return dc_prev
 
-    def _step_plan(self, parallel, serial, h, U):
-        """(kernel, number of unit ranges): one range per thread for large steps.
+    def _parts(self, h, U):
+        """Unit ranges a step is split into: one per thread, or 1 for a step too small to share.
 
         The thread count is read once (``numba.get_num_threads`` costs ~20 us a call);
         a later ``numba.set_num_threads`` changes how the ranges are shared, not the results.
         """
         if self._threads is None:
             self._threads = numba.get_num_threads()
-        if self._threads > 1 and 2 * h.shape[0] * U.size >= _PARALLEL_FLOPS:
-            return parallel, self._threads
-        return serial, 1
+        return self._threads if 2 * h.shape[0] * U.size >= _PARALLEL_FLOPS else 1
 
     def embedding_backward(self, ids, dy, num_rows):
         dW = np.zeros((num_rows, dy.shape[1]), dtype=dy.dtype)
