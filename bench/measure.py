@@ -6,13 +6,15 @@ implementation, in an order that rotates from round to round.  On a shared machi
 load drifts; interleaving exposes every implementation to the same drift, and the
 ratio of two implementations is taken per round (paired) before its median.
 
-Memory. Measured afterwards in a fresh process (``python bench/run.py --memory ...``),
-one implementation at a time: the resident set high-water mark (``VmHWM``) during one
-training step, minus the resident set before the implementation was built.  It counts
-parameters, optimiser state, activations, caches and temporaries alike, for NumPy and
-PyTorch alike.  glibc's mmap threshold is lowered there so freed arrays go back to the
-system at once and one implementation's garbage is not reused by the next.  On a GPU:
-the CuPy pool's bytes, or ``torch.cuda.max_memory_allocated``.
+Memory. Measured afterwards in a fresh process per implementation (``python
+bench/run.py --memory ...``), one case at a time: the resident set high-water mark
+(``VmHWM``) during a training step, minus the resident set before the implementation
+was built.  It counts parameters, optimiser state, activations, caches and temporaries
+alike, for NumPy and PyTorch alike.  A throw-away instance is built and stepped first,
+so JIT compilation (Numba's LLVM, Keras's tracing) is not counted, and glibc's mmap
+threshold is lowered so freed arrays go back to the system at once and one case's
+garbage is not reused by the next.  On a GPU: the CuPy pool's bytes, or
+``torch.cuda.max_memory_allocated``.
 """
 
 from __future__ import annotations
@@ -83,9 +85,19 @@ def prepare_memory_process() -> None:
         pass
 
 
+def _warm(build) -> None:
+    """Build and step once, then drop it: JIT compilation and imports happen outside the measurement."""
+    runner = build()
+    if runner.prepare:
+        runner.prepare()
+    runner.step()
+    del runner
+    gc.collect()
+
+
 def peak_step_memory_cpu(build) -> float:
     """MB: resident high-water mark during a step, above the resident set before ``build``."""
-    gc.collect()
+    _warm(build)
     before = _status_kb("VmRSS")
     runner = build()
     for _ in range(2):                      # warm-up steps, then a measured one
