@@ -4,7 +4,10 @@ Timing. Every implementation of a case is built in one process, warmed up (JIT
 compilation, allocator), then timed in rounds: each round runs one step of every
 implementation, in an order that rotates from round to round.  On a shared machine the
 load drifts; interleaving exposes every implementation to the same drift, and the
-ratio of two implementations is taken per round (paired) before its median.
+ratio of two implementations is taken per round (paired) before its median.  A short
+sleep before each timed step lets the previous implementation's thread pools (PyTorch's
+OpenMP, OpenBLAS, Numba's OpenMP) stop spinning first: in a real run only one of them
+is in the process.
 
 Memory. Measured afterwards in a fresh process per implementation (``python
 bench/run.py --memory ...``), one case at a time: the resident set high-water mark
@@ -31,8 +34,14 @@ import numpy as np
 
 
 # ---------------------------------------------------------------------- timing
-def time_interleaved(runners: dict, *, warmup: int, repeats: int, sync=lambda: None) -> dict:
-    """{impl: [seconds per step]} over ``repeats`` rounds, after ``warmup`` steps each."""
+def time_interleaved(runners: dict, *, warmup: int, repeats: int, sync=lambda: None,
+                     settle: float = 0.0) -> dict:
+    """{impl: [seconds per step]} over ``repeats`` rounds, after ``warmup`` steps each.
+
+    ``settle`` seconds of sleep precede every timed step: the thread pools of the
+    implementation that ran before (OpenMP, BLAS) stop spinning, so no implementation
+    is timed while another one's idle threads still hold the cores.
+    """
     for r in runners.values():
         for _ in range(warmup):
             if r.prepare:
@@ -47,6 +56,8 @@ def time_interleaved(runners: dict, *, warmup: int, repeats: int, sync=lambda: N
             if r.prepare:
                 r.prepare()
             sync()
+            if settle:
+                time.sleep(settle)
             t = time.perf_counter()
             r.step()
             sync()

@@ -204,7 +204,8 @@ def main(argv=None) -> int:
     for case in cases:
         runners = {impl: build() for impl, build in case.builders.items()}
         warmup = args.warmup if args.warmup is not None else (2 if case.kind == "kernel" else 1)
-        probe = measure.time_interleaved(runners, warmup=warmup, repeats=1, sync=sync)
+        settle = 0.0 if args.quick else 0.2
+        probe = measure.time_interleaved(runners, warmup=warmup, repeats=1, sync=sync, settle=settle)
         round_s = sum(t[0] for t in probe.values())
         if args.repeats is not None:
             repeats = args.repeats
@@ -212,7 +213,7 @@ def main(argv=None) -> int:
             repeats = 2
         else:
             repeats = int(min(21, max(5, 60 / max(round_s, 1e-9))))
-        times = measure.time_interleaved(runners, warmup=0, repeats=repeats, sync=sync)
+        times = measure.time_interleaved(runners, warmup=0, repeats=repeats, sync=sync, settle=settle)
         del runners
         ref = times.get("pytorch")
         for impl, samples in times.items():
