@@ -4,10 +4,11 @@ Timing. Every implementation of a case is built in one process, warmed up (JIT
 compilation, allocator), then timed in rounds: each round runs one step of every
 implementation, in an order that rotates from round to round.  On a shared machine the
 load drifts; interleaving exposes every implementation to the same drift, and the
-ratio of two implementations is taken per round (paired) before its median.  A short
-sleep before each timed step lets the previous implementation's thread pools (PyTorch's
-OpenMP, OpenBLAS, Numba's OpenMP) stop spinning first: in a real run only one of them
-is in the process.
+ratio of two implementations is taken per round (paired) before its median.  In long
+cases a short sleep before each timed step lets the previous implementation's thread
+pools (OpenMP, OpenBLAS) stop spinning first: in a real run only one of them is in the
+process.  Short cases get no pause: after one, a step of a few milliseconds would
+mostly time the wake-up of sleeping threads.
 
 Memory. Measured afterwards in a fresh process per implementation (``python
 bench/run.py --memory ...``), one case at a time: the resident set high-water mark
