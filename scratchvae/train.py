@@ -38,6 +38,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
     g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in all")
     g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=defaults.get("optimizer", "adam"))
     g.add_argument("--lr", type=float, default=defaults.get("lr", 1e-3), help="learning rate")
+    g.add_argument("--lr-decay", type=float, default=defaults.get("lr_decay", 1.0), metavar="F",
+                   help="multiply the learning rate by F after every epoch (epoch e trains at lr * F**e)")
     g.add_argument("--clipnorm", type=float, default=defaults.get("clipnorm"),
                    help="clip the global gradient norm to this value")
     g.add_argument("--seed", type=int, default=0)
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace, comm=None) -> dict:
     """Build the task and train it; returns the final validation metrics."""
     if args.threads is not None:
         limit_threads(args.threads)
+    if not 0.0 < args.lr_decay <= 1.0:
+        raise TrainingError(f"--lr-decay must be in (0, 1], got {args.lr_decay}")
     module = importlib.import_module(TASKS[args.task])
     args.out = args.out or f"runs/{args.task}"
     comm = comm if comm is not None else SingleProcess()
@@ -95,7 +99,7 @@ def run(args: argparse.Namespace, comm=None) -> dict:
                                backend=model.backend)
     trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
                       seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress,
-                      comm=comm)
+                      comm=comm, lr_decay=args.lr_decay)
     if args.resume and trainer.resume() and args.progress:
         print(f"resuming {args.out}/last.npz at epoch {trainer.epoch + 1}, step {trainer.global_step}")
     if args.progress:

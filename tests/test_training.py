@@ -67,6 +67,44 @@ def test_training_reduces_the_loss_and_writes_files(tmp_path):
     assert all("val_loss" in r and "train_loss" in r for r in epochs)
 
 
+class ScriptedTask(ToyTask):
+    """ToyTask whose validation reports a scripted accuracy per epoch."""
+
+    selection = ("val_accuracy", "max")
+
+    def __init__(self, accuracies):
+        super().__init__()
+        self.accuracies, self.epochs_seen = list(accuracies), 0
+
+    def validate(self):
+        acc = self.accuracies[self.epochs_seen]
+        self.epochs_seen += 1
+        return {"val_loss": 1.0 / (1 + self.epochs_seen), "val_accuracy": acc}  # loss always falls
+
+
+def test_best_checkpoint_follows_the_tasks_selection_metric(tmp_path):
+    task = ScriptedTask([0.6, 0.9, 0.7, 0.8])
+    _trainer(task, tmp_path, epochs=4).fit()
+    best = load_checkpoint(tmp_path / "best.npz").meta["progress"]
+    assert best["epoch"] == 2  # written after epoch 2, the most accurate, though val_loss fell later
+    assert best["best"] == -0.9
+
+
+def test_lr_decay_per_epoch_is_logged_and_applied(tmp_path):
+    task = ToyTask()
+    trainer = _trainer(task, tmp_path, epochs=3, lr_decay=0.5)
+    trainer.fit()
+    epochs = [json.loads(line) for line in open(tmp_path / "metrics.jsonl") if '"epoch", "epoch"' in line]
+    assert [r["lr"] for r in epochs] == [0.05, 0.025, 0.0125]
+    assert trainer.optimizer.learning_rate == 0.0125
+
+
+def test_train_rejects_a_bad_lr_decay(capsys):
+    from scratchvae.train import main
+    assert main(["mnist", "--lr-decay", "1.5", "--data-dir", "/nonexistent", "--no-progress"]) == 2
+    assert "--lr-decay must be in (0, 1], got 1.5" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("stop_at", [4, 8, 13])  # mid-epoch, at an epoch boundary, later
 def test_resume_is_exact(tmp_path, backend_name, stop_at):
     full = ToyTask(backend_name)

@@ -7,8 +7,8 @@
     python -m scratchvae.evaluate runs/imdb/best.npz --encode "a wonderful film"
 
 Data: the 25k labelled training reviews, of which ``--val-size`` (chosen with the seed)
-are held out for validation, which selects ``best.npz``; the test set is only read by
-``evaluate``. The vocabulary (the ``--vocab-size`` most frequent words of the training
+are held out for validation, whose sentiment accuracy selects ``best.npz``; the test set
+is only read by ``evaluate``. The vocabulary (the ``--vocab-size`` most frequent words of the training
 reviews) is saved in the checkpoint. Reviews longer than ``--max-len`` words keep their
 last ``--max-len`` words (Keras's ``truncating="pre"``), in training and in ``--encode``
 alike (``--encode`` says when it truncates).
@@ -219,6 +219,7 @@ class IMDBTask:
     """Trainer task: one step is the loss of a batch of reviews with fresh noise eps."""
 
     name = "imdb"
+    selection = ("val_accuracy", "max")  # best.npz: the epoch whose latent code predicts sentiment best
 
     def __init__(self, model: IMDBVAE, prepared: Prepared | None, data: dict, *, batch_size: int,
                  tokenizer: Tokenizer):

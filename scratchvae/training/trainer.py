@@ -49,7 +49,10 @@ class Task(Protocol):
         """
 
     def validate(self) -> dict[str, float]:
-        """Metrics on held-out data; "val_loss" selects the best checkpoint."""
+        """Metrics on held-out data; one of them (``selection``) picks the best checkpoint."""
+
+
+DEFAULT_SELECTION = ("val_loss", "min")  # a task may set ``selection = (metric, "min" | "max")``
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:
@@ -66,8 +69,11 @@ class Trainer:
     """Runs a task for ``epochs`` (or ``max_steps``), checkpointing into ``out_dir``.
 
     Files in ``out_dir``: ``last.npz`` (written every ``checkpoint_every`` steps and at
-    each epoch end), ``best.npz`` (lowest val_loss), ``metrics.jsonl`` (one JSON object
-    per logged step and per epoch).
+    each epoch end), ``best.npz`` (the best epoch by the task's ``selection``, by default
+    the lowest val_loss), ``metrics.jsonl`` (one JSON object per logged step and per epoch).
+
+    ``lr_decay``: the learning rate of epoch e (counted from 0) is lr * lr_decay**e; being a
+    function of the epoch alone, it needs no state in the checkpoint to resume exactly.
 
     With a ``comm`` of several ranks (see :mod:`.distributed`) each rank trains on its
     shard of every batch and gradients are summed across ranks before the update; rank 0
@@ -76,8 +82,11 @@ class Trainer:
 
     def __init__(self, task: Task, optimizer: Optimizer, out_dir: str | Path, *, epochs: int = 1,
                  max_steps: int | None = None, seed: int = 0, checkpoint_every: int = 200,
-                 log_every: int = 20, progress: bool = True, comm=None):
+                 log_every: int = 20, progress: bool = True, comm=None, lr_decay: float = 1.0):
         self.task, self.optimizer = task, optimizer
+        self.base_lr, self.lr_decay = optimizer.learning_rate, lr_decay
+        self.selection, mode = getattr(task, "selection", DEFAULT_SELECTION)
+        self.sign = {"min": 1.0, "max": -1.0}[mode]  # self.best is sign * metric: lower is better
         self.out_dir = Path(out_dir)
         self.epochs, self.max_steps, self.seed = epochs, max_steps, seed
         self.comm = comm if comm is not None else SingleProcess()
@@ -156,6 +165,7 @@ class Trainer:
         val: dict[str, float] = {}
         while self.epoch < self.epochs and not self._done():
             batches = self.task.epoch_batches(epoch_rng(self.seed, self.epoch))
+            self.optimizer.learning_rate = self.base_lr * self.lr_decay ** self.epoch
             bar = tqdm(total=len(batches), initial=self.batch_index, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True, leave=True)
             running: dict[str, float] = {}
@@ -187,12 +197,13 @@ class Trainer:
             val = self.task.validate() if self.is_main else {}
             self.epoch, self.batch_index = self.epoch + 1, 0
             self._log({"event": "epoch", "epoch": self.epoch, "step": self.global_step,
-                       "seconds": round(time.perf_counter() - t0, 3),
+                       "seconds": round(time.perf_counter() - t0, 3), "lr": self.optimizer.learning_rate,
                        **{f"train_{k}": v for k, v in running.items()}, **val})
             if self.progress:
                 print("  ".join(f"{k} {v:.4g}" for k, v in val.items()))
-            if val.get("val_loss", math.inf) < self.best:
-                self.best = val["val_loss"]
+            score = self.sign * val[self.selection] if self.selection in val else math.inf
+            if score < self.best:
+                self.best = score
                 self._checkpoint(self.best_path)
             self._checkpoint(self.last_path)
         if self._done():
