@@ -27,6 +27,17 @@ from .training.distributed import MPICommunicator, SingleProcess
 USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError)
 
 
+def decay_factor(text: str) -> float:
+    """argparse type: a learning-rate decay factor in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value:g} (1 keeps the rate constant)")
+    return value
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     """The flags every task shares; ``defaults`` are the task's own defaults."""
     g = parser.add_argument_group("training")
@@ -38,7 +49,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
     g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in all")
     g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=defaults.get("optimizer", "adam"))
     g.add_argument("--lr", type=float, default=defaults.get("lr", 1e-3), help="learning rate")
-    g.add_argument("--lr-decay", type=float, default=defaults.get("lr_decay", 1.0), metavar="F",
+    g.add_argument("--lr-decay", type=decay_factor, default=defaults.get("lr_decay", 1.0), metavar="F",
                    help="multiply the learning rate by F after every epoch (epoch e trains at lr * F**e)")
     g.add_argument("--clipnorm", type=float, default=defaults.get("clipnorm"),
                    help="clip the global gradient norm to this value")
@@ -86,13 +97,11 @@ def run(args: argparse.Namespace, comm=None) -> dict:
     """Build the task and train it; returns the final validation metrics."""
     if args.threads is not None:
         limit_threads(args.threads)
-    if not 0.0 < args.lr_decay <= 1.0:
-        raise TrainingError(f"--lr-decay must be in (0, 1], got {args.lr_decay}")
     module = importlib.import_module(TASKS[args.task])
     args.out = args.out or f"runs/{args.task}"
     comm = comm if comm is not None else SingleProcess()
     args.progress = args.progress and comm.rank == 0
-    task = module.build_task(args)
+    task = module.build_task(args)        # also fills the flags a task's preset decides (IMDB)
     model = task.model
     optimizer = make_optimizer(args.optimizer, model.parameters(), model.gradients(),
                                learning_rate=args.lr, global_clipnorm=args.clipnorm,

@@ -110,6 +110,13 @@ def test_presets_and_flag_overrides(data_dir, tmp_path):
     args = train.build_parser().parse_args(["imdb", "--preset", "seed"])
     config, data = imdb_task.resolve_preset(args)
     assert (config.encoder_units, config.hidden_units, data["max_len"], args.batch_size) == (500, 435, 300, 10)
+    assert args.lr_decay == 1.0                                      # the tutorial: a constant rate
+    args = train.build_parser().parse_args(["imdb"])
+    config, data = imdb_task.resolve_preset(args)
+    assert (data["max_len"], args.epochs, args.lr, args.lr_decay) == (400, 3, 2e-3, 0.6)
+    args = train.build_parser().parse_args(["imdb", "--lr-decay", "0.9"])
+    imdb_task.resolve_preset(args)
+    assert args.lr_decay == 0.9                                      # a flag beats the preset
 
 
 def test_semi_supervised_adds_unlabelled_reviews_with_weight_zero(data_dir):

@@ -101,8 +101,10 @@ def test_lr_decay_per_epoch_is_logged_and_applied(tmp_path):
 
 def test_train_rejects_a_bad_lr_decay(capsys):
     from scratchvae.train import main
-    assert main(["mnist", "--lr-decay", "1.5", "--data-dir", "/nonexistent", "--no-progress"]) == 2
-    assert "--lr-decay must be in (0, 1], got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["mnist", "--lr-decay", "1.5"])
+    assert exc.value.code == 2
+    assert "--lr-decay: must be in (0, 1], got 1.5" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("stop_at", [4, 8, 13])  # mid-epoch, at an epoch boundary, later

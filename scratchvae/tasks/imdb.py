@@ -18,10 +18,11 @@ Presets (every value is also a flag, which overrides the preset):
 * ``seed``: the tutorial. Vocabulary 1000, 300 words, embedding 64, two bidirectional
   LSTM(500), Dense(435, relu), latent 200, epsilon std 0.01, two LSTM(500) decoders,
   sentiment Dense(100) -> Dense(1), batch 10, Adam 1e-3, pre-padding, batches drawn at random.
-* ``default``: sized for the full data on a small CPU: vocabulary 10000, 200 words,
+* ``default``: sized for the full data on a small CPU: vocabulary 10000, 400 words,
   LSTMs of 128, latent 64, batch 32, post-padding, batches of similar lengths (less
-  padding), and the sentiment loss weighted 20x against a reconstruction summed over
-  ~200 tokens.
+  padding), the sentiment loss weighted 20x against a reconstruction summed over the
+  words, 3 epochs at Adam 2e-3 x 0.6 per epoch. Its encoder overfits by epoch 3 (train
+  accuracy 95 %), so best.npz is the epoch with the best validation accuracy.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from ..data.tokenizer import OOV_ID, PAD_ID, Tokenizer, bucket_batches, pad_sequ
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
 from .flags import positive_int
 
-DEFAULTS = {"epochs": None, "batch_size": None, "optimizer": "adam", "lr": None, "clipnorm": None}
+DEFAULTS = {"epochs": None, "batch_size": None, "optimizer": "adam", "lr": None, "lr_decay": None,
+            "clipnorm": None}
 EVAL_BATCH = 64
 
 
@@ -55,6 +57,7 @@ class Preset:
     epochs: int
     batch_size: int
     lr: float
+    lr_decay: float = 1.0
 
 
 PRESETS = {
@@ -63,8 +66,8 @@ PRESETS = {
     "default": Preset(IMDBVAEConfig(vocab_size=10000, embedding_dim=64, encoder_units=128,
                                     hidden_units=128, latent_dim=64, decoder_units=128,
                                     sentiment_units=64, epsilon_std=0.01, sentiment_weight=20.0),
-                      max_len=200, padding="post", bucket=True, val_size=2500, epochs=3,
-                      batch_size=32, lr=2e-3),
+                      max_len=400, padding="post", bucket=True, val_size=2500, epochs=3,
+                      batch_size=32, lr=2e-3, lr_decay=0.6),
 }
 
 # flag -> IMDBVAEConfig field, for the model sizes and loss weights.
@@ -104,7 +107,7 @@ def resolve_preset(args: argparse.Namespace) -> tuple[IMDBVAEConfig, dict]:
         config = replace(preset.model, **overrides)
     except ValueError as exc:  # e.g. a vocabulary with no room beside the reserved ids
         raise DataError(f"{exc} (set by --preset {args.preset} and the size flags)") from None
-    for key in ("epochs", "batch_size", "lr"):
+    for key in ("epochs", "batch_size", "lr", "lr_decay"):
         if getattr(args, key) is None:
             setattr(args, key, getattr(preset, key))
     if args.batch_size < 1 or args.epochs < 1:
