@@ -110,12 +110,12 @@ def test_train_rejects_a_bad_lr_decay(capsys):
 @pytest.mark.parametrize("stop_at", [4, 8, 13])  # mid-epoch, at an epoch boundary, later
 def test_resume_is_exact(tmp_path, backend_name, stop_at):
     full = ToyTask(backend_name)
-    _trainer(full, tmp_path / "full", epochs=3).fit()
+    _trainer(full, tmp_path / "full", epochs=3, lr_decay=0.7).fit()
 
     first = ToyTask(backend_name)
-    _trainer(first, tmp_path / "cut", epochs=3, max_steps=stop_at).fit()  # as if killed here
+    _trainer(first, tmp_path / "cut", epochs=3, max_steps=stop_at, lr_decay=0.7).fit()  # as if killed here
     second = ToyTask(backend_name)
-    trainer = _trainer(second, tmp_path / "cut", epochs=3)
+    trainer = _trainer(second, tmp_path / "cut", epochs=3, lr_decay=0.7)  # the decayed rate is rebuilt
     assert trainer.resume() and trainer.global_step == stop_at
     trainer.fit()
     for k, v in full.model.state_dict().items():
