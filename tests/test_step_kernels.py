@@ -1,8 +1,8 @@
-"""The fused LSTM step kernels of the compiled backends against the numpy reference.
+"""The fused LSTM step and cell kernels of the compiled backends against the numpy reference.
 
 The sizes reach every path of the numba kernel: batches that take register tiles of
-5, 4, 2 and 1 rows; dot lengths shorter than one SIMD vector, with a tail, longer than
-one L1 slice (4U > 512); steps large enough to be split across threads.
+5, 2 and 1 rows; dot lengths shorter than one SIMD vector, with a vector part and a
+tail, and long ones (4U = 2000); steps large enough to be split across threads.
 """
 
 from __future__ import annotations
@@ -39,12 +39,19 @@ def _run(backend_name, x, activation):
     dc_prev = K.lstm_step_backward(d["dh"], d["dc"], gates, d["c_prev"], c, dgates, U, U_T, dh_prev,
                                    activation)
     out = {"gates": gates, "c": c, "h": h, "dgates": dgates, "dh_prev": dh_prev, "dc_prev": dc_prev}
+    # The cell alone (the step kernels fuse it; the cell kernels are public too), from the same z.
+    z = d["gates"] + d["h_prev"] @ U
+    cell_c, cell_h = K.xp.empty_like(c), K.xp.empty_like(c)
+    K.lstm_cell_forward(z, d["c_prev"], cell_c, cell_h, activation)
+    cell_dz = K.xp.empty_like(z)
+    cell_dc_prev = K.lstm_cell_backward(d["dh"], d["dc"], z, d["c_prev"], cell_c, cell_dz, activation)
+    out.update(cell_gates=z, cell_c=cell_c, cell_h=cell_h, cell_dz=cell_dz, cell_dc_prev=cell_dc_prev)
     return {k: K.to_numpy(v) for k, v in out.items()}
 
 
 @pytest.mark.parametrize("batch, units", SIZES)
 @pytest.mark.parametrize("activation", ["sigmoid", "hard_sigmoid"])
-def test_step_kernels_match_the_reference_in_float64(fast_backend_name, batch, units, activation):
+def test_step_and_cell_kernels_match_the_reference_in_float64(fast_backend_name, batch, units, activation):
     x = _inputs(batch, units, np.float64)
     ref, got = _run("numpy", x, activation), _run(fast_backend_name, x, activation)
     for k in ref:
