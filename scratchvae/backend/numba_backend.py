@@ -321,29 +321,54 @@ def _add_products(out, a, M, M_T, r0, r1, c0, zero):
                 o[i] += x * row[i]
 
 
+@njit(**_kernel)
+def _forward_units(gates, h_prev, U, U_T, c_prev, c_out, h_out, hard, j0, j1, zero):
+    """Units j0 <= j < j1 of a step: their four gate columns of z = gates + h_prev U (rows
+    of U^T), then their cells: a range of units needs nothing from the other ranges."""
+    u = c_prev.shape[1]
+    for k in range(4):
+        _add_products(gates, h_prev, U_T, U, k * u + j0, k * u + j1, k * u + j0, zero)
+    _cell_forward(gates, c_prev, c_out, h_out, j0, j1, hard)
+
+
+@njit(**_kernel)
+def _backward_product(dgates, U, U_T, dh_prev, j0, j1, zero):
+    """Columns j0 <= j < j1 of dh_prev = dz U^T (rows of U)."""
+    dh_prev[:, j0:j1] = 0
+    _add_products(dh_prev, dgates, U, U_T, j0, j1, j0, zero)
+
+
 @njit(parallel=True, **_kernel)
 def _step_forward(gates, h_prev, U, U_T, c_prev, c_out, h_out, hard, parts, zero):
-    """z = gates + h_prev U (rows of U^T), then the cell; thread p owns a range of units
-    and computes the four gate columns of each of its units, so it can run their cells."""
+    """A step split into ``parts`` unit ranges, one per thread."""
     u = c_prev.shape[1]
     for p in prange(parts):
-        j0, j1 = u * p // parts, u * (p + 1) // parts
-        for k in range(4):
-            _add_products(gates, h_prev, U_T, U, k * u + j0, k * u + j1, k * u + j0, zero)
-        _cell_forward(gates, c_prev, c_out, h_out, j0, j1, hard)
+        _forward_units(gates, h_prev, U, U_T, c_prev, c_out, h_out, hard,
+                       u * p // parts, u * (p + 1) // parts, zero)
 
 
 @njit(parallel=True, **_kernel)
 def _step_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, U, U_T, dh_prev, hard, parts, zero):
-    """The cell backward, then dh_prev = dz U^T (rows of U), each split by units."""
+    """The cell backward, then dh_prev = dz U^T (it needs every unit's dz), each split by units."""
     u = c.shape[1]
     for p in prange(parts):
-        j0, j1 = u * p // parts, u * (p + 1) // parts
-        _cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, j0, j1, hard)
+        _cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, u * p // parts, u * (p + 1) // parts, hard)
     for p in prange(parts):
-        j0, j1 = u * p // parts, u * (p + 1) // parts
-        dh_prev[:, j0:j1] = 0
-        _add_products(dh_prev, dgates, U, U_T, j0, j1, j0, zero)
+        _backward_product(dgates, U, U_T, dh_prev, u * p // parts, u * (p + 1) // parts, zero)
+
+
+# The same steps on the calling thread alone, without the GIL: what :meth:`NumbaBackend.concurrently`
+# runs when it gives each of its calls a single core.
+@njit(nogil=True, **_kernel)
+def _step_forward_serial(gates, h_prev, U, U_T, c_prev, c_out, h_out, hard, zero):
+    _forward_units(gates, h_prev, U, U_T, c_prev, c_out, h_out, hard, 0, c_prev.shape[1], zero)
+
+
+@njit(nogil=True, **_kernel)
+def _step_backward_serial(dh, dc, gates, c_prev, c, dgates, dc_prev, U, U_T, dh_prev, hard, zero):
+    u = c.shape[1]
+    _cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, 0, u, hard)
+    _backward_product(dgates, U, U_T, dh_prev, 0, u, zero)
 
 
 _PARALLEL_FLOPS = 2_000_000      # a step's product must be this large to be split across threads
@@ -413,7 +438,10 @@ class NumbaBackend(NumpyBackend):
     """NumPy arrays; kernels compiled with Numba (see the reference for their contracts)."""
 
     name = "numba"
-    _threads: int | None = None
+
+    def __init__(self):
+        super().__init__()
+        self._threads: int | None = None   # numba's thread count, read once (see _thread_count)
 
     def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
         _lstm_cell_forward(gates, c_prev, c_out, h_out, _is_hard(recurrent_activation))
@@ -427,25 +455,59 @@ class NumbaBackend(NumpyBackend):
 
     def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out,
                           recurrent_activation="sigmoid"):
-        _step_forward(gates, h_prev, U, U_T, c_prev, c_out, h_out, _is_hard(recurrent_activation),
-                      self._parts(h_prev, U), gates.dtype.type(0))
+        hard, zero, parts = _is_hard(recurrent_activation), gates.dtype.type(0), self._parts(h_prev, U)
+        if parts == 1:
+            _step_forward_serial(gates, h_prev, U, U_T, c_prev, c_out, h_out, hard, zero)
+        else:
+            _step_forward(gates, h_prev, U, U_T, c_prev, c_out, h_out, hard, parts, zero)
 
     def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, U, U_T, dh_prev_out,
                            recurrent_activation="sigmoid"):
+        hard, zero, parts = _is_hard(recurrent_activation), gates.dtype.type(0), self._parts(dh, U)
         dc_prev = np.empty_like(c)
-        _step_backward(dh, dc, gates, c_prev, c, dgates_out, dc_prev, U, U_T, dh_prev_out,
-                       _is_hard(recurrent_activation), self._parts(dh, U), gates.dtype.type(0))
+        if parts == 1:
+            _step_backward_serial(dh, dc, gates, c_prev, c, dgates_out, dc_prev, U, U_T, dh_prev_out,
+                                  hard, zero)
+        else:
+            _step_backward(dh, dc, gates, c_prev, c, dgates_out, dc_prev, U, U_T, dh_prev_out,
+                           hard, parts, zero)
         return dc_prev
 
-    def _parts(self, h, U):
-        """Unit ranges a step is split into: one per thread, or 1 for a step too small to share.
-
-        The thread count is read once (``numba.get_num_threads`` costs ~20 us a call);
-        a later ``numba.set_num_threads`` changes how the ranges are shared, not the results.
-        """
+    def _thread_count(self) -> int:
+        """The threads this thread's kernels may use: its share inside :meth:`concurrently`,
+        else numba's count, read once (``numba.get_num_threads`` costs ~20 us a call; a later
+        ``numba.set_num_threads`` changes how work is shared, not the results)."""
+        share = getattr(self._local, "threads", None)
+        if share is not None:
+            return share
         if self._threads is None:
             self._threads = numba.get_num_threads()
-        return self._threads if 2 * h.shape[0] * U.size >= _PARALLEL_FLOPS else 1
+        return self._threads
+
+    def _parts(self, h, U):
+        """Unit ranges a step is split into: one per thread, or 1 for a step too small to share
+        (and inside :meth:`concurrently` with one thread per call: the serial kernels)."""
+        return self._thread_count() if 2 * h.shape[0] * U.size >= _PARALLEL_FLOPS else 1
+
+    def _can_share(self, share: int) -> bool:
+        """A share of more than one thread launches parallel kernels from two threads at once,
+        which numba's omp and tbb threading layers allow and its workqueue layer does not."""
+        if share == 1:
+            return True
+        try:
+            return numba.threading_layer() in ("omp", "tbb")
+        except ValueError:                  # no parallel kernel has run yet: no layer chosen
+            return False
+
+    def _with_threads(self, share: int, call):
+        if share == 1:
+            return super()._with_threads(share, call)
+        before = numba.get_num_threads()
+        numba.set_num_threads(share)        # thread-local in numba
+        try:
+            return super()._with_threads(share, call)
+        finally:
+            numba.set_num_threads(before)
 
     def embedding_backward(self, ids, dy, num_rows):
         dW = np.zeros((num_rows, dy.shape[1]), dtype=dy.dtype)

@@ -18,7 +18,11 @@ Kernel conventions
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+
+from .threads import blas_thread_count, run_concurrently
 
 RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 
@@ -55,6 +59,9 @@ class NumpyBackend:
     name = "numpy"
     xp = np
 
+    def __init__(self):
+        self._local = threading.local()     # .threads: this thread's share inside concurrently()
+
     # ------------------------------------------------------------------ arrays
     def asarray(self, a, dtype=None):
         """Host data -> a backend array (a no-op for NumPy)."""
@@ -66,6 +73,36 @@ class NumpyBackend:
 
     def synchronize(self) -> None:
         """Wait for queued work (only asynchronous devices have any)."""
+
+    # ------------------------------------------------------------------ threads
+    def concurrently(self, *calls):
+        """Runs independent calls (the two directions of a bidirectional LSTM) at the same
+        time, each with ``threads // len(calls)`` of the CPU threads, and returns their
+        results in order.  The arithmetic is exactly that of running them one after
+        another, which is what happens when there are fewer threads than calls.
+        See :mod:`scratchvae.backend.threads`.
+        """
+        share = self._thread_count() // len(calls) if calls else 0
+        if len(calls) < 2 or share < 1 or not self._can_share(share):
+            return [call() for call in calls]
+        return run_concurrently(calls, share, lambda call: self._with_threads(share, call))
+
+    def _thread_count(self) -> int:
+        """The threads this thread may use: its share inside :meth:`concurrently`, else BLAS's."""
+        share = getattr(self._local, "threads", None)
+        return share if share is not None else blas_thread_count()
+
+    def _can_share(self, share: int) -> bool:
+        return True
+
+    def _with_threads(self, share: int, call):
+        """call() with this thread's work limited to ``share`` threads."""
+        previous = getattr(self._local, "threads", None)
+        self._local.threads = share
+        try:
+            return call()
+        finally:
+            self._local.threads = previous
 
     # ------------------------------------------------------------------ LSTM
     def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid"):

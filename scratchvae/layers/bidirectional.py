@@ -37,8 +37,9 @@ class Bidirectional(Layer):
         self.units, self.return_sequences = units, return_sequences
 
     def forward(self, x, mask=None):
-        y_fwd = self.forward_layer.forward(x, mask)
-        y_bwd = self.backward_layer.forward(x, mask)
+        # The directions share nothing but x: the backend may run them at the same time.
+        y_fwd, y_bwd = self.backend.concurrently(lambda: self.forward_layer.forward(x, mask),
+                                                 lambda: self.backward_layer.forward(x, mask))
         if self.return_sequences:
             y_bwd = y_bwd[:, ::-1]
         return self.xp.concatenate([y_fwd, y_bwd], axis=-1)
@@ -48,4 +49,6 @@ class Bidirectional(Layer):
         dy_fwd, dy_bwd = dy[..., :u], dy[..., u:]
         if self.return_sequences:
             dy_bwd = dy_bwd[:, ::-1]
-        return self.forward_layer.backward(dy_fwd) + self.backward_layer.backward(dy_bwd)
+        dx_fwd, dx_bwd = self.backend.concurrently(lambda: self.forward_layer.backward(dy_fwd),
+                                                   lambda: self.backward_layer.backward(dy_bwd))
+        return dx_fwd + dx_bwd
