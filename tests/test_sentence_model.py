@@ -206,4 +206,25 @@ def test_config_round_trips_and_checks_its_values():
         SentenceVAEConfig(vocab_size=10, init_activation="relu")
     with pytest.raises(ValueError):
         SentenceVAEConfig(vocab_size=0)
+    with pytest.raises(ValueError, match="decoder_dropout"):
+        SentenceVAEConfig(vocab_size=10, decoder_dropout=1.0)
     assert get_backend("numpy") is make_model().backend
+
+
+def test_decoder_dropout_acts_in_training_only():
+    """Without rng the model with decoder_dropout computes exactly what the model without it
+    does; with rng, inputs and outputs of the decoder are masked at about the rate and the
+    kept values scaled by 1 / (1 - p).  (Its gradients: the finite-difference case above.)"""
+    rng = np.random.default_rng(3)
+    inputs, targets = make_batch(rng, lengths=(30, 25, 28, 20))
+    eps = rng.standard_normal((4, 3))
+    plain, dropped = make_model(), make_model(decoder_dropout=0.5)
+    assert dropped.forward(targets, inputs, targets, eps) == plain.forward(targets, inputs, targets, eps)
+    loss = dropped.forward(targets, inputs, targets, eps, rng=np.random.default_rng(0))
+    assert loss != plain.loss
+    for layer, shape in ((dropped.dropout_in, (4, 31, 5)), (dropped.dropout_out, (4, 31, 7))):
+        assert layer.scale.shape == shape
+        assert set(np.unique(layer.scale)) == {0.0, 2.0}
+        assert 0.4 < (layer.scale == 0).mean() < 0.6
+    same = dropped.forward(targets, inputs, targets, eps, rng=np.random.default_rng(0))
+    assert same == loss                                  # the masks come from the generator alone

@@ -125,10 +125,11 @@ def test_csv_column_and_glove_frozen_embeddings(tmp_path, capsys):
 
 def test_resume_continues_exactly(tmp_path, text_file, capsys):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    args = ["text", "--file", text_file, *TINY, "--word-dropout", "0.4"]
+    args = ["text", "--file", text_file, *TINY, "--word-dropout", "0.4", "--decoder-dropout", "0.3"]
     assert run(train.main, [*args, "--out", straight, "--epochs", 2], capsys)[0] == 0
     assert run(train.main, [*args, "--out", split, "--epochs", 1], capsys)[0] == 0
     assert run(train.main, [*args, "--out", split, "--epochs", 2, "--resume"], capsys)[0] == 0
+    assert load_checkpoint(split / "last.npz").meta["config"]["decoder_dropout"] == 0.3
     a, b = load_checkpoint(straight / "last.npz").params, load_checkpoint(split / "last.npz").params
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])

@@ -308,6 +308,7 @@ def build_keras_sentence_vae(config, *, dtype: str = "float64"):
     from the initial state Dense(z) (h0, or [h0 | c0]), as scratchvae's does.
     Loss: reconstruction of the targets (padding weight 0) summed per sentence, batch mean,
     + kl_weight * KL (free bits: sum over units of max(batch-mean KL, free_bits)).
+    ``decoder_dropout`` is left out: it has no weights and is the identity outside training.
     """
     keras = get_keras()
     c = config

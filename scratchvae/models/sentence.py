@@ -8,8 +8,9 @@
               (init_state "h": only h0 from z, c0 = 0)
               inputs Embed(<s> w1 .. wn), word-dropped: each word replaced by <unk> at rate p
               (optionally z concatenated to every input embedding: z_every_step)
-              h_1 .. h_{n+1} = LSTM(inputs, initial_state=(h0, c0))
-              logits_t = h_t W_o + b_o                   (B, T, V): the one vocabulary-sized block
+              h_1 .. h_{n+1} = LSTM(Dropout(inputs), initial_state=(h0, c0))
+              logits_t = Dropout(h_t) W_o + b_o          (B, T, V): the one vocabulary-sized block
+              (Dropout at rate decoder_dropout, in training only; 0 by default)
     loss   =  -log p(x|z) + beta * KL(q(z|x) || N(0, I))  per sentence, mean over the batch
               (KL with optional free bits per latent unit)
 
@@ -38,7 +39,7 @@ import numpy as np
 from ..data.corpus import PAD_ID
 from ..gradcheck.cases import _Ctx, register
 from ..gradcheck.core import Problem
-from ..layers import Bidirectional, Dense, Embedding, GaussianSample, Layer, LSTM
+from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM
 from ..losses import GaussianKL, SparseSoftmaxCrossEntropy
 
 INIT_STATES = ("h", "hc")
@@ -59,6 +60,7 @@ class SentenceVAEConfig:
     init_state: str = "hc"           # "hc": h0 and c0 from z; "h": h0 from z, c0 = 0
     init_activation: str = "tanh"    # of the Dense layer z -> initial state: "tanh" or "linear"
     free_bits: float = 0.0           # nats per latent unit (GaussianKL)
+    decoder_dropout: float = 0.0     # dropout on the decoder's input embeddings and on its outputs
     train_embeddings: bool = True    # False: the embedding table stays as loaded (frozen GloVe)
     recurrent_activation: str = "sigmoid"
 
@@ -70,6 +72,8 @@ class SentenceVAEConfig:
         sizes = (self.vocab_size, self.embedding_dim, self.encoder_units, self.decoder_units, self.latent_dim)
         if min(sizes) < 1:
             raise ValueError(f"every size must be at least 1, got {sizes}")
+        if not 0.0 <= self.decoder_dropout < 1.0:
+            raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,6 +131,8 @@ class SentenceVAE(Layer):
         self.decoder = self.add_child("decoder", LSTM(decoder_input, c.decoder_units, return_sequences=True,
                                                       **lstm_kw, **kw))
         self.output = self.add_child("output", Dense(c.decoder_units, c.vocab_size, **kw))
+        self.dropout_in = Dropout(c.decoder_dropout, backend=self.backend, dtype=self.dtype)
+        self.dropout_out = Dropout(c.decoder_dropout, backend=self.backend, dtype=self.dtype)
         self.reconstruction = SparseSoftmaxCrossEntropy("sum", backend=self.backend, dtype=self.dtype)
         self.kl_loss = GaussianKL(c.free_bits, backend=self.backend, dtype=self.dtype)
 
@@ -152,21 +158,26 @@ class SentenceVAE(Layer):
         zs = self.xp.broadcast_to(z[:, None, :], (n, T, z.shape[1]))
         return self.xp.concatenate([x, zs], axis=-1)
 
-    def _decode(self, x, z, state=None):
-        """Decoder inputs x (B, T, E), z (B, Z) -> logits (B, T, V); the LSTM keeps its final state."""
+    def _decode(self, x, z, state=None, rng=None):
+        """Decoder inputs x (B, T, E), z (B, Z) -> logits (B, T, V); the LSTM keeps its final state.
+        With ``rng`` (training) the dropout layers draw their masks from it; without, they pass through."""
         state = self._initial_state(z) if state is None else state
+        training = rng is not None
+        x = self.dropout_in.forward(x, training=training, rng=rng)
         h = self.decoder.forward(self._with_z(x, z), initial_state=state)
-        return self.output.forward(h)
+        return self.output.forward(self.dropout_out.forward(h, training=training, rng=rng))
 
     # ------------------------------------------------------------------ training
-    def forward(self, encoder_ids, decoder_ids, targets, eps, kl_weight: float = 1.0) -> float:
-        """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward."""
+    def forward(self, encoder_ids, decoder_ids, targets, eps, kl_weight: float = 1.0,
+                rng: np.random.Generator | None = None) -> float:
+        """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward.
+        ``rng`` draws the decoder's dropout masks (training); None: no dropout."""
         xp = self.xp
         n = targets.shape[0]
         emb = self.embedding.forward(xp.concatenate([encoder_ids, decoder_ids]))  # (2B, T, E), one lookup
         mean, logvar = self._encode_embedded(emb[:n], encoder_ids)
         z = self.sampler.forward(mean, logvar, eps)
-        logits = self._decode(emb[n:], z)
+        logits = self._decode(emb[n:], z, rng=rng)
         self.rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
         self.kl_term = self.kl_loss.forward(mean, logvar)
         self.kl = float(self.kl_loss.per_example.mean())
@@ -177,7 +188,7 @@ class SentenceVAE(Layer):
     def backward(self) -> None:
         """Gradients of the last forward's loss, added into every parameter's gradient."""
         xp, c = self.xp, self.config
-        dh = self.output.backward(self.reconstruction.backward())          # (B, T, U_d)
+        dh = self.dropout_out.backward(self.output.backward(self.reconstruction.backward()))  # (B, T, U_d)
         dx = self.decoder.backward(dh)                                     # (B, T, E [+ Z])
         dh0, dc0 = self.decoder.d_initial_state
         dz = self.to_state.backward(xp.concatenate([dh0, dc0], axis=1) if c.init_state == "hc" else dh0)
@@ -188,7 +199,7 @@ class SentenceVAE(Layer):
         dmean_kl, dlogvar_kl = self.kl_loss.backward(self.kl_weight)
         de = self.to_mean.backward(dmean + dmean_kl) + self.to_logvar.backward(dlogvar + dlogvar_kl)
         dx_enc = self.encoder.backward(de)
-        self.embedding.backward(xp.concatenate([dx_enc, dx]))
+        self.embedding.backward(xp.concatenate([dx_enc, self.dropout_in.backward(dx)]))
 
     # ------------------------------------------------------------------ inference
     def encode(self, ids):
@@ -226,7 +237,8 @@ class SentenceVAE(Layer):
 
 # ---------------------------------------------------------------------- gradient checks
 def _model_case(kl_weight: float = 0.7, **options):
-    """A tiny model (V=7, E=3, U=4, Z=2, B=3, T=5) with word dropout off and fixed noise: a deterministic loss."""
+    """A tiny model (V=7, E=3, U=4, Z=2, B=3, T=5) with word dropout off and fixed noise: a deterministic
+    loss (with decoder_dropout, every call draws the same masks from a fresh generator)."""
     def build(backend, dtype, rng):
         ctx = _Ctx(backend, dtype, rng)
         config = SentenceVAEConfig(vocab_size=7, embedding_dim=3, encoder_units=4, decoder_units=4,
@@ -244,7 +256,8 @@ def _model_case(kl_weight: float = 0.7, **options):
         eps = ctx.normal(3, 2)
 
         def loss():
-            return model.forward(targets, decoder_ids, targets, eps, kl_weight)
+            masks = np.random.default_rng(5) if model.config.decoder_dropout > 0 else None
+            return model.forward(targets, decoder_ids, targets, eps, kl_weight, rng=masks)
 
         def gradients():
             model.zero_grad()
@@ -260,3 +273,4 @@ register("SentenceVAE LSTM encoder, h0 c0 = tanh(Dense(z))")(_model_case())
 register("SentenceVAE BiLSTM encoder, z every step, free bits")(
     _model_case(bidirectional=True, z_every_step=True, free_bits=0.05, kl_weight=1.0))
 register("SentenceVAE h0 = Dense(z) linear, c0 = 0")(_model_case(init_state="h", init_activation="linear"))
+register("SentenceVAE decoder dropout 0.4, z every step")(_model_case(decoder_dropout=0.4, z_every_step=True))

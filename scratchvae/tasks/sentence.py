@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                    help="activation of the Dense layer z -> decoder initial state")
     g.add_argument("--glove", default=None, metavar="FILE", help="start the embeddings from GloVe-format vectors")
     g.add_argument("--freeze-embeddings", action="store_true", help="keep the embeddings fixed (with --glove)")
+    g.add_argument("--decoder-dropout", type=_fraction, default=0.0, metavar="P",
+                   help="dropout at rate P on the decoder's input embeddings and on its outputs before "
+                        "the vocabulary projection, in training (texar's PTB VAE: 0.5); default 0")
 
     g = parser.add_argument_group("objective")
     g.add_argument("--word-dropout", type=_fraction, default=0.3,
@@ -188,7 +191,7 @@ class SentenceTask:
         eps = B.asarray(rng.standard_normal((len(batch), model.config.latent_dim)), dtype=model.dtype)
         targets = B.asarray(data.targets)
         beta = self.schedule(step)
-        loss = model.forward(targets, B.asarray(inputs), targets, eps, beta)
+        loss = model.forward(targets, B.asarray(inputs), targets, eps, beta, rng=rng)
         model.backward()
         return {"loss": loss, "rec": model.rec, "kl": model.kl, "beta": beta}
 
@@ -240,7 +243,8 @@ def build_task(args: argparse.Namespace) -> SentenceTask:
         vocab_size=len(vocab), embedding_dim=args.embedding_dim, encoder_units=args.encoder_units,
         decoder_units=args.decoder_units, latent_dim=args.latent_dim, bidirectional=args.bidirectional,
         z_every_step=args.z_every_step, init_state=args.init_state, init_activation=args.init_activation,
-        free_bits=args.free_bits, train_embeddings=not args.freeze_embeddings)
+        free_bits=args.free_bits, train_embeddings=not args.freeze_embeddings,
+        decoder_dropout=args.decoder_dropout)
     weights = None
     if args.glove:
         pretrained = load_glove(args.glove, vocab, dim=args.embedding_dim, seed=args.seed)
@@ -259,7 +263,8 @@ def build_task(args: argparse.Namespace) -> SentenceTask:
         print(f"{what}: {len(train):,} training sentences"
               + (f" ({dropped:,} over {args.max_len} words dropped)" if dropped else "")
               + f", {0 if valid is None else len(valid):,} validation, vocabulary {len(vocab):,}; "
-              f"KL {schedule.describe()}, word dropout {args.word_dropout:g}, free bits {args.free_bits:g}")
+              f"KL {schedule.describe()}, word dropout {args.word_dropout:g}, free bits {args.free_bits:g}, "
+              f"decoder dropout {args.decoder_dropout:g}")
     return SentenceTask(args.task, model, vocab, train=train, valid=valid, batch_size=args.batch_size,
                         word_dropout=args.word_dropout, schedule=schedule, source=source,
                         data_options={"max_len": args.max_len, "on_long": args.on_long,
