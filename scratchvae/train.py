@@ -17,7 +17,7 @@ import argparse
 import importlib
 import sys
 
-from .backend import BACKENDS, BackendError
+from .backend import BACKENDS, BackendError, threads
 from .data.errors import DataError
 from .optim import OPTIMIZERS, make_optimizer
 from .tasks import HELP, TASKS
@@ -85,12 +85,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def limit_threads(n: int) -> None:
     """Use at most n CPU threads in BLAS (through threadpoolctl) and in numba's parallel kernels."""
-    if n < 1:
-        raise TrainingError(f"--threads must be at least 1, got {n}")
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(n)
-    import numba
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        threads.limit_threads(n)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def run(args: argparse.Namespace, comm=None) -> dict:

@@ -81,6 +81,25 @@ def test_evaluate_prints_the_metrics_table(trained, capsys):
         assert row in out
 
 
+def test_evaluate_takes_threads_as_train_does(trained, capsys):
+    import numba
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    before = numba.get_num_threads()
+    try:
+        code, out, err = run(evaluate_cli.main, [trained / "best.npz", "--samples", 2, "--limit", 3,
+                                                 "--backend", "numpy", "--no-progress", "--threads", 1], capsys)
+        assert code == 0, err
+        assert numba.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    finally:
+        numba.set_num_threads(before)
+        threadpool_limits(before)
+    with pytest.raises(SystemExit):        # argparse: "must be a positive integer"
+        evaluate_cli.main([str(trained / "best.npz"), "--threads", "0"])
+    assert "must be a positive integer" in capsys.readouterr().err
+
+
 def test_evaluation_numbers_are_consistent(trained):
     from scratchvae.data.corpus import read_text
     from scratchvae.tasks.sentence import encode_known, evaluate, load_task

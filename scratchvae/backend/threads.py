@@ -20,7 +20,7 @@ _controller: ThreadpoolController | None = None
 _pool: ThreadPoolExecutor | None = None
 
 
-def _blas() -> ThreadpoolController:
+def _threadpools() -> ThreadpoolController:
     global _controller
     if _controller is None:
         _controller = ThreadpoolController()   # finds the loaded BLAS libraries once (~ms)
@@ -29,12 +29,22 @@ def _blas() -> ThreadpoolController:
 
 def blas_thread_count() -> int:
     """The threads BLAS may use now (the largest count among the loaded BLAS libraries)."""
-    return max((lib.num_threads for lib in _blas().select(user_api="blas").lib_controllers), default=1)
+    return max((lib.num_threads for lib in _threadpools().select(user_api="blas").lib_controllers), default=1)
 
 
 def blas_threads(n: int):
     """A context in which BLAS (OpenBLAS, MKL, ...) uses n threads; the counts before come back after."""
-    return _blas().limit(limits=n, user_api="blas")
+    return _threadpools().limit(limits=n, user_api="blas")
+
+
+def limit_threads(n: int) -> None:
+    """Use at most n CPU threads from now on: in BLAS (through threadpoolctl) and in numba's
+    parallel kernels (what ``--threads N`` does)."""
+    if n < 1:
+        raise ValueError(f"--threads must be at least 1, got {n}")
+    _threadpools().limit(limits=n)        # BLAS and OpenMP; holds until something else sets them
+    import numba
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
 def run_concurrently(calls: Sequence[Callable], share: int, run_one: Callable) -> list:

@@ -40,7 +40,7 @@ from ..data.errors import DataError
 from ..data.imdb import load_imdb
 from ..data.tokenizer import OOV_ID, PAD_ID, Tokenizer, bucket_batches, pad_sequences, split_words
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
-from .flags import positive_int
+from .flags import add_threads_argument, apply_threads, positive_int
 
 DEFAULTS = {"epochs": None, "batch_size": None, "optimizer": "adam", "lr": None, "lr_decay": None,
             "clipnorm": None}
@@ -304,6 +304,7 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PNG", help="write the PCA of the test reviews' z_mean, "
                    "coloured by sentiment")
     p.add_argument("--seed", type=int, default=0)
+    add_threads_argument(p)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
@@ -343,6 +344,7 @@ def encode_report(task: IMDBTask, texts: list[str]) -> list[str]:
 
 def evaluate_main(ckpt, argv) -> int:
     args = _eval_parser().parse_args(argv)
+    apply_threads(args)
     if args.plot:
         from . import imdb_plots
         try:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..data.mnist import PIXELS, Mnist, load_mnist
 from ..models.mnist import DenseVAE, build_model
-from .flags import positive_int
+from .flags import add_threads_argument, apply_threads, positive_int
 
 DEFAULTS = {"epochs": 50, "batch_size": 32, "optimizer": "adam", "lr": 1e-3}
 VALIDATION_BATCH = 500
@@ -106,12 +106,14 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write latent.png, manifold.png and reconstructions.png into DIR")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise")
+    add_threads_argument(p)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
 
 def evaluate_main(ckpt, argv) -> int:
     args = _eval_parser().parse_args(argv)
+    apply_threads(args)
     if args.plots:
         from . import mnist_plots
         try:

@@ -36,7 +36,7 @@ from ..models import latent_metrics as lm
 from ..models.annealing import SCHEDULES, KLSchedule
 from ..models.sentence import INIT_ACTIVATIONS, INIT_STATES, SentenceVAE, SentenceVAEConfig
 from ..training.checkpoint import CheckpointError, load_checkpoint
-from .flags import positive_int
+from .flags import add_threads_argument, apply_threads, positive_int
 
 DEFAULTS = {"epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "clipnorm": 5.0}
 MAX_LEN = {"ptb": 100, "text": 50}     # PTB's longest sentence has 82 words: all are kept
@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g.add_argument("--freeze-embeddings", action="store_true", help="keep the embeddings fixed (with --glove)")
     g.add_argument("--decoder-dropout", type=_fraction, default=0.0, metavar="P",
                    help="dropout at rate P on the decoder's input embeddings and on its outputs before "
-                        "the vocabulary projection, in training (texar's PTB VAE: 0.5); default 0")
+                        "the vocabulary projection, in training only (texar's PTB VAE uses 0.5)")
 
     g = parser.add_argument_group("objective")
     g.add_argument("--word-dropout", type=_fraction, default=0.3,
@@ -371,6 +371,7 @@ def _eval_parser(task_name: str) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, default="numba")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None, help="default: as trained")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise")
+    add_threads_argument(p)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
@@ -378,6 +379,7 @@ def _eval_parser(task_name: str) -> argparse.ArgumentParser:
 def evaluate_main(ckpt, argv) -> int:
     task_name = ckpt.meta.get("task")
     args = _eval_parser(task_name).parse_args(argv)
+    apply_threads(args)
     task = load_task(ckpt, args.backend, args.dtype)
     source = dict(task.source)
     if task_name == "ptb":
