@@ -23,7 +23,7 @@ _pool: ThreadPoolExecutor | None = None
 def _threadpools() -> ThreadpoolController:
     global _controller
     if _controller is None:
-        _controller = ThreadpoolController()   # finds the loaded BLAS libraries once (~ms)
+        _controller = ThreadpoolController()   # finds the loaded libraries once (~ms): NumPy's BLAS
     return _controller
 
 
@@ -42,7 +42,7 @@ def limit_threads(n: int) -> None:
     parallel kernels (what ``--threads N`` does)."""
     if n < 1:
         raise ValueError(f"--threads must be at least 1, got {n}")
-    _threadpools().limit(limits=n)        # BLAS and OpenMP; holds until something else sets them
+    ThreadpoolController().limit(limits=n)   # every BLAS and OpenMP library loaded by now, until reset
     import numba
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
