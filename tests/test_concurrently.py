@@ -87,6 +87,19 @@ def test_with_fewer_threads_than_calls_they_run_in_turn_on_the_caller(Backend):
     assert Backend(2).concurrently() == []
 
 
+@pytest.mark.parametrize("Backend", BACKENDS)
+def test_a_call_running_concurrently_runs_its_own_calls_in_turn(Backend):
+    """No nesting: with 4 threads an outer pair gets 2 each; an inner pair inside one of
+    them runs on that call's thread (a pool worker waiting on itself would deadlock)."""
+    K = Backend(4)
+
+    def inner():
+        me = threading.get_ident()
+        return K.concurrently(threading.get_ident, threading.get_ident) == [me, me]
+
+    assert K.concurrently(inner, inner) == [True, True]
+
+
 def test_blas_threads_sets_and_restores_the_count():
     before = blas_thread_count()
     with blas_threads(1):

@@ -79,11 +79,13 @@ class NumpyBackend:
         """Runs independent calls (the two directions of a bidirectional LSTM) at the same
         time, each with ``threads // len(calls)`` of the CPU threads, and returns their
         results in order.  The arithmetic is exactly that of running them one after
-        another, which is what happens when there are fewer threads than calls.
+        another, which is what happens when there are fewer threads than calls, and inside
+        a call that is itself running concurrently (no nesting: the worker threads are few).
         See :mod:`scratchvae.backend.threads`.
         """
+        nested = getattr(self._local, "threads", None) is not None
         share = self._thread_count() // len(calls) if calls else 0
-        if len(calls) < 2 or share < 1 or not self._can_share(share):
+        if nested or len(calls) < 2 or share < 1 or not self._can_share(share):
             return [call() for call in calls]
         return run_concurrently(calls, share, lambda call: self._with_threads(share, call))
 

@@ -18,6 +18,7 @@ from threadpoolctl import ThreadpoolController
 
 _controller: ThreadpoolController | None = None
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
 def _threadpools() -> ThreadpoolController:
@@ -51,9 +52,9 @@ def run_concurrently(calls: Sequence[Callable], share: int, run_one: Callable) -
     """``run_one(call)`` for every call at the same time, BLAS at ``share`` threads per call:
     the first call on this thread, the others on worker threads.  Returns the results in
     order; an exception in any call is raised here, after every call has finished."""
-    global _pool
-    if _pool is None or _pool._max_workers < len(calls) - 1:
-        _pool = ThreadPoolExecutor(len(calls) - 1, thread_name_prefix="scratchvae")
+    global _pool, _pool_size
+    if _pool is None or _pool_size < len(calls) - 1:
+        _pool, _pool_size = ThreadPoolExecutor(len(calls) - 1, thread_name_prefix="scratchvae"), len(calls) - 1
     with blas_threads(share):
         futures = [_pool.submit(run_one, call) for call in calls[1:]]
         try:
