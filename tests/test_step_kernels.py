@@ -69,3 +69,18 @@ def test_step_kernels_in_float32_stay_within_rounding(fast_backend_name, batch, 
         assert got[k].dtype == np.float32
         err = np.abs(got[k] - ref[k]).max() / np.abs(ref[k]).max()
         assert err <= 1e-5, f"{k} at B={batch} U={units}: relative difference {err:.1e}"
+
+
+@pytest.mark.parametrize("batch, units", [(10, 500), (11, 150)])
+@pytest.mark.parametrize("activation", ["sigmoid", "hard_sigmoid"])
+def test_numba_serial_step_kernels_match_the_reference(batch, units, activation):
+    """Inside backend.concurrently each call gets one thread and its steps run on the serial
+    kernels (_step_*_serial), also at sizes that would otherwise be split across threads."""
+    K = get_backend("numba")
+    x = _inputs(batch, units, np.float64, seed=2)
+    assert K._with_threads(1, lambda: K._parts(x["h_prev"], x["U"])) == 1
+    ref = _run("numpy", x, activation)
+    got = K._with_threads(1, lambda: _run("numba", x, activation))
+    for k in ref:
+        err = np.abs(got[k] - ref[k]).max() / np.abs(ref[k]).max()
+        assert err <= 1e-12, f"{k} at B={batch} U={units}: relative difference {err:.1e}"
