@@ -38,9 +38,8 @@ class _Numpy(NumpyBackend):
         super().__init__()
         self.threads = threads
 
-    def _thread_count(self):
-        share = getattr(self._local, "threads", None)
-        return self.threads if share is None else share
+    def _all_threads(self):
+        return self.threads
 
 
 BACKENDS = [_Numpy, _Numba]

@@ -441,7 +441,7 @@ class NumbaBackend(NumpyBackend):
 
     def __init__(self):
         super().__init__()
-        self._threads: int | None = None   # numba's thread count, read once (see _thread_count)
+        self._threads: int | None = None   # numba's thread count, read once (see _all_threads)
 
     def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
         _lstm_cell_forward(gates, c_prev, c_out, h_out, _is_hard(recurrent_activation))
@@ -473,13 +473,10 @@ class NumbaBackend(NumpyBackend):
                            hard, parts, zero)
         return dc_prev
 
-    def _thread_count(self) -> int:
-        """The threads this thread's kernels may use: its share inside :meth:`concurrently`,
-        else numba's count, read once (``numba.get_num_threads`` costs ~20 us a call; a later
-        ``numba.set_num_threads`` changes how work is shared, not the results)."""
-        share = getattr(self._local, "threads", None)
-        if share is not None:
-            return share
+    def _all_threads(self) -> int:
+        """numba's thread count, read once (``numba.get_num_threads`` costs ~20 us a call, and
+        _parts asks every step; a later ``numba.set_num_threads`` changes how work is shared,
+        not the results)."""
         if self._threads is None:
             self._threads = numba.get_num_threads()
         return self._threads

@@ -90,9 +90,13 @@ class NumpyBackend:
         return run_concurrently(calls, share, lambda call: self._with_threads(share, call))
 
     def _thread_count(self) -> int:
-        """The threads this thread may use: its share inside :meth:`concurrently`, else BLAS's."""
+        """The threads this thread may use: its share inside :meth:`concurrently`, else all."""
         share = getattr(self._local, "threads", None)
-        return share if share is not None else blas_thread_count()
+        return share if share is not None else self._all_threads()
+
+    def _all_threads(self) -> int:
+        """The threads this backend's work may use outside :meth:`concurrently`: BLAS's."""
+        return blas_thread_count()
 
     def _can_share(self, share: int) -> bool:
         return True
