@@ -346,9 +346,9 @@ def evaluate_main(ckpt, argv) -> int:
     args = _eval_parser().parse_args(argv)
     apply_threads(args)
     if args.plot:
-        from . import imdb_plots
+        from ..plotting import require_matplotlib
         try:
-            imdb_plots.require_matplotlib()
+            require_matplotlib("--plot")
         except ImportError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -1,6 +1,6 @@
 """The IMDB latent plot: the first two principal components of z_mean, coloured by sentiment.
 
-matplotlib is imported only when a plot is drawn (the ``plot`` extra).
+Drawn with :mod:`scratchvae.plotting` (matplotlib only when a figure is drawn).
 """
 
 from __future__ import annotations
@@ -9,16 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def require_matplotlib():
-    """The pyplot module on the Agg backend; ImportError with the fix when it is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("plots need matplotlib: pip install 'scratchvae[plot]'") from exc
-    return plt
+from ..plotting import figure, save
 
 
 def pca_2d(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,10 +33,10 @@ def pca_2d(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def latent_pca_plot(z: np.ndarray, labels: np.ndarray, path: str | Path,
                     title: str = "IMDB test reviews: PCA of z_mean") -> Path:
     """Scatter of the 2-D PCA of ``z`` (N, Z), negative reviews red, positive blue; returns the path."""
-    plt = require_matplotlib()
     coords, explained = pca_2d(np.asarray(z, dtype=np.float64))
     labels = np.asarray(labels)
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
+    fig = figure(6, 5)
+    ax = fig.add_subplot()
     for value, colour, name in ((0, "tab:red", "negative"), (1, "tab:blue", "positive")):
         pick = labels == value
         ax.scatter(coords[pick, 0], coords[pick, 1], s=3, alpha=0.4, c=colour, label=name, linewidths=0)
@@ -53,9 +44,4 @@ def latent_pca_plot(z: np.ndarray, labels: np.ndarray, path: str | Path,
     ax.set_ylabel(f"PC 2 ({100 * explained[1]:.1f}% of variance)")
     ax.set_title(title)
     ax.legend(markerscale=4)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -117,7 +117,7 @@ def evaluate_main(ckpt, argv) -> int:
     if args.plots:
         from . import mnist_plots
         try:
-            mnist_plots.require_matplotlib()
+            mnist_plots.require_matplotlib("--plots")
         except ImportError as exc:  # before minutes of evaluation, not after
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -1,8 +1,6 @@
 """The tutorial's figures of a trained MNIST VAE: latent scatter, decoded manifold, reconstructions.
 
-matplotlib is imported only here and only when a figure is drawn, so the rest of the
-package works without it.  Figures are drawn on ``matplotlib.figure.Figure`` directly
-(no pyplot, no global state, no display needed).
+Drawn with :mod:`scratchvae.plotting` (matplotlib only when a figure is drawn).
 """
 
 from __future__ import annotations
@@ -11,26 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..plotting import figure, require_matplotlib, save
+
 SIDE = 28                  # MNIST images are 28 x 28
 MANIFOLD_SIZE = 15         # the tutorial's 15 x 15 grid
 RECONSTRUCTION_COLUMNS = 10
 RECONSTRUCTION_PAIRS = 3   # rows of inputs, each followed by its row of reconstructions
 ENCODE_BATCH = 1000
-
-
-def require_matplotlib() -> None:
-    """Raise ImportError with a one-line fix if matplotlib is not installed."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ImportError("--plots needs matplotlib: pip install matplotlib "
-                          "(or pip install 'scratchvae[plot]')") from None
-
-
-def _figure(width: float, height: float):
-    require_matplotlib()
-    from matplotlib.figure import Figure
-    return Figure(figsize=(width, height), layout="constrained")
 
 
 def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -64,13 +49,13 @@ def latent_scatter(means: np.ndarray, labels: np.ndarray, path: Path) -> None:
         centred = means - means.mean(axis=0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         xy, axes = centred @ vt[:2].T, ("principal axis 1", "principal axis 2")
-    fig = _figure(6.5, 5.5)
+    fig = figure(6.5, 5.5)
     ax = fig.add_subplot()
     points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=3, alpha=0.5,
                         linewidths=0)
     fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
     ax.set(xlabel=axes[0], ylabel=axes[1], title=f"test-set means of q(z | x), latent dim {Z}")
-    fig.savefig(path, dpi=100)
+    save(fig, path)
 
 
 def manifold(model, path: Path, n: int = MANIFOLD_SIZE) -> None:
@@ -91,7 +76,7 @@ def manifold(model, path: Path, n: int = MANIFOLD_SIZE) -> None:
     if Z > 1:
         z[:, :, 1] = q[::-1, None]
     images = _host(model, model.decode(model.backend.asarray(z.reshape(-1, Z), dtype=model.dtype)))
-    fig = _figure(7, 7 * rows / n + 0.6)
+    fig = figure(7, 7 * rows / n + 0.6)
     ax = fig.add_subplot()
     ax.imshow(tile(images, rows, n), cmap="gray", vmin=0, vmax=1)
     centres = SIDE * np.arange(n) + SIDE / 2 - 0.5
@@ -104,7 +89,7 @@ def manifold(model, path: Path, n: int = MANIFOLD_SIZE) -> None:
     else:
         ax.set_yticks([])
     ax.set_title("decoded means over Gaussian quantiles" + (" (other units at 0)" if Z > 2 else ""))
-    fig.savefig(path, dpi=100)
+    save(fig, path)
 
 
 def reconstructions(model, x: np.ndarray, path: Path, cols: int = RECONSTRUCTION_COLUMNS,
@@ -116,19 +101,18 @@ def reconstructions(model, x: np.ndarray, path: Path, cols: int = RECONSTRUCTION
     x = x[:pairs * cols]
     recon = _host(model, model.decode(model.encode(model.backend.asarray(x, dtype=model.dtype))[0]))
     rows = np.stack([x.reshape(pairs, cols, -1), recon.reshape(pairs, cols, -1)], axis=1)  # (pairs, 2, cols, 784)
-    fig = _figure(0.6 * cols + 1.2, 0.6 * 2 * pairs + 0.5)
+    fig = figure(0.6 * cols + 1.2, 0.6 * 2 * pairs + 0.5)
     ax = fig.add_subplot()
     ax.imshow(tile(rows.reshape(-1, SIDE * SIDE), 2 * pairs, cols), cmap="gray", vmin=0, vmax=1)
     ax.set_yticks(SIDE * np.arange(2 * pairs) + SIDE / 2 - 0.5, ["input", "recon."] * pairs)
     ax.set_xticks([])
     ax.set_title("test images and their reconstructions")
-    fig.savefig(path, dpi=100)
+    save(fig, path)
 
 
 def save_all(model, x_test: np.ndarray, y_test: np.ndarray, out_dir: Path) -> list[Path]:
     """Write latent.png, manifold.png and reconstructions.png into out_dir; returns the paths."""
-    require_matplotlib()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    require_matplotlib("--plots")
     paths = [out_dir / name for name in ("latent.png", "manifold.png", "reconstructions.png")]
     latent_scatter(encode_means(model, x_test), y_test, paths[0])
     manifold(model, paths[1])
