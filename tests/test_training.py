@@ -122,6 +122,38 @@ def test_resume_is_exact(tmp_path, backend_name, stop_at):
         np.testing.assert_array_equal(second.model.state_dict()[k], v)
 
 
+def _log_without_timings(path):
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in open(path)]
+
+
+def test_a_resumed_run_logs_as_if_never_stopped(tmp_path):
+    """Steps logged after the last checkpoint by a killed run are logged again on resume:
+    resuming drops the first records, and the log equals an uninterrupted run's."""
+    _trainer(ToyTask(), tmp_path / "full", epochs=2, log_every=1).fit()
+    cut = tmp_path / "cut"
+    _trainer(ToyTask(), cut, epochs=2, log_every=1, max_steps=6).fit()
+    checkpoint_at_6 = (cut / "last.npz").read_bytes()
+    trainer = _trainer(ToyTask(), cut, epochs=2, log_every=1, max_steps=8)
+    trainer.resume()
+    trainer.fit()                                          # logs steps 7 and 8, then it is killed:
+    (cut / "last.npz").write_bytes(checkpoint_at_6)        # its last checkpoint was at step 6
+    assert [r["step"] for r in _log_without_timings(cut / "metrics.jsonl") if r["event"] == "step"][-2:] == [7, 8]
+    trainer = _trainer(ToyTask(), cut, epochs=2, log_every=1)
+    assert trainer.resume() and trainer.global_step == 6
+    trainer.fit()
+    assert _log_without_timings(cut / "metrics.jsonl") == _log_without_timings(tmp_path / "full" / "metrics.jsonl")
+    assert not (cut / "metrics.jsonl.tmp").exists()
+
+
+def test_an_epochs_train_figures_are_the_means_over_its_batches(tmp_path):
+    _trainer(ToyTask(), tmp_path, epochs=2, log_every=1).fit()
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    for end in (r for r in records if r["event"] == "epoch"):
+        losses = [r["loss"] for r in records if r["event"] == "step" and r["epoch"] == end["epoch"] - 1]
+        assert len(losses) == 8
+        assert end["train_loss"] == pytest.approx(np.mean(losses), rel=1e-12)
+
+
 def test_resume_refuses_other_settings(tmp_path):
     _trainer(ToyTask(), tmp_path, epochs=1).fit()
     other = ToyTask(batch=4)

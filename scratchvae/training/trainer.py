@@ -24,6 +24,7 @@ from ..layers.base import Layer
 from ..optim import Optimizer
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .distributed import ShardRandom, SingleProcess, shard_rows
+from .log import LOG_NAME, trim_log
 
 
 class TrainingError(RuntimeError):
@@ -70,7 +71,9 @@ class Trainer:
 
     Files in ``out_dir``: ``last.npz`` (written every ``checkpoint_every`` steps and at
     each epoch end), ``best.npz`` (the best epoch by the task's ``selection``, by default
-    the lowest val_loss), ``metrics.jsonl`` (one JSON object per logged step and per epoch).
+    the lowest val_loss), ``metrics.jsonl`` (one JSON object per logged step and per epoch;
+    an epoch's ``train_<metric>`` is the mean over its batches, ``seconds`` its time since it
+    started or since the run resumed; see :mod:`.log`).
 
     ``lr_decay``: the learning rate of epoch e (counted from 0) is lr * lr_decay**e; being a
     function of the epoch alone, it needs no state in the checkpoint to resume exactly.
@@ -94,6 +97,7 @@ class Trainer:
         self.checkpoint_every, self.log_every = checkpoint_every, log_every
         self.progress = progress and self.is_main
         self.epoch, self.batch_index, self.global_step = 0, 0, 0
+        self.epoch_sums: dict[str, list] = {}    # metric -> [sum, batches] over this epoch so far
         self.best = math.inf
 
     # ------------------------------------------------------------------ files
@@ -108,7 +112,7 @@ class Trainer:
     def _log(self, record: dict) -> None:
         if not self.is_main:
             return
-        with open(self.out_dir / "metrics.jsonl", "a") as f:
+        with open(self.out_dir / LOG_NAME, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def _checkpoint(self, path: Path) -> None:
@@ -116,7 +120,8 @@ class Trainer:
             return
         meta = {"task": self.task.name, **self.task.meta(),
                 "progress": {"epoch": self.epoch, "batch": self.batch_index,
-                             "global_step": self.global_step, "best": self.best, "seed": self.seed}}
+                             "global_step": self.global_step, "best": self.best, "seed": self.seed,
+                             "epoch_sums": self.epoch_sums}}
         save_checkpoint(path, Checkpoint(self.task.model.state_dict(), meta, self.optimizer.state_dict()))
 
     def resume(self) -> bool:
@@ -135,6 +140,9 @@ class Trainer:
         progress = ckpt.meta["progress"]
         self.epoch, self.batch_index = progress["epoch"], progress["batch"]
         self.global_step, self.best = progress["global_step"], progress["best"]
+        self.epoch_sums = dict(progress.get("epoch_sums", {}))  # absent before they were kept
+        if self.is_main:
+            trim_log(self.out_dir / LOG_NAME, self.global_step)  # the steps after it are logged again
         return True
 
     # ------------------------------------------------------------------ loop
@@ -168,7 +176,7 @@ class Trainer:
             self.optimizer.learning_rate = self.base_lr * self.lr_decay ** self.epoch
             bar = tqdm(total=len(batches), initial=self.batch_index, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True, leave=True)
-            running: dict[str, float] = {}
+            running: dict[str, float] = {}  # exponential running means, for the bar
             t0 = time.perf_counter()
             while self.batch_index < len(batches) and not self._done():
                 model.zero_grad()
@@ -182,8 +190,10 @@ class Trainer:
                 self.optimizer.step()
                 self.global_step += 1
                 self.batch_index += 1
-                for k, v in metrics.items():  # exponential running means for the bar
+                for k, v in metrics.items():
                     running[k] = v if k not in running else 0.95 * running[k] + 0.05 * v
+                    total = self.epoch_sums.setdefault(k, [0.0, 0])  # some metrics skip some batches
+                    total[0], total[1] = total[0] + v, total[1] + 1
                 bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()}, refresh=False)
                 bar.update()
                 if self.global_step % self.log_every == 0:
@@ -195,10 +205,11 @@ class Trainer:
             if self.batch_index < len(batches):  # stopped by max_steps inside the epoch
                 break
             val = self.task.validate() if self.is_main else {}
-            self.epoch, self.batch_index = self.epoch + 1, 0
+            train = {f"train_{k}": total / n for k, (total, n) in self.epoch_sums.items()}
+            self.epoch, self.batch_index, self.epoch_sums = self.epoch + 1, 0, {}
             self._log({"event": "epoch", "epoch": self.epoch, "step": self.global_step,
                        "seconds": round(time.perf_counter() - t0, 3), "lr": self.optimizer.learning_rate,
-                       **{f"train_{k}": v for k, v in running.items()}, **val})
+                       **train, **val})
             if self.progress:
                 print("  ".join(f"{k} {v:.4g}" for k, v in val.items()))
             score = self.sign * val[self.selection] if self.selection in val else math.inf
