@@ -30,10 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="loss,kl", type=lambda s: [m for m in s.split(",") if m],
                    help="comma-separated metrics, one panel each, as the runs log them (loss, kl, "
                         "rec, reconstruction, nll, bce, accuracy, ...) (default: %(default)s)")
-    p.add_argument("--labels", type=lambda s: s.split(","), metavar="A,B,...",
-                   help="names of the runs in the legend (default: their folder names)")
+    p.add_argument("--label", action="append", dest="labels", metavar="NAME",
+                   help="the name of a run in the table and the legend; once per run, in order "
+                        "(default: their folder names)")
     p.add_argument("--smooth", type=int, default=None, metavar="N",
                    help="running mean over N logged training steps (default: an epoch's; 1: raw)")
+    p.add_argument("--validation-only", action="store_true",
+                   help="draw only the validation values (the training lines of the sentence VAE, "
+                        "whose batches are grouped by length, are noisy)")
     p.add_argument("--skip-steps", type=int, default=0, metavar="S",
                    help="leave out the first S training steps, whose large early losses "
                         "squash the rest of the y-axis (default: %(default)s)")
@@ -100,12 +104,14 @@ def epoch_window(log: RunLog) -> int:
 
 
 def plot_curves(logs: list[RunLog], labels: list[str], metrics: list[str], path, *,
-                smooth: int | None = None, skip_steps: int = 0):
+                smooth: int | None = None, skip_steps: int = 0, validation_only: bool = False):
     """One panel per metric: training running means (thin) and validation per epoch (dots).
 
     The y-axis spans the validation values and all but the highest 2 % of the training
     curve, so the first steps' losses do not flatten everything after them.
     """
+    from matplotlib.ticker import MaxNLocator
+
     fig = figure(4.6 * len(metrics), 3.8)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     colours = [f"C{i % 10}" for i in range(len(logs))]
@@ -113,7 +119,7 @@ def plot_curves(logs: list[RunLog], labels: list[str], metrics: list[str], path,
         weight_ax, shown = None, []
         for log, label, colour in zip(logs, labels, colours):
             steps, values = _series(log.steps, metric, skip_steps)
-            if len(steps):
+            if len(steps) and not validation_only:
                 mean = running_mean(values, smooth or epoch_window(log))
                 ax.plot(steps, mean, color=colour, lw=0.8, alpha=0.5)
                 shown.append(mean[mean <= np.quantile(mean, 0.98)])
@@ -135,9 +141,10 @@ def plot_curves(logs: list[RunLog], labels: list[str], metrics: list[str], path,
             pad = 0.05 * (hi - lo) or 0.5
             ax.set_ylim(lo - pad, hi + pad)
         ax.set(xlabel="training step", ylabel=metric,
-               title=f"{metric}: training (line), validation (dots)")
+               title=f"{metric}: validation" if validation_only else f"{metric}: training (line), validation (dots)")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    axes[0].legend(fontsize="small")          # one legend: the colours are the same in every panel
     return save(fig, path)
 
 
@@ -146,8 +153,8 @@ def main(argv=None) -> int:
     labels = args.labels or [str(r).rstrip("/").split("/")[-1] for r in args.runs]
     try:
         if len(labels) != len(args.runs):
-            raise LogError(f"--labels names {len(labels)} runs but {len(args.runs)} were given; "
-                           "give one label per run")
+            raise LogError(f"--label names {len(labels)} runs but {len(args.runs)} were given; "
+                           "give one --label per run, or none")
         if args.smooth is not None and args.smooth < 1:
             raise LogError(f"--smooth must be at least 1, got {args.smooth}")
         if not args.metrics:
@@ -162,7 +169,7 @@ def main(argv=None) -> int:
     print("\n\n".join(epoch_table(log, label) for log, label in zip(logs, labels)))
     if args.out:
         path = plot_curves(logs, labels, args.metrics, args.out, smooth=args.smooth,
-                           skip_steps=args.skip_steps)
+                           skip_steps=args.skip_steps, validation_only=args.validation_only)
         print(f"wrote {path}")
     return 0
 

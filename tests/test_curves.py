@@ -88,9 +88,9 @@ def test_curves_prints_each_runs_epochs_and_draws_the_panels(tmp_path, capsys):
     b = sentence_like_run(tmp_path / "b", epochs=2, kl_scale=2.0).parent
     out = tmp_path / "figs" / "curves.png"
     assert main([str(a), str(b / "metrics.jsonl"), "--out", str(out), "--metrics", "loss,kl,rec",
-                 "--labels", "first,second"]) == 0
+                 "--label", "first, 512 units", "--label", "second"]) == 0
     text = capsys.readouterr().out
-    assert "first (" in text and "second (" in text and f"wrote {out}" in text
+    assert "first, 512 units (" in text and "second (" in text and f"wrote {out}" in text
     lines = text.splitlines()
     header = lines.index(next(line for line in lines if line.split()[:2] == ["epoch", "step"]))
     assert lines[header].split() == ["epoch", "step", "lr", "loss", "rec", "kl"]
@@ -107,9 +107,16 @@ def test_curves_draws_a_run_still_in_its_first_epoch(tmp_path, capsys):
     assert (tmp_path / "c.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
+def test_curves_validation_only(tmp_path, capsys):
+    run = sentence_like_run(tmp_path / "run").parent
+    assert main([str(run), "--validation-only", "--metrics", "kl", "--out", str(tmp_path / "v.svg")]) == 0
+    svg = (tmp_path / "v.svg").read_text()
+    assert "kl: validation" in svg and "training (line)" not in svg
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--metrics", "perplexity"], "no run logged the metric 'perplexity'; --metrics can name kl, loss, rec"),
-    (["--labels", "x,y"], "--labels names 2 runs but 1 were given"),
+    (["--label", "x", "--label", "y"], "--label names 2 runs but 1 were given"),
     (["--smooth", "0"], "--smooth must be at least 1, got 0"),
     (["--metrics", ","], "--metrics is empty"),
 ])
