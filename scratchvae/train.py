@@ -21,10 +21,10 @@ from .backend import BACKENDS, BackendError, threads
 from .data.errors import DataError
 from .optim import OPTIMIZERS, make_optimizer
 from .tasks import HELP, TASKS
-from .training import CheckpointError, Trainer, TrainingError
+from .training import CheckpointError, LogError, Trainer, TrainingError
 from .training.distributed import MPICommunicator, SingleProcess
 
-USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError)
+USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError, LogError)
 
 
 def decay_factor(text: str) -> float:

@@ -148,6 +148,17 @@ def trained(tmp_path_factory):
     return data, out
 
 
+def test_resume_with_an_unreadable_log_is_a_one_line_error(tmp_path, capsys):
+    write_synthetic_mnist(tmp_path)
+    args = ["mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--max-steps", "2",
+            "--batch-size", "25", "--hidden", "8", "--backend", "numpy", "--no-progress"]
+    assert train.main(args) == 0
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"event": "step", "step": 1}\ngarbage\n{"step": 2}\n')
+    assert train.main(args + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "metrics.jsonl, line 2" in err and err.count("\n") == 1
+
+
 def test_training_from_the_cli_lowers_the_loss(trained):
     _, out = trained
     epochs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())

@@ -115,9 +115,9 @@ def evaluate_main(ckpt, argv) -> int:
     args = _eval_parser().parse_args(argv)
     apply_threads(args)
     if args.plots:
-        from . import mnist_plots
+        from ..plotting import require_matplotlib
         try:
-            mnist_plots.require_matplotlib("--plots")
+            require_matplotlib("--plots")
         except ImportError as exc:  # before minutes of evaluation, not after
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -142,6 +142,7 @@ def evaluate_main(ckpt, argv) -> int:
               f"(importance-weighted estimate of -log p(x), {len(x)} images)")
 
     if args.plots:
+        from . import mnist_plots
         paths = mnist_plots.save_all(model, data.x_test, data.y_test, Path(args.plots))
         print("wrote " + ", ".join(str(p) for p in paths))
     return 0
