@@ -3,8 +3,9 @@
 RUN is a run's --out directory (or its metrics.jsonl); any task, finished or still
 training.  Prints each run's validation figures epoch by epoch; with --out, also draws
 them: one panel per metric, the logged training batches' values as a thin line (their
-mean over the last epoch) and each epoch's validation value as dots, one colour a run.  Where a run logged a KL
-weight (the sentence VAE's annealing), the KL panel shows it on a second axis.
+mean over the last epoch) and each epoch's validation value as dots, one colour a run.
+Where a run logged a KL weight (the sentence VAE's annealing), the KL panel shows it on
+a second axis.
 
     python -m scratchvae.curves runs/ptb runs/ptb-512 --out curves.png
 """
