@@ -66,7 +66,8 @@ def check_metrics(logs: list[RunLog], metrics: list[str]) -> None:
     """LogError naming the metric and what the logs have, for a metric no run logged."""
     for m in metrics:
         if not any(m in log.step_keys() or f"val_{m}" in log.epoch_keys() for log in logs):
-            have = sorted({k for log in logs for k in log.step_keys()} - {"grad_norm", KL_WEIGHT})
+            have = sorted({k for log in logs for k in log.step_keys()} - {"grad_norm", KL_WEIGHT}
+                          | {k[4:] for log in logs for k in log.epoch_keys() if k.startswith("val_")})
             raise LogError(f"no run logged the metric {m!r}; --metrics can name {', '.join(have)}")
 
 
@@ -151,10 +152,9 @@ def plot_curves(logs: list[RunLog], labels: list[str], metrics: list[str], path,
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    labels = args.labels or [str(r).rstrip("/").split("/")[-1] for r in args.runs]
     try:
-        if len(labels) != len(args.runs):
-            raise LogError(f"--label names {len(labels)} runs but {len(args.runs)} were given; "
+        if args.labels and len(args.labels) != len(args.runs):
+            raise LogError(f"--label names {len(args.labels)} runs but {len(args.runs)} were given; "
                            "give one --label per run, or none")
         if args.smooth is not None and args.smooth < 1:
             raise LogError(f"--smooth must be at least 1, got {args.smooth}")
@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     except (LogError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    labels = args.labels or [log.path.parent.name for log in logs]   # the run's folder, file or not
     print("\n\n".join(epoch_table(log, label) for log, label in zip(logs, labels)))
     if args.out:
         path = plot_curves(logs, labels, args.metrics, args.out, smooth=args.smooth,

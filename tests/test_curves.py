@@ -98,6 +98,14 @@ def test_curves_prints_each_runs_epochs_and_draws_the_panels(tmp_path, capsys):
     assert out.read_bytes().startswith(PNG_SIGNATURE) and out.stat().st_size > 10_000
 
 
+def test_curves_names_each_run_after_its_folder_given_the_folder_or_the_file(tmp_path, capsys):
+    a = sentence_like_run(tmp_path / "run-a").parent
+    b = sentence_like_run(tmp_path / "run-b")
+    assert main([str(a), str(b)]) == 0
+    text = capsys.readouterr().out
+    assert f"run-a ({a / 'metrics.jsonl'})" in text and f"run-b ({b})" in text
+
+
 def test_curves_draws_a_run_still_in_its_first_epoch(tmp_path, capsys):
     run = sentence_like_run(tmp_path / "run", epochs=1).parent
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
