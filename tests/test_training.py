@@ -161,6 +161,37 @@ def test_resume_refuses_other_settings(tmp_path):
         _trainer(other, tmp_path, epochs=1).resume()
 
 
+@pytest.mark.parametrize("change, message", [
+    (dict(lr_decay=0.5), r"was trained with --lr-decay 1.0 \(given 0.5\)"),
+    (dict(seed=3), r"was trained with --seed 0 \(given 3\)"),
+    (dict(lr=0.01, clipnorm=1.0), r"was trained with --lr 0.05, --clipnorm off \(given 0.01, 1.0\)"),
+])
+def test_resume_refuses_another_schedule_or_seed(tmp_path, change, message):
+    """A resumed run must continue the run it resumes: the optimiser settings and seed that
+    shape every later step are kept in the checkpoint and checked."""
+    _trainer(ToyTask(), tmp_path, epochs=1, max_steps=4).fit()
+    task = ToyTask()
+    opt = Adam(task.model.parameters(), task.model.gradients(), learning_rate=change.pop("lr", 0.05),
+               global_clipnorm=change.pop("clipnorm", None))
+    trainer = Trainer(task, opt, tmp_path, progress=False, epochs=2, **change)
+    with pytest.raises(TrainingError, match=message + r"; resume with the flags it was trained with"):
+        trainer.resume()
+
+
+def test_resume_may_extend_a_run_and_reads_checkpoints_without_settings(tmp_path):
+    _trainer(ToyTask(), tmp_path, epochs=1).fit()
+    assert _trainer(ToyTask(), tmp_path, epochs=3).resume()            # more epochs: allowed
+    ckpt = load_checkpoint(tmp_path / "last.npz")
+    assert ckpt.meta["training"] == {"optimizer": "adam", "lr": 0.05, "lr_decay": 1.0,
+                                     "clipnorm": None, "seed": 0}
+    del ckpt.meta["training"]                                          # as written before they were kept
+    save_checkpoint(tmp_path / "last.npz", ckpt)
+    trainer = _trainer(ToyTask(), tmp_path, epochs=3, lr_decay=0.5)
+    assert trainer.resume() and trainer.epoch == 1
+    trainer.fit()
+    assert load_checkpoint(tmp_path / "last.npz").meta["training"]["lr_decay"] == 0.5
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     task = ToyTask()
     task.nan_at = 7

@@ -78,6 +78,12 @@ class Trainer:
     ``lr_decay``: the learning rate of epoch e (counted from 0) is lr * lr_decay**e; being a
     function of the epoch alone, it needs no state in the checkpoint to resume exactly.
 
+    A checkpoint records the settings that shape every later step (optimiser, learning rate,
+    its decay, clipping, seed; the task's own in ``task.meta()``), and :meth:`resume`
+    refuses to go on with others: a resumed run is the run it continues.  ``epochs`` and
+    ``max_steps`` may change (to extend a run), as may threads and backend (same results to
+    rounding).
+
     With a ``comm`` of several ranks (see :mod:`.distributed`) each rank trains on its
     shard of every batch and gradients are summed across ranks before the update; rank 0
     alone validates, logs and writes files.
@@ -99,6 +105,8 @@ class Trainer:
         self.epoch, self.batch_index, self.global_step = 0, 0, 0
         self.epoch_sums: dict[str, list] = {}    # metric -> [sum, batches] over this epoch so far
         self.best = math.inf
+        self.settings = {"optimizer": type(optimizer).__name__.lower(), "lr": self.base_lr,
+                         "lr_decay": lr_decay, "clipnorm": optimizer.global_clipnorm, "seed": seed}
 
     # ------------------------------------------------------------------ files
     @property
@@ -118,7 +126,7 @@ class Trainer:
     def _checkpoint(self, path: Path) -> None:
         if not self.is_main:
             return
-        meta = {"task": self.task.name, **self.task.meta(),
+        meta = {"task": self.task.name, **self.task.meta(), "training": self.settings,
                 "progress": {"epoch": self.epoch, "batch": self.batch_index,
                              "global_step": self.global_step, "best": self.best, "seed": self.seed,
                              "epoch_sums": self.epoch_sums}}
@@ -135,6 +143,7 @@ class Trainer:
             differing = sorted(k for k in expected if saved[k] != expected[k])
             raise TrainingError(f"{self.last_path} was trained with different settings ({', '.join(differing)}); "
                                 "rerun with the original flags or a new --out")
+        self._check_settings(ckpt.meta.get("training"))
         self.task.model.load_state_dict(ckpt.params)
         self.optimizer.load_state_dict(ckpt.optim)
         progress = ckpt.meta["progress"]
@@ -144,6 +153,19 @@ class Trainer:
         if self.is_main:
             trim_log(self.out_dir / LOG_NAME, self.global_step)  # the steps after it are logged again
         return True
+
+    def _check_settings(self, saved: dict | None) -> None:
+        """Refuses a resume whose optimiser settings or seed differ from the checkpoint's."""
+        if saved is None:  # written before checkpoints recorded them
+            return
+        changed = [k for k, v in self.settings.items() if saved.get(k) != v]
+        if changed:
+            def text(value):
+                return "off" if value is None else str(value)
+            was = ", ".join(f"--{k.replace('_', '-')} {text(saved.get(k))}" for k in changed)
+            now = ", ".join(text(self.settings[k]) for k in changed)
+            raise TrainingError(f"{self.last_path} was trained with {was} (given {now}); resume with "
+                                "the flags it was trained with, or start a new run with a new --out")
 
     # ------------------------------------------------------------------ loop
     def _done(self) -> bool:
