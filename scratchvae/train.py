@@ -38,6 +38,17 @@ def decay_factor(text: str) -> float:
     return value
 
 
+def positive_epoch(text: str) -> int:
+    """argparse type: an epoch number, counted from 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"epochs are counted from 1, got {value}")
+    return value
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     """The flags every task shares; ``defaults`` are the task's own defaults."""
     g = parser.add_argument_group("training")
@@ -51,6 +62,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
     g.add_argument("--lr", type=float, default=defaults.get("lr", 1e-3), help="learning rate")
     g.add_argument("--lr-decay", type=decay_factor, default=defaults.get("lr_decay", 1.0), metavar="F",
                    help="multiply the learning rate by F after every epoch (epoch e trains at lr * F**e)")
+    g.add_argument("--lr-drop-at", type=positive_epoch, nargs="+", default=None, metavar="E",
+                   help="from each of these epochs (counted from 1) on, multiply the learning rate by "
+                        "--lr-drop-factor: a step drop where the validation loss levels off")
+    g.add_argument("--lr-drop-factor", type=decay_factor, default=0.1, metavar="F",
+                   help="what each --lr-drop-at epoch multiplies the learning rate by")
     g.add_argument("--clipnorm", type=float, default=defaults.get("clipnorm"),
                    help="clip the global gradient norm to this value")
     g.add_argument("--seed", type=int, default=0)
@@ -106,7 +122,8 @@ def run(args: argparse.Namespace, comm=None) -> dict:
                                backend=model.backend)
     trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
                       seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress,
-                      comm=comm, lr_decay=args.lr_decay)
+                      comm=comm, lr_decay=args.lr_decay, lr_drop_at=tuple(args.lr_drop_at or ()),
+                      lr_drop_factor=args.lr_drop_factor)
     if args.resume and trainer.resume() and args.progress:
         print(f"resuming {args.out}/last.npz at epoch {trainer.epoch + 1}, step {trainer.global_step}")
     if args.progress:

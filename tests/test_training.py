@@ -12,6 +12,7 @@ from scratchvae.layers import Dense, GaussianSample
 from scratchvae.optim import Adam
 from scratchvae.training import (Checkpoint, CheckpointError, Trainer, TrainingError,
                                  load_checkpoint, save_checkpoint)
+from scratchvae.training.trainer import epoch_learning_rate
 
 
 class ToyTask:
@@ -99,12 +100,34 @@ def test_lr_decay_per_epoch_is_logged_and_applied(tmp_path):
     assert trainer.optimizer.learning_rate == 0.0125
 
 
-def test_train_rejects_a_bad_lr_decay(capsys):
+def test_step_drops_of_the_learning_rate():
+    assert [epoch_learning_rate(0.5, e, 1.0, (3, 5), 0.1) for e in range(6)] == \
+        [0.5, 0.5, 0.5 * 0.1, 0.5 * 0.1, 0.5 * 0.1 ** 2, 0.5 * 0.1 ** 2]
+    # A drop by a power of two is exact: from epoch 8 on, a run started at 1e-3 with a drop of
+    # 0.25 at epoch 8 trains with the very rates of one started at 2.5e-4 (bit for bit).
+    for e in range(7, 20):
+        assert epoch_learning_rate(1e-3, e, 0.95, (8,), 0.25) == epoch_learning_rate(2.5e-4, e, 0.95)
+    assert epoch_learning_rate(1e-3, 6, 0.95, (8,), 0.25) == 1e-3 * 0.95 ** 6
+
+
+def test_lr_drops_are_logged_and_applied(tmp_path):
+    _trainer(ToyTask(), tmp_path, epochs=4, lr_drop_at=(3,), lr_drop_factor=0.5).fit()
+    epochs = [json.loads(line) for line in open(tmp_path / "metrics.jsonl") if '"epoch", "epoch"' in line]
+    assert [r["lr"] for r in epochs] == [0.05, 0.05, 0.025, 0.025]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr-decay", "1.5"], "--lr-decay: must be in (0, 1], got 1.5"),
+    (["--lr-drop-factor", "0"], "--lr-drop-factor: must be in (0, 1], got 0"),
+    (["--lr-drop-at", "0"], "--lr-drop-at: epochs are counted from 1, got 0"),
+    (["--lr-drop-at", "x"], "--lr-drop-at: 'x' is not a whole number"),
+])
+def test_train_rejects_a_bad_learning_rate_schedule(capsys, flags, message):
     from scratchvae.train import main
     with pytest.raises(SystemExit) as exc:
-        main(["mnist", "--lr-decay", "1.5"])
+        main(["mnist", *flags])
     assert exc.value.code == 2
-    assert "--lr-decay: must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("stop_at", [4, 8, 13])  # mid-epoch, at an epoch boundary, later
@@ -165,6 +188,7 @@ def test_resume_refuses_other_settings(tmp_path):
     (dict(lr_decay=0.5), r"was trained with --lr-decay 1.0 \(given 0.5\)"),
     (dict(seed=3), r"was trained with --seed 0 \(given 3\)"),
     (dict(lr=0.01, clipnorm=1.0), r"was trained with --lr 0.05, --clipnorm off \(given 0.01, 1.0\)"),
+    (dict(lr_drop_at=(2, 3)), r"was trained with --lr-drop-at none, --lr-drop-factor off \(given 2 3, 0.1\)"),
 ])
 def test_resume_refuses_another_schedule_or_seed(tmp_path, change, message):
     """A resumed run must continue the run it resumes: the optimiser settings and seed that
@@ -182,8 +206,12 @@ def test_resume_may_extend_a_run_and_reads_checkpoints_without_settings(tmp_path
     _trainer(ToyTask(), tmp_path, epochs=1).fit()
     assert _trainer(ToyTask(), tmp_path, epochs=3).resume()            # more epochs: allowed
     ckpt = load_checkpoint(tmp_path / "last.npz")
-    assert ckpt.meta["training"] == {"optimizer": "adam", "lr": 0.05, "lr_decay": 1.0,
-                                     "clipnorm": None, "seed": 0}
+    assert ckpt.meta["training"] == {"optimizer": "adam", "lr": 0.05, "lr_decay": 1.0, "lr_drop_at": [],
+                                     "lr_drop_factor": None, "clipnorm": None, "seed": 0}
+    for key in ("lr_drop_at", "lr_drop_factor"):                        # settings added later
+        del ckpt.meta["training"][key]
+    save_checkpoint(tmp_path / "last.npz", ckpt)
+    assert _trainer(ToyTask(), tmp_path, epochs=3).resume()
     del ckpt.meta["training"]                                          # as written before they were kept
     save_checkpoint(tmp_path / "last.npz", ckpt)
     trainer = _trainer(ToyTask(), tmp_path, epochs=3, lr_decay=0.5)

@@ -66,6 +66,22 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, 1, epoch])
 
 
+def epoch_learning_rate(lr: float, epoch: int, decay: float = 1.0, drop_at=(), drop_factor: float = 0.1) -> float:
+    """The learning rate of epoch ``epoch`` (counted from 0):
+
+        lr * drop_factor**n * decay**epoch,   n = the epochs of ``drop_at`` (counted from 1) <= epoch + 1
+
+    an exponential decay, and step drops such as ``drop_at=(8,)``: epochs 8, 9, ... train at
+    ``drop_factor`` times the rate they would have had (PyTorch's MultiStepLR, in epochs).
+    """
+    drops = sum(1 for e in drop_at if e <= epoch + 1)
+    return lr * drop_factor ** drops * decay ** epoch
+
+
+# Settings a checkpoint did not record yet when it was written, and the values it trained with.
+UNSET_SETTINGS = {"lr_drop_at": [], "lr_drop_factor": None}
+
+
 class Trainer:
     """Runs a task for ``epochs`` (or ``max_steps``), checkpointing into ``out_dir``.
 
@@ -75,8 +91,10 @@ class Trainer:
     an epoch's ``train_<metric>`` is the mean over its batches, ``seconds`` its time since it
     started or since the run resumed; see :mod:`.log`).
 
-    ``lr_decay``: the learning rate of epoch e (counted from 0) is lr * lr_decay**e; being a
-    function of the epoch alone, it needs no state in the checkpoint to resume exactly.
+    The learning rate is a function of the epoch alone (see :func:`epoch_learning_rate`):
+    ``lr_decay`` multiplies it after every epoch, and each epoch of ``lr_drop_at`` (counted
+    from 1) multiplies it by ``lr_drop_factor`` from then on.  Needing no state, it resumes
+    exactly.
 
     A checkpoint records the settings that shape every later step (optimiser, learning rate,
     its decay, clipping, seed; the task's own in ``task.meta()``), and :meth:`resume`
@@ -91,9 +109,14 @@ class Trainer:
 
     def __init__(self, task: Task, optimizer: Optimizer, out_dir: str | Path, *, epochs: int = 1,
                  max_steps: int | None = None, seed: int = 0, checkpoint_every: int = 200,
-                 log_every: int = 20, progress: bool = True, comm=None, lr_decay: float = 1.0):
+                 log_every: int = 20, progress: bool = True, comm=None, lr_decay: float = 1.0,
+                 lr_drop_at: tuple[int, ...] = (), lr_drop_factor: float = 0.1):
+        if any(e < 1 for e in lr_drop_at) or not 0.0 < lr_drop_factor <= 1.0:
+            raise ValueError(f"lr_drop_at must hold epochs >= 1 and lr_drop_factor be in (0, 1], "
+                             f"got {lr_drop_at} and {lr_drop_factor}")
         self.task, self.optimizer = task, optimizer
         self.base_lr, self.lr_decay = optimizer.learning_rate, lr_decay
+        self.lr_drop_at, self.lr_drop_factor = sorted(set(lr_drop_at)), lr_drop_factor
         self.selection, mode = getattr(task, "selection", DEFAULT_SELECTION)
         self.sign = {"min": 1.0, "max": -1.0}[mode]  # self.best is sign * metric: lower is better
         self.out_dir = Path(out_dir)
@@ -106,7 +129,9 @@ class Trainer:
         self.epoch_sums: dict[str, list] = {}    # metric -> [sum, batches] over this epoch so far
         self.best = math.inf
         self.settings = {"optimizer": type(optimizer).__name__.lower(), "lr": self.base_lr,
-                         "lr_decay": lr_decay, "clipnorm": optimizer.global_clipnorm, "seed": seed}
+                         "lr_decay": lr_decay, "lr_drop_at": self.lr_drop_at,
+                         "lr_drop_factor": lr_drop_factor if lr_drop_at else None,
+                         "clipnorm": optimizer.global_clipnorm, "seed": seed}
 
     # ------------------------------------------------------------------ files
     @property
@@ -158,9 +183,12 @@ class Trainer:
         """Refuses a resume whose optimiser settings or seed differ from the checkpoint's."""
         if saved is None:  # written before checkpoints recorded them
             return
+        saved = {**UNSET_SETTINGS, **saved}  # settings added since the checkpoint was written
         changed = [k for k, v in self.settings.items() if saved.get(k) != v]
         if changed:
             def text(value):
+                if isinstance(value, list):
+                    return " ".join(map(str, value)) or "none"
                 return "off" if value is None else str(value)
             was = ", ".join(f"--{k.replace('_', '-')} {text(saved.get(k))}" for k in changed)
             now = ", ".join(text(self.settings[k]) for k in changed)
@@ -195,7 +223,8 @@ class Trainer:
         val: dict[str, float] = {}
         while self.epoch < self.epochs and not self._done():
             batches = self.task.epoch_batches(epoch_rng(self.seed, self.epoch))
-            self.optimizer.learning_rate = self.base_lr * self.lr_decay ** self.epoch
+            self.optimizer.learning_rate = epoch_learning_rate(
+                self.base_lr, self.epoch, self.lr_decay, self.lr_drop_at, self.lr_drop_factor)
             bar = tqdm(total=len(batches), initial=self.batch_index, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}/{self.epochs}", dynamic_ncols=True, leave=True)
             running: dict[str, float] = {}  # exponential running means, for the bar
