@@ -88,7 +88,8 @@ def test_a_sentence_does_not_depend_on_its_batch_mates():
     np.testing.assert_allclose(mean_alone[0], mean[1], rtol=1e-12)
 
 
-@pytest.mark.parametrize("options", [dict(), dict(z_every_step=True, init_state="h", init_activation="linear")])
+@pytest.mark.parametrize("options", [dict(), dict(z_every_step=True, init_state="h", init_activation="linear"),
+                                     dict(embedding_dim=7, tie_embeddings=True)])
 def test_step_by_step_decoding_equals_teacher_forcing(options):
     """decoder_step on T=1 sequences reproduces the teacher-forced log-likelihood exactly."""
     rng = np.random.default_rng(4)
@@ -195,6 +196,28 @@ def test_a_few_adam_steps_fit_a_tiny_corpus():
         opt.step()
         first = loss if first is None else first
     assert model.rec < 0.3 * first
+
+
+def test_tied_embeddings_share_one_table_for_input_and_output():
+    """The output layer's weights are the embedding table: no output kernel of its own, the
+    logits are h E^T + b, the table's gradient is the sum of its input and output parts (the
+    finite-difference case checks its value), and a frozen table stays frozen."""
+    rng = np.random.default_rng(8)
+    tied, untied = make_model(embedding_dim=7, tie_embeddings=True), make_model(embedding_dim=7)
+    assert "output/kernel" not in tied.parameters() and "output/bias" in tied.parameters()
+    assert untied.num_parameters() - tied.num_parameters() == 7 * 9
+    h = rng.standard_normal((2, 3, 7))
+    E, b = tied.embedding.params["embeddings"], tied.output.params["bias"]
+    np.testing.assert_allclose(tied.output.forward(h), h @ E.T + b, rtol=1e-12)
+    inputs, targets = make_batch(rng)
+    _, grads = loss_and_grads(tied, inputs, targets, rng.standard_normal((4, 3)))
+    assert grads["embedding/embeddings"][1].any()   # <unk>: never an input here, but scored at the output
+
+    frozen = make_model(embedding_dim=7, tie_embeddings=True, train_embeddings=False)
+    _, grads = loss_and_grads(frozen, inputs, targets, rng.standard_normal((4, 3)))
+    assert not grads["embedding/embeddings"].any() and grads["output/bias"].any()
+    with pytest.raises(ValueError, match="embedding_dim == decoder_units, got 5 and 7"):
+        make_model(tie_embeddings=True)
 
 
 def test_config_round_trips_and_checks_its_values():

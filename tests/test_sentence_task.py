@@ -262,6 +262,25 @@ def test_freeze_without_glove_is_refused(text_file, tmp_path, capsys):
     assert_one_line_error(code, err, "--glove")
 
 
+def test_tied_embeddings_train_evaluate_and_generate(text_file, tmp_path, capsys):
+    out = tmp_path / "tied"
+    code, _, err = run(train.main, ["text", "--file", text_file, "--out", out, "--max-steps", 4, "--tie-embeddings",
+                                    *TINY], capsys)
+    assert code == 0, err
+    assert load_checkpoint(out / "last.npz").meta["config"]["tie_embeddings"] is True
+    code, out_text, err = run(evaluate_cli.main, [out / "last.npz", "--samples", 3, "--backend", "numpy",
+                                                  "--no-progress"], capsys)
+    assert code == 0 and "NLL (IW, K=3)" in out_text, err
+    code, out_text, err = run(sample.main, [out / "last.npz", "-n", 2, "--backend", "numpy"], capsys)
+    assert code == 0 and len(out_text.strip().splitlines()) >= 2, err
+
+
+def test_tied_embeddings_need_equal_sizes(text_file, tmp_path, capsys):
+    code, _, err = run(train.main, ["text", "--file", text_file, "--tie-embeddings", "--embedding-dim", "4",
+                                    "--decoder-units", "6", "--out", tmp_path / "r"], capsys)
+    assert_one_line_error(code, err, "--tie-embeddings needs --embedding-dim equal to --decoder-units (got 4 and 6)")
+
+
 def test_a_step_sharded_over_ranks_equals_the_whole_batch(text_file):
     """What --distributed does: shards' gradients, weighted by their share, sum to the batch's (word dropout on)."""
     from scratchvae.tasks.sentence import build_task

@@ -9,6 +9,7 @@ from .embedding import Embedding
 from .lstm import LSTM
 from .repeat import RepeatVector
 from .sampling import GaussianSample
+from .tied_output import TiedOutput
 
 __all__ = ["ACTIVATIONS", "Bidirectional", "Dense", "Dropout", "Embedding", "GaussianSample",
-           "LSTM", "Layer", "RepeatVector"]
+           "LSTM", "Layer", "RepeatVector", "TiedOutput"]

@@ -10,6 +10,7 @@
               (optionally z concatenated to every input embedding: z_every_step)
               h_1 .. h_{n+1} = LSTM(Dropout(inputs), initial_state=(h0, c0))
               logits_t = Dropout(h_t) W_o + b_o          (B, T, V): the one vocabulary-sized block
+              (tie_embeddings: W_o = E^T, the embedding table, which needs U_d = E)
               (Dropout at rate decoder_dropout, in training only; 0 by default)
     loss   =  -log p(x|z) + beta * KL(q(z|x) || N(0, I))  per sentence, mean over the batch
               (KL with optional free bits per latent unit)
@@ -22,6 +23,9 @@ Design choices, documented here once:
 * The decoder's initial state: h0 and c0 both from z through one Dense layer with tanh
   (``init_state="hc"``, ``init_activation="tanh"``): z then shapes both the output and the
   memory of the first step, and tanh keeps h0 in the range an LSTM's h lives in.
+* ``tie_embeddings`` (Press & Wolf 2017; Inan et al. 2017): the output layer reads the
+  embedding table transposed, so a word's input and output vectors are one vector, learnt
+  from both uses; it removes the (U_d, V) output matrix, the largest in the model.
 * The decoder runs unmasked: with post-padding, steps past a sentence's end cannot
   change its earlier steps, and the loss gives them weight 0.
 
@@ -39,7 +43,7 @@ import numpy as np
 from ..data.corpus import PAD_ID
 from ..gradcheck.cases import _Ctx, register
 from ..gradcheck.core import Problem
-from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM
+from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, TiedOutput
 from ..losses import GaussianKL, SparseSoftmaxCrossEntropy
 
 INIT_STATES = ("h", "hc")
@@ -62,6 +66,7 @@ class SentenceVAEConfig:
     free_bits: float = 0.0           # nats per latent unit (GaussianKL)
     decoder_dropout: float = 0.0     # dropout on the decoder's input embeddings and on its outputs
     train_embeddings: bool = True    # False: the embedding table stays as loaded (frozen GloVe)
+    tie_embeddings: bool = False     # the output layer's weights are the embedding table, transposed
     recurrent_activation: str = "sigmoid"
 
     def __post_init__(self):
@@ -74,6 +79,9 @@ class SentenceVAEConfig:
             raise ValueError(f"every size must be at least 1, got {sizes}")
         if not 0.0 <= self.decoder_dropout < 1.0:
             raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
+        if self.tie_embeddings and self.embedding_dim != self.decoder_units:
+            raise ValueError(f"tied embeddings need embedding_dim == decoder_units, got "
+                             f"{self.embedding_dim} and {self.decoder_units}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,7 +138,11 @@ class SentenceVAE(Layer):
         decoder_input = c.embedding_dim + (c.latent_dim if c.z_every_step else 0)
         self.decoder = self.add_child("decoder", LSTM(decoder_input, c.decoder_units, return_sequences=True,
                                                       **lstm_kw, **kw))
-        self.output = self.add_child("output", Dense(c.decoder_units, c.vocab_size, **kw))
+        if c.tie_embeddings:
+            self.output = self.add_child("output", TiedOutput(self.embedding, backend=self.backend,
+                                                              dtype=self.dtype))
+        else:
+            self.output = self.add_child("output", Dense(c.decoder_units, c.vocab_size, **kw))
         self.dropout_in = Dropout(c.decoder_dropout, backend=self.backend, dtype=self.dtype)
         self.dropout_out = Dropout(c.decoder_dropout, backend=self.backend, dtype=self.dtype)
         self.reconstruction = SparseSoftmaxCrossEntropy("sum", backend=self.backend, dtype=self.dtype)
@@ -237,14 +249,15 @@ class SentenceVAE(Layer):
 
 # ---------------------------------------------------------------------- gradient checks
 def _model_case(kl_weight: float = 0.7, **options):
-    """A tiny model (V=7, E=3, U=4, Z=2, B=3, T=5) with word dropout off and fixed noise: a deterministic
-    loss (with decoder_dropout, every call draws the same masks from a fresh generator)."""
+    """A tiny model (V=7, E=3, U=4, Z=2, B=3, T=5; ``options`` may change them) with word dropout off
+    and fixed noise: a deterministic loss (with decoder_dropout, every call draws the same masks
+    from a fresh generator)."""
     def build(backend, dtype, rng):
         ctx = _Ctx(backend, dtype, rng)
-        config = SentenceVAEConfig(vocab_size=7, embedding_dim=3, encoder_units=4, decoder_units=4,
-                                   latent_dim=2, **options)
+        sizes = dict(vocab_size=7, embedding_dim=3, encoder_units=4, decoder_units=4, latent_dim=2)
+        config = SentenceVAEConfig(**{**sizes, **options})
         model = SentenceVAE(config, **ctx.kw())
-        model.embedding.params["embeddings"][...] = ctx.normal(7, 3)  # O(1) signals: gradients well above rounding
+        model.embedding.params["embeddings"][...] = ctx.normal(7, config.embedding_dim)  # O(1) signals
         for layer in (model.to_mean, model.to_logvar, model.to_state, model.output):
             layer.params["bias"][...] = ctx.normal(*layer.params["bias"].shape, scale=0.3)
         decoder_ids, targets = np.zeros((3, 5), np.int64), np.zeros((3, 5), np.int64)
@@ -274,3 +287,5 @@ register("SentenceVAE BiLSTM encoder, z every step, free bits")(
     _model_case(bidirectional=True, z_every_step=True, free_bits=0.05, kl_weight=1.0))
 register("SentenceVAE h0 = Dense(z) linear, c0 = 0")(_model_case(init_state="h", init_activation="linear"))
 register("SentenceVAE decoder dropout 0.4, z every step")(_model_case(decoder_dropout=0.4, z_every_step=True))
+register("SentenceVAE tied embeddings (output = E^T), decoder dropout 0.4")(
+    _model_case(embedding_dim=4, tie_embeddings=True, decoder_dropout=0.4))

@@ -79,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                    help="activation of the Dense layer z -> decoder initial state")
     g.add_argument("--glove", default=None, metavar="FILE", help="start the embeddings from GloVe-format vectors")
     g.add_argument("--freeze-embeddings", action="store_true", help="keep the embeddings fixed (with --glove)")
+    g.add_argument("--tie-embeddings", action="store_true",
+                   help="the output layer's weights are the embedding table, transposed (Press & Wolf "
+                        "2017): one vector per word for input and output; needs --embedding-dim equal "
+                        "to --decoder-units")
     g.add_argument("--decoder-dropout", type=_fraction, default=0.0, metavar="P",
                    help="dropout at rate P on the decoder's input embeddings and on its outputs before "
                         "the vocabulary projection, in training only (texar's PTB VAE uses 0.5)")
@@ -239,12 +243,15 @@ def build_task(args: argparse.Namespace) -> SentenceTask:
     train = encode_known(corpus.train, vocab, args.max_len, args.on_long, f"the training text of {what}")
     valid = (encode_known(corpus.valid, vocab, args.max_len, args.on_long, f"the validation text of {what}")
              if corpus.valid else None)
+    if args.tie_embeddings and args.embedding_dim != args.decoder_units:
+        raise DataError(f"--tie-embeddings needs --embedding-dim equal to --decoder-units "
+                        f"(got {args.embedding_dim} and {args.decoder_units})")
     config = SentenceVAEConfig(
         vocab_size=len(vocab), embedding_dim=args.embedding_dim, encoder_units=args.encoder_units,
         decoder_units=args.decoder_units, latent_dim=args.latent_dim, bidirectional=args.bidirectional,
         z_every_step=args.z_every_step, init_state=args.init_state, init_activation=args.init_activation,
         free_bits=args.free_bits, train_embeddings=not args.freeze_embeddings,
-        decoder_dropout=args.decoder_dropout)
+        decoder_dropout=args.decoder_dropout, tie_embeddings=args.tie_embeddings)
     weights = None
     if args.glove:
         pretrained = load_glove(args.glove, vocab, dim=args.embedding_dim, seed=args.seed)
