@@ -123,6 +123,21 @@ def test_ptb_task_trains_and_evaluates_on_valid(ptb_dir, tmp_path, capsys):
     assert f"PTB valid: 20 sentences, {tokens} tokens" in text
 
 
+def test_the_test_split_is_evaluated_only_when_asked_and_present(ptb_dir, tmp_path, capsys):
+    out = tmp_path / "ptb"
+    code, _, err = run(train.main, ["ptb", "--data-dir", ptb_dir, "--out", out, "--epochs", 1, *TINY], capsys)
+    assert code == 0, err
+    evaluate_test = [out / "best.npz", "--split", "test", "--data-dir", ptb_dir, "--samples", 3,
+                     "--backend", "numpy", "--no-progress"]
+    code, _, err = run(evaluate_cli.main, evaluate_test, capsys)
+    assert_one_line_error(code, err, "PTB test split not found", "ptb.test.txt")
+    (ptb_dir / "ptb" / "ptb.test.txt").write_text("\n".join(f" {s} " for s in sentences(15, 3)) + "\n")
+    code, text, err = run(evaluate_cli.main, evaluate_test, capsys)
+    assert code == 0, err
+    tokens = sum(len(s.split()) + 1 for s in sentences(15, 3))  # words and </s>
+    assert f"PTB test: 15 sentences, {tokens} tokens" in text
+
+
 def test_csv_column_and_glove_frozen_embeddings(tmp_path, capsys):
     csv_path = tmp_path / "questions.csv"
     rows = ["id,question1,question2"] + [f'{i},"{s}?",other' for i, s in enumerate(sentences(60))]
