@@ -21,6 +21,7 @@ from .backend import BACKENDS, BackendError, threads
 from .data.errors import DataError
 from .optim import OPTIMIZERS, make_optimizer
 from .tasks import HELP, TASKS
+from .tasks.flags import positive_int
 from .training import CheckpointError, LogError, Trainer, TrainingError
 from .training.distributed import MPICommunicator, SingleProcess
 
@@ -38,17 +39,6 @@ def decay_factor(text: str) -> float:
     return value
 
 
-def positive_epoch(text: str) -> int:
-    """argparse type: an epoch number, counted from 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"epochs are counted from 1, got {value}")
-    return value
-
-
 def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     """The flags every task shares; ``defaults`` are the task's own defaults."""
     g = parser.add_argument_group("training")
@@ -62,7 +52,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
     g.add_argument("--lr", type=float, default=defaults.get("lr", 1e-3), help="learning rate")
     g.add_argument("--lr-decay", type=decay_factor, default=defaults.get("lr_decay", 1.0), metavar="F",
                    help="multiply the learning rate by F after every epoch (epoch e trains at lr * F**e)")
-    g.add_argument("--lr-drop-at", type=positive_epoch, nargs="+", default=None, metavar="E",
+    g.add_argument("--lr-drop-at", type=positive_int, nargs="+", default=None, metavar="E",
                    help="from each of these epochs (counted from 1) on, multiply the learning rate by "
                         "--lr-drop-factor: a step drop where the validation loss levels off")
     g.add_argument("--lr-drop-factor", type=decay_factor, default=0.1, metavar="F",

@@ -119,7 +119,7 @@ def test_lr_drops_are_logged_and_applied(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--lr-decay", "1.5"], "--lr-decay: must be in (0, 1], got 1.5"),
     (["--lr-drop-factor", "0"], "--lr-drop-factor: must be in (0, 1], got 0"),
-    (["--lr-drop-at", "0"], "--lr-drop-at: epochs are counted from 1, got 0"),
+    (["--lr-drop-at", "0"], "--lr-drop-at: must be a positive integer, got 0"),
     (["--lr-drop-at", "x"], "--lr-drop-at: 'x' is not a whole number"),
 ])
 def test_train_rejects_a_bad_learning_rate_schedule(capsys, flags, message):

@@ -7,7 +7,10 @@ import argparse
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1, with a one-line error otherwise."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
