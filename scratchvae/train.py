@@ -180,7 +180,7 @@ def _train(args: argparse.Namespace, module, comm, stop_signals, ckpt=None) -> d
     trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
                       seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress,
                       comm=comm, lr_decay=args.lr_decay, lr_drop_at=tuple(args.lr_drop_at or ()),
-                      lr_drop_factor=args.lr_drop_factor, log_every=getattr(args, "log_every", 20),
+                      lr_drop_factor=args.lr_drop_factor, log_every=args.log_every,
                       stop_signals=stop_signals)
     main_rank = comm.rank == 0
     out = Path(args.out)
@@ -231,8 +231,8 @@ def main(argv=None) -> int:
             print(f"resume with: {resume_command(argv)}", file=sys.stderr)
         return 128 + exc.signum
     except StopRequested as exc:
-        print(f"\nstopped by {signal.Signals(exc.signum).name} before training started; nothing was written",
-              file=sys.stderr)
+        name = signal.Signals(exc.signum).name
+        print(f"\nstopped by {name} before training started; no checkpoint was written", file=sys.stderr)
         return 128 + exc.signum
     except Exception as exc:
         if comm.size > 1:  # a failing rank must not leave the others waiting forever

@@ -345,3 +345,33 @@ def test_bars_only_on_a_terminal(monkeypatch):
     bar = progress.progress_bar(total=3, progress=True)
     assert not bar.disable
     bar.close()
+
+
+def test_the_expected_time_of_an_epoch_is_printed_once_steps_are_timed(tmp_path, capsys):
+    _trainer(ToyTask(n=64, batch=2), tmp_path, epochs=2).fit()      # 32 steps an epoch
+    timing = [line for line in capsys.readouterr().out.splitlines() if line.startswith("timing: ")]
+    assert len(timing) == 1 and timing[0].endswith("an epoch of 32 steps") and " s a step, about " in timing[0]
+
+
+SLOW_LOAD = textwrap.dedent("""
+    import sys, time
+    from scratchvae import train
+    from scratchvae.tasks import mnist
+    load = mnist.load_mnist
+    def slow(*a, **k):
+        print("loading", flush=True)
+        time.sleep(30)
+    mnist.load_mnist = slow
+    sys.exit(train.main(sys.argv[1:]))
+""")
+
+
+def test_a_signal_while_data_loads_stops_at_once_without_a_traceback(data, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_LOAD, *flags(data, tmp_path / "run")], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "loading\n"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == "stopped by SIGINT before training started; no checkpoint was written"
+    assert not (tmp_path / "run" / "last.npz").exists()

@@ -319,7 +319,7 @@ class Trainer:
             was = ", ".join(f"--{k.replace('_', '-')} {text(saved.get(k))}" for k in changed)
             now = ", ".join(text(self.settings[k]) for k in changed)
             raise TrainingError(f"{self.last_path} was trained with {was} (given {now}); resume with "
-                                "the flags it was trained with, or start a new run with a new --out")
+                                "the flags it was trained with, or start a new run with --overwrite or a new --out")
 
     # ------------------------------------------------------------------ loop
     def _done(self) -> bool:
