@@ -27,8 +27,7 @@ from .optim import OPTIMIZERS, make_optimizer
 from .tasks import HELP, TASKS
 from .tasks.flags import positive_int
 from .training import (CheckpointError, LogError, RunDirError, RunStopped, StopRequested, StopSignals, Trainer,
-                       TrainingError, load_checkpoint)
-from .training import run_dir
+                       TrainingError, load_checkpoint, run_dir)
 from .training.distributed import MPICommunicator, SingleProcess
 
 USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError, LogError, RunDirError)

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 from scratchvae import evaluate, train
-from scratchvae.training import Checkpoint, RunDirError, Trainer, TrainingError, load_checkpoint, save_checkpoint
-from scratchvae.training import progress
+from scratchvae.training import TrainingError, load_checkpoint, progress, save_checkpoint
 from scratchvae.training.log import read_log
 from scratchvae.training.run_dir import RunLock
 
