@@ -374,3 +374,51 @@ def test_a_signal_while_data_loads_stops_at_once_without_a_traceback(data, tmp_p
     assert proc.returncode == 130 and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == "stopped by SIGINT before training started; no checkpoint was written"
     assert not (tmp_path / "run" / "last.npz").exists()
+
+
+class SignallingTask(ToyTask):
+    """Sends itself signals: ``during_step`` {step: count}, and one while validating epoch ``during_validation``."""
+
+    def __init__(self, during_step=None, during_validation=None, signum=signal.SIGINT):
+        super().__init__()
+        self.during_step, self.during_validation, self.signum = during_step or {}, during_validation, signum
+        self.validations = 0
+
+    def train_step(self, idx, rng, step):
+        for _ in range(self.during_step.get(step, 0)):
+            os.kill(os.getpid(), self.signum)
+        return super().train_step(idx, rng, step)
+
+    def validate(self):
+        self.validations += 1
+        if self.validations == self.during_validation:
+            os.kill(os.getpid(), self.signum)
+        return super().validate()
+
+
+@pytest.mark.parametrize("where", ["step", "validation"])
+def test_a_stopped_trainer_resumes_to_the_uninterrupted_result(tmp_path, where):
+    from scratchvae.training import RunStopped
+    full = ToyTask()
+    _trainer(full, tmp_path / "full", epochs=3).fit()
+    task = SignallingTask(during_step={5: 1}) if where == "step" else SignallingTask(during_validation=2)
+    with pytest.raises(RunStopped, match=r"stopped by SIGINT at epoch (1, step 6|2, step 16); checkpoint written"):
+        _trainer(task, tmp_path / "cut", epochs=3).fit()
+    progress_at_stop = load_checkpoint(tmp_path / "cut" / "last.npz").meta["progress"]
+    assert (progress_at_stop["global_step"], progress_at_stop["batch"]) == ((6, 6) if where == "step" else (16, 8))
+    resumed = ToyTask()
+    trainer = _trainer(resumed, tmp_path / "cut", epochs=3)
+    assert trainer.resume()
+    trainer.fit()
+    for k, v in full.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[k], v)
+
+
+def test_a_second_signal_stops_at_once_naming_the_last_checkpoint(tmp_path):
+    from scratchvae.training import RunStopped
+    with pytest.raises(RunStopped, match=r"at once \(a second signal\); the last good checkpoint is .*last.npz "
+                                         r"\(written after step 3\)") as stopped:
+        _trainer(SignallingTask(during_step={4: 2}), tmp_path, epochs=2).fit()   # checkpoints every 3 steps
+    assert stopped.value.checkpoint == tmp_path / "last.npz"
+    assert load_checkpoint(tmp_path / "last.npz").meta["progress"]["global_step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler          # the handlers are put back

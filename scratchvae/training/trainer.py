@@ -369,14 +369,17 @@ class Trainer:
             try:
                 return self._fit(stop)
             except StopRequested as exc:
-                where = f"at epoch {self.epoch + 1}, step {self.global_step}"
-                if not self._consistent:  # a second signal cut a step short
-                    raise RunStopped(exc.signum, self.last_good and self.last_good[0],
-                                     f"inside a step; {self._kept()}") from None
-                with stop.deferred():
-                    self._checkpoint(self.last_path)
-                raise RunStopped(exc.signum, self.last_path, f"{where}; checkpoint written to {self.last_path}") \
-                    from None
+                if self._consistent:
+                    try:
+                        with stop.deferred():
+                            self._checkpoint(self.last_path)
+                    except StopRequested:  # a second signal while it was written: stop at once
+                        pass
+                    else:
+                        raise RunStopped(exc.signum, self.last_path, f"at epoch {self.epoch + 1}, step "
+                                         f"{self.global_step}; checkpoint written to {self.last_path}") from None
+                raise RunStopped(exc.signum, self.last_good and self.last_good[0],
+                                 f"at once (a second signal); {self._kept()}") from None
 
     def _fit(self, stop) -> dict[str, float]:
         model = self.task.model
@@ -434,8 +437,10 @@ class Trainer:
             if self.batch_index < len(batches):  # stopped by max_steps inside the epoch
                 val = self._validate_at_stop()
                 break
+            stop.check()  # a signal during the epoch's last step: stop before validating
             val = self.task.validate() if self.is_main else {}
             with stop.deferred():
+                self._consistent = False  # until the epoch's log line and checkpoints are written
                 train = {f"train_{k}": total / n for k, (total, n) in self.epoch_sums.items()}
                 self.epoch, self.batch_index, self.epoch_sums = self.epoch + 1, 0, {}
                 seconds = time.perf_counter() - t0
@@ -449,6 +454,7 @@ class Trainer:
                     self.best_record = {"epoch": self.epoch, "step": self.global_step, **val}
                     self._checkpoint(self.best_path)
                 self._checkpoint(self.last_path)
+                self._consistent = True
         if self._done():
             with stop.deferred():
                 self._checkpoint(self.last_path)
