@@ -185,14 +185,14 @@ def _train(args: argparse.Namespace, module, comm, stop_signals, ckpt=None) -> d
     out = Path(args.out)
     if args.resume:
         trainer.resume(ckpt)
-        if main_rank:
-            print(f"resuming {out / 'last.npz'} at epoch {trainer.epoch + 1}, step {trainer.global_step}")
         if trainer.finished():
             if main_rank:
-                limit = (f"--max-steps {args.max_steps}" if trainer._done() else f"--epochs {args.epochs}")
+                limit = f"--max-steps {args.max_steps}" if trainer._done() else f"--epochs {args.epochs}"
                 print(f"nothing to do: {out / 'last.npz'} has finished {limit} (epoch {trainer.epoch}, step "
                       f"{trainer.global_step}); give a larger {limit.split()[0]} to train on")
             return {}
+        if main_rank:
+            print(f"resuming {out / 'last.npz'} at epoch {trainer.epoch + 1}, step {trainer.global_step}")
     elif args.overwrite and main_rank:
         run_dir.remove_run(out)
     if main_rank:

@@ -155,7 +155,8 @@ def test_a_finished_run_resumed_says_so_and_temp_files_are_removed(data, tmp_pat
     (out / "last.npz.abc123.tmp").write_bytes(b"half a checkpoint")
     proc = cli(flags(data, out, "--epochs", 1, "--resume"))
     assert proc.returncode == 0
-    assert "nothing to do" in proc.stdout and "give a larger --epochs" in proc.stdout
+    assert proc.stdout.strip().splitlines() == [f"nothing to do: {out / 'last.npz'} has finished --epochs 1 "
+                                                "(epoch 1, step 12); give a larger --epochs to train on"]
     assert not list(out.glob("*.tmp"))
 
 
