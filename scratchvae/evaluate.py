@@ -21,7 +21,7 @@ def main(argv=None) -> int:
         return 0 if argv else 2
     try:
         ckpt = load_checkpoint(argv[0])
-        return task_module(ckpt.meta["task"]).evaluate_main(ckpt, argv[1:])
+        return task_module(ckpt.task()).evaluate_main(ckpt, argv[1:])
     except (DataError, BackendError, CheckpointError, TrainingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

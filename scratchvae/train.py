@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
+import signal
 import sys
+import warnings
+from pathlib import Path
 
 from .backend import BACKENDS, BackendError, threads
 from .data.errors import DataError
 from .optim import OPTIMIZERS, make_optimizer
 from .tasks import HELP, TASKS
 from .tasks.flags import positive_int
-from .training import CheckpointError, LogError, Trainer, TrainingError
+from .training import (CheckpointError, LogError, RunDirError, RunStopped, StopRequested, StopSignals, Trainer,
+                       TrainingError, load_checkpoint, run_dir)
 from .training.distributed import MPICommunicator, SingleProcess
 
-USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError, LogError)
+USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError, LogError, RunDirError)
 
 
 def decay_factor(text: str) -> float:
@@ -64,11 +69,17 @@ def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> Non
                    help="where the datasets are (default: $SCRATCHVAE_DATA, else ~/.cache/scratchvae)")
     g.add_argument("--out", default=None, help="run directory for checkpoints and logs (default: runs/<task>)")
     g.add_argument("--resume", action="store_true", help="continue from <out>/last.npz exactly where it stopped")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its checkpoints and log) with a new one")
     g.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for BLAS and the numba kernels (default: every core). On a busy or "
                         "shared machine use 1: oversubscribed threads made steps 5-10x slower in our runs")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars: a line every --log-every steps and one per epoch instead "
+                        "(what a run piped into a file prints anyway)")
+    g.add_argument("--log-every", type=positive_int, default=20, metavar="N",
+                   help="log the training metrics every N steps (metrics.jsonl, and a line without bars)")
     g.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI ranks: launch with mpirun -n K; each rank takes 1/K of "
                         "every batch (needs mpi4py; GPUs talk through NCCL)")
@@ -97,14 +108,69 @@ def limit_threads(n: int) -> None:
         raise TrainingError(str(exc)) from None
 
 
-def run(args: argparse.Namespace, comm=None) -> dict:
-    """Build the task and train it; returns the final validation metrics."""
+def open_run_dir(args: argparse.Namespace, lock: run_dir.RunLock):
+    """Check ``--out`` against --resume / --overwrite before any work, holding its lock.
+
+    Returns the checkpoint to resume from (read once, here), or None."""
+    if args.resume and args.overwrite:
+        raise RunDirError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    if args.resume and not Path(args.out).is_dir():
+        raise RunDirError(f"--resume: there is no run folder {args.out} to resume; drop --resume to start a new run")
+    out = run_dir.prepare_run_dir(args.out)
+    lock.acquire()
+    run_dir.remove_temporary_files(out)
+    found = run_dir.run_files(out)
+    if args.resume:
+        if "last.npz" not in found:
+            held = f"it holds only {', '.join(found)}" if found else "it holds no run"
+            raise RunDirError(f"--resume: there is no {out / 'last.npz'} to resume ({held}); "
+                              "drop --resume to start a new run")
+        ckpt = load_checkpoint(out / "last.npz")
+        task = ckpt.task()
+        if task != args.task:
+            raise RunDirError(f"--resume: {out / 'last.npz'} is a run of the {task!r} task, not {args.task!r}: "
+                              f"resume it with 'train {task} ... --resume', or choose another --out")
+        return ckpt
+    if found and not args.overwrite:
+        raise RunDirError(f"{out} already holds a run ({', '.join(found)}); continue it with --resume, replace it "
+                          "with --overwrite, or choose another --out")
+    return None
+
+
+def thread_count(args: argparse.Namespace, backend) -> str:
+    """The CPU threads the run computes with, for the start line."""
+    if backend.name == "cupy":
+        return "GPU"
+    if backend.name == "numba":
+        import numba
+        return f"{numba.get_num_threads()} threads"
+    return f"{threads.blas_thread_count()} BLAS threads"
+
+
+def run(args: argparse.Namespace, comm=None, stop_signals: StopSignals | None = None) -> dict:
+    """Build the task and train it; returns the final validation metrics.
+
+    ``--out`` is checked and locked first (before any data loads), and stays locked until the
+    run ends; see :mod:`.training.run_dir`.
+    """
     if args.threads is not None:
         limit_threads(args.threads)
     module = importlib.import_module(TASKS[args.task])
     args.out = args.out or f"runs/{args.task}"
     comm = comm if comm is not None else SingleProcess()
-    args.progress = args.progress and comm.rank == 0
+    main_rank = comm.rank == 0
+    lock = run_dir.RunLock(args.out)
+    try:
+        ckpt = open_run_dir(args, lock) if main_rank else None
+        args.progress = args.progress and main_rank
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a non-finite value is reported as an error
+            return _train(args, module, comm, stop_signals, ckpt)
+    finally:
+        lock.release()
+
+
+def _train(args: argparse.Namespace, module, comm, stop_signals, ckpt=None) -> dict:
     task = module.build_task(args)        # also fills the flags a task's preset decides (IMDB)
     model = task.model
     optimizer = make_optimizer(args.optimizer, model.parameters(), model.gradients(),
@@ -113,25 +179,60 @@ def run(args: argparse.Namespace, comm=None) -> dict:
     trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
                       seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress,
                       comm=comm, lr_decay=args.lr_decay, lr_drop_at=tuple(args.lr_drop_at or ()),
-                      lr_drop_factor=args.lr_drop_factor)
-    if args.resume and trainer.resume() and args.progress:
-        print(f"resuming {args.out}/last.npz at epoch {trainer.epoch + 1}, step {trainer.global_step}")
-    if args.progress:
+                      lr_drop_factor=args.lr_drop_factor, log_every=args.log_every,
+                      stop_signals=stop_signals)
+    main_rank = comm.rank == 0
+    out = Path(args.out)
+    if args.resume:
+        trainer.resume(ckpt)
+        if trainer.finished():
+            if main_rank:
+                limit = f"--max-steps {args.max_steps}" if trainer._done() else f"--epochs {args.epochs}"
+                print(f"nothing to do: {out / 'last.npz'} has finished {limit} (epoch {trainer.epoch}, step "
+                      f"{trainer.global_step}); give a larger {limit.split()[0]} to train on")
+            return {}
+        if main_rank:
+            print(f"resuming {out / 'last.npz'} at epoch {trainer.epoch + 1}, step {trainer.global_step}")
+    elif args.overwrite and main_rank:
+        run_dir.remove_run(out)
+    if main_rank:
+        examples, steps = trainer.epoch_size()
         ranks = f", {comm.size} ranks" if comm.size > 1 else ""
-        print(f"{args.task}: {model.num_parameters():,} parameters, backend {model.backend.name}, "
-              f"{args.dtype}{ranks}")
-    return trainer.fit()
+        print(f"{args.task}: {examples:,} training examples, {steps:,} steps an epoch (batch {args.batch_size}), "
+              f"{args.epochs} epochs; {model.num_parameters():,} parameters; backend {model.backend.name}, "
+              f"{thread_count(args, model.backend)}, {args.dtype}{ranks}", flush=True)
+    val = trainer.fit()
+    if main_rank:
+        print("\n".join(trainer.summary()), flush=True)
+    return val
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes the run ``argv`` started: the same flags plus --resume."""
+    kept = [a for a in argv if a != "--overwrite"]
+    return shlex.join(["python", "-m", "scratchvae.train", *kept, *([] if "--resume" in kept else ["--resume"])])
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv and argv[0] in TASKS else None).parse_args(argv)
     comm = SingleProcess()
+    stop_signals = StopSignals()
     try:
         if args.distributed:
             from .backend import get_backend
             comm = MPICommunicator(get_backend(args.backend))
-        run(args, comm)
+        with stop_signals if comm.size == 1 else _nothing():
+            run(args, comm, stop_signals)
+    except RunStopped as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        if exc.checkpoint is not None:
+            print(f"resume with: {resume_command(argv)}", file=sys.stderr)
+        return 128 + exc.signum
+    except StopRequested as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"\nstopped by {name} before training started; no checkpoint was written", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:
         if comm.size > 1:  # a failing rank must not leave the others waiting forever
             comm.abort(str(exc) if isinstance(exc, USER_ERRORS) else f"{type(exc).__name__}: {exc}")
@@ -143,6 +244,16 @@ def main(argv=None) -> int:
         print("\ninterrupted; resume with the same command plus --resume", file=sys.stderr)
         return 130
     return 0
+
+
+class _nothing:
+    """A context that does nothing (a distributed run keeps Python's own Ctrl-C handling)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
 
 
 if __name__ == "__main__":

@@ -33,13 +33,14 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..backend import BACKENDS, get_backend
 from ..data.errors import DataError
 from ..data.imdb import load_imdb
 from ..data.tokenizer import OOV_ID, PAD_ID, Tokenizer, bucket_batches, pad_sequences, split_words
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
+from ..training.checkpoint import load_model_state
+from ..training.progress import progress_bar
 from .flags import add_threads_argument, apply_threads, positive_int
 
 DEFAULTS = {"epochs": None, "batch_size": None, "optimizer": "adam", "lr": None, "lr_decay": None,
@@ -196,8 +197,7 @@ def evaluate_arrays(model: IMDBVAE, ids: np.ndarray, labels: np.ndarray, batch_s
     order = np.argsort((ids != PAD_ID).sum(axis=1), kind="stable")
     sums = dict.fromkeys(("loss", "reconstruction", "kl", "bce", "accuracy"), 0.0)
     nll = tokens = hits = 0.0
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False,
-                      dynamic_ncols=True):
+    for start in progress_bar(range(0, len(order), batch_size), desc=desc, progress=progress):
         idx = order[start:start + batch_size]
         batch = trim(ids[idx])
         m = model.forward(model.backend.asarray(batch, dtype=np.int64), labels[idx], None,
@@ -223,6 +223,7 @@ class IMDBTask:
 
     name = "imdb"
     selection = ("val_accuracy", "max")  # best.npz: the epoch whose latent code predicts sentiment best
+    progress = False                     # a bar while validating (on a terminal)
 
     def __init__(self, model: IMDBVAE, prepared: Prepared | None, data: dict, *, batch_size: int,
                  tokenizer: Tokenizer):
@@ -258,7 +259,7 @@ class IMDBTask:
         p = self.prepared
         if len(p.val_ids) == 0:
             return {}
-        m = evaluate_arrays(self.model, p.val_ids, p.val_labels)
+        m = evaluate_arrays(self.model, p.val_ids, p.val_labels, progress=self.progress, desc="validating")
         return {"val_loss": m["loss"], **{f"val_{k}": v for k, v in m.items() if k != "loss"}}
 
 
@@ -266,7 +267,9 @@ def build_task(args: argparse.Namespace) -> IMDBTask:
     config, data = resolve_preset(args)  # bad sizes fail here, before minutes of loading
     prepared = prepare_data(config, data, args.data_dir, args.download, args.progress)
     model = IMDBVAE(config, rng=np.random.default_rng(args.seed), backend=args.backend, dtype=args.dtype)
-    return IMDBTask(model, prepared, data, batch_size=args.batch_size, tokenizer=prepared.tokenizer)
+    task = IMDBTask(model, prepared, data, batch_size=args.batch_size, tokenizer=prepared.tokenizer)
+    task.progress = args.progress
+    return task
 
 
 def load_task(ckpt, backend) -> IMDBTask:
@@ -274,7 +277,7 @@ def load_task(ckpt, backend) -> IMDBTask:
     meta = ckpt.meta
     model = IMDBVAE(IMDBVAEConfig.from_dict(meta["config"]), rng=np.random.default_rng(0),
                     backend=backend, dtype=meta["dtype"])
-    model.load_state_dict(ckpt.params)
+    load_model_state(model, ckpt)
     return IMDBTask(model, None, meta["data"], batch_size=meta["batch_size"],
                     tokenizer=Tokenizer.from_json(meta["tokenizer"]))
 

@@ -18,10 +18,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..data.mnist import PIXELS, Mnist, load_mnist
 from ..models.mnist import DenseVAE, build_model
+from ..training.checkpoint import load_model_state
+from ..training.progress import progress_bar
 from .flags import add_threads_argument, apply_threads, positive_int
 
 DEFAULTS = {"epochs": 50, "batch_size": 32, "optimizer": "adam", "lr": 1e-3}
@@ -42,6 +43,7 @@ class MnistTask:
     """Trainer task: one step is the negative ELBO of a batch with fresh noise eps ~ N(0, I)."""
 
     name = "mnist"
+    progress = False  # a bar while validating (on a terminal)
 
     def __init__(self, model: DenseVAE, data: Mnist, *, batch_size: int, binarize: bool, seed: int = 0):
         self.model, self.data = model, data
@@ -65,8 +67,13 @@ class MnistTask:
 
     def validate(self) -> dict[str, float]:
         """Test-set negative ELBO, with the same noise every epoch so epochs compare fairly."""
-        nll, kl = self.model.negative_elbo(self.data.x_test, np.random.default_rng([self.seed, 3]),
-                                           VALIDATION_BATCH)
+        rng, x = np.random.default_rng([self.seed, 3]), self.data.x_test
+        nll, kl = [], []
+        for start in progress_bar(range(0, len(x), VALIDATION_BATCH), desc="validating", progress=self.progress):
+            terms = self.model.negative_elbo(x[start:start + VALIDATION_BATCH], rng, VALIDATION_BATCH)  # one rng:
+            nll.append(terms[0])                                          # the same draws as in one call
+            kl.append(terms[1])
+        nll, kl = np.concatenate(nll), np.concatenate(kl)
         return {"val_loss": float((nll + kl).mean()), "val_nll": float(nll.mean()), "val_kl": float(kl.mean())}
 
 
@@ -74,14 +81,16 @@ def build_task(args: argparse.Namespace) -> MnistTask:
     data = load_mnist(args.data_dir, binarize=args.binarize, dtype=args.dtype, progress=args.progress)
     model = DenseVAE(PIXELS, args.hidden, args.latent_dim, rng=np.random.default_rng(args.seed),
                      backend=args.backend, dtype=args.dtype)
-    return MnistTask(model, data, batch_size=args.batch_size, binarize=args.binarize, seed=args.seed)
+    task = MnistTask(model, data, batch_size=args.batch_size, binarize=args.binarize, seed=args.seed)
+    task.progress = args.progress
+    return task
 
 
 def load_task(ckpt, backend, data_dir=None, progress: bool = True) -> MnistTask:
     """The task of a checkpoint: its model with the trained weights, and the data it was trained on."""
     meta = ckpt.meta
     model = build_model(meta["config"], rng=np.random.default_rng(0), backend=backend, dtype=meta["dtype"])
-    model.load_state_dict(ckpt.params)
+    load_model_state(model, ckpt)
     data = load_mnist(data_dir, binarize=meta["binarize"], dtype=meta["dtype"], progress=progress)
     return MnistTask(model, data, batch_size=meta["batch_size"], binarize=meta["binarize"],
                      seed=meta.get("progress", {}).get("seed", 0))
@@ -135,8 +144,7 @@ def evaluate_main(ckpt, argv) -> int:
 
     if args.iw_samples > 0:
         x = data.x_test[:args.iw_images]
-        with tqdm(total=len(x), desc=f"IW-NLL, K={args.iw_samples}", disable=not args.progress,
-                  dynamic_ncols=True, leave=False) as bar:
+        with progress_bar(total=len(x), desc=f"IW-NLL, K={args.iw_samples}", progress=args.progress) as bar:
             iw = model.iw_nll(x, args.iw_samples, np.random.default_rng([args.seed, 1]), progress=bar.update)
         print(f"{f'test IW-NLL, K={args.iw_samples}':<23}{iw.mean():.2f} nats  "
               f"(importance-weighted estimate of -log p(x), {len(x)} images)")

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..backend import BACKENDS
 from ..data.corpus import (SPECIALS, EncodedSentences, Sentence, Vocab, bucketed_batches, encode_sentences,
@@ -35,7 +34,8 @@ from ..data.glove import load_glove
 from ..models import latent_metrics as lm
 from ..models.annealing import SCHEDULES, KLSchedule
 from ..models.sentence import INIT_ACTIVATIONS, INIT_STATES, SentenceVAE, SentenceVAEConfig
-from ..training.checkpoint import CheckpointError, load_checkpoint
+from ..training.checkpoint import CheckpointError, load_checkpoint, load_model_state
+from ..training.progress import progress_bar
 from .flags import add_threads_argument, apply_threads, positive_int
 
 DEFAULTS = {"epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "clipnorm": 5.0}
@@ -164,6 +164,8 @@ def sort_by_length(data: EncodedSentences, batch_size: int) -> list[np.ndarray]:
 class SentenceTask:
     """Trainer task for the sentence VAE; see the module docstring."""
 
+    progress = False  # a bar while validating (on a terminal)
+
     def __init__(self, name: str, model: SentenceVAE, vocab: Vocab, *, train: EncodedSentences | None = None,
                  valid: EncodedSentences | None = None, batch_size: int = 32, word_dropout: float = 0.0,
                  schedule: KLSchedule = KLSchedule("constant"), source: dict | None = None,
@@ -203,18 +205,19 @@ class SentenceTask:
         """One-sample negative ELBO (true KL) on the validation sentences, same noise every epoch."""
         if self.valid is None or len(self.valid) == 0:
             return {}
-        rec, kl = negative_elbo(self.model, self.valid, np.random.default_rng([self.seed, 4]))
+        rec, kl = negative_elbo(self.model, self.valid, np.random.default_rng([self.seed, 4]),
+                                progress=self.progress)
         tokens = int(self.valid.lengths.sum())
         return {"val_loss": float((rec + kl).mean()), "val_rec": float(rec.mean()), "val_kl": float(kl.mean()),
                 "val_elbo_ppl": math.exp(float((rec + kl).sum()) / tokens)}
 
 
 def negative_elbo(model: SentenceVAE, data: EncodedSentences, rng: np.random.Generator,
-                  batch_size: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray]:
+                  batch_size: int = EVAL_BATCH, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per sentence: -log p(x|z) for one z ~ q(z|x), and KL(q(z|x) || p(z)), as (N,) arrays each."""
     B = model.backend
     rec, kl = np.empty(len(data)), np.empty(len(data))
-    for idx in sort_by_length(data, batch_size):
+    for idx in progress_bar(sort_by_length(data, batch_size), desc="validating", progress=progress):
         batch = data[idx]
         inputs, targets = B.asarray(batch.inputs), B.asarray(batch.targets)
         mean, logvar = model.encode(targets)
@@ -272,11 +275,13 @@ def build_task(args: argparse.Namespace) -> SentenceTask:
               + f", {0 if valid is None else len(valid):,} validation, vocabulary {len(vocab):,}; "
               f"KL {schedule.describe()}, word dropout {args.word_dropout:g}, free bits {args.free_bits:g}, "
               f"decoder dropout {args.decoder_dropout:g}")
-    return SentenceTask(args.task, model, vocab, train=train, valid=valid, batch_size=args.batch_size,
+    task = SentenceTask(args.task, model, vocab, train=train, valid=valid, batch_size=args.batch_size,
                         word_dropout=args.word_dropout, schedule=schedule, source=source,
                         data_options={"max_len": args.max_len, "on_long": args.on_long,
                                       "vocab_size": args.vocab_size, "min_count": args.min_count},
                         seed=args.seed)
+    task.progress = args.progress
+    return task
 
 
 def load_task(ckpt, backend, dtype=None) -> SentenceTask:
@@ -286,7 +291,7 @@ def load_task(ckpt, backend, dtype=None) -> SentenceTask:
         raise CheckpointError(f"the checkpoint is a {meta.get('task', 'unknown')!r} model, not a sentence VAE; "
                               "pass a checkpoint written by 'train ptb' or 'train text'")
     model = build_model(meta, backend, dtype)
-    model.load_state_dict(ckpt.params)
+    load_model_state(model, ckpt)
     o = meta.get("objective", {})
     return SentenceTask(meta["task"], model, Vocab(meta["vocab"]), source=meta.get("source"),
                         data_options=meta.get("data"), word_dropout=o.get("word_dropout", 0.0),
@@ -315,7 +320,7 @@ def evaluate(model: SentenceVAE, data: EncodedSentences, samples: int, rng: np.r
     iw, rec1 = np.empty(n), np.empty(n)
     means, logvars = np.empty((n, Z)), np.empty((n, Z))
     batches = sort_by_length(data, batch_size)
-    with tqdm(total=n, desc=f"IW NLL, K={samples}", disable=not progress, dynamic_ncols=True, leave=False) as bar:
+    with progress_bar(total=n, desc=f"IW NLL, K={samples}", progress=progress) as bar:
         for idx in batches:
             batch = data[idx]
             inputs, targets = B.asarray(batch.inputs), B.asarray(batch.targets)

@@ -2,7 +2,9 @@
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .log import LogError, RunLog, read_log
-from .trainer import Task, Trainer, TrainingError
+from .run_dir import RunDirError
+from .stop import StopRequested, StopSignals
+from .trainer import RunStopped, Task, Trainer, TrainingError
 
-__all__ = ["Checkpoint", "CheckpointError", "LogError", "RunLog", "Task", "Trainer", "TrainingError",
-           "load_checkpoint", "read_log", "save_checkpoint"]
+__all__ = ["Checkpoint", "CheckpointError", "LogError", "RunDirError", "RunLog", "RunStopped", "StopRequested",
+           "StopSignals", "Task", "Trainer", "TrainingError", "load_checkpoint", "read_log", "save_checkpoint"]

@@ -9,11 +9,14 @@ A run resumed from its last checkpoint repeats the steps it had already logged a
 checkpoint; :func:`trim_log` drops those records when it resumes, so the file reads as one
 uninterrupted run.  :func:`read_log` also keeps only the last record of a step or an epoch
 (logs written before trimming existed) and skips a last line cut short by a crash.
+
+The file is strict JSON: a figure that is not finite (a diverged loss) is written as null.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +43,21 @@ class RunLog:
     def epoch_keys(self) -> list[str]:
         """Names logged per epoch (lr, train_loss, val_loss, ...), in first-seen order."""
         return _keys(self.epochs, ("event", "epoch", "step"))
+
+
+def record_line(record: dict) -> str:
+    """One line of the log: ``record`` as strict JSON, a NaN or infinite number written as null."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+    return json.dumps(clean, allow_nan=False) + "\n"
+
+
+def append_record(path: str | Path, record: dict) -> None:
+    """Append one record; LogError (one line) if the disk refuses the write."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(record_line(record))
+    except OSError as exc:
+        raise LogError(f"could not append to {path}: {exc.strerror or exc}") from None
 
 
 def _keys(records: list[dict], skip: tuple[str, ...]) -> list[str]:
@@ -105,6 +123,10 @@ def trim_log(path: str | Path, step: int) -> None:
         return
     kept = [r for r in _records(path) if r["step"] <= step]
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in kept)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(record_line(r) for r in kept)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise LogError(f"could not rewrite {path} to resume: {exc.strerror or exc}; free disk space") from None
