@@ -6,6 +6,7 @@ import json
 import os
 import tarfile
 import threading
+import warnings
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -166,6 +167,17 @@ def test_the_cache_of_a_read_only_archive_goes_to_the_user_cache(tmp_path, cache
         shared.chmod(0o755)
     assert len(list(cache_home.glob(f"{ARCHIVE_NAME}.*.parsed.npz"))) == 1
     check_tiny(read_imdb(shared / ARCHIVE_NAME, progress=False))
+
+
+def test_an_unwritable_cache_is_a_note_not_a_warning(tmp_path, cache_home, capsys):
+    archive = write_tar(tmp_path / ARCHIVE_NAME, REVIEWS)
+    cache_home.parent.mkdir(parents=True)
+    cache_home.write_text("a file where the cache folder should be")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_tiny(read_imdb(archive, progress=False))
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("note: could not write the IMDB parse cache ") and "parsed again" in line
 
 
 def test_an_unreadable_cache_is_rebuilt(tmp_path, cache_home):

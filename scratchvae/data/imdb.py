@@ -29,7 +29,6 @@ import re
 import sys
 import tarfile
 import tempfile
-import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -310,7 +309,7 @@ def _load_cache(path: Path, key: str) -> Imdb | None:
 
 
 def _save_cache(path: Path, key: str, data: Imdb) -> None:
-    """Write ``data`` to the cache file atomically; warn (and carry on) if that fails."""
+    """Write ``data`` to the cache file atomically; say so on stderr (and carry on) if that fails."""
     splits = (data.train, data.test, data.unsup)
     texts = [text for split in splits for text in split.texts]
     arrays = {
@@ -323,7 +322,8 @@ def _save_cache(path: Path, key: str, data: Imdb) -> None:
     try:
         _write_npz_atomically(path, arrays)
     except OSError as error:
-        warnings.warn(f"could not write the IMDB parse cache {path}: {error}", stacklevel=3)
+        print(f"note: could not write the IMDB parse cache {path} ({error}); the archive is parsed again "
+              "next time", file=sys.stderr)
 
 
 def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
