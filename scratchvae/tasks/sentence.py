@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         g.add_argument("--valid-file", default=None, help="held-out sentences (same format); default: a part of --file")
         g.add_argument("--valid-fraction", type=_fraction, default=0.05,
                        help="fraction of --file held out for validation when there is no --valid-file")
+    else:
+        g.add_argument("--no-download", dest="download", action="store_false",
+                       help="fail instead of downloading ptb.train.txt and ptb.valid.txt when they are missing")
     g.add_argument("--max-len", type=positive_int, default=MAX_LEN[name], help="longest sentence, in words")
     g.add_argument("--on-long", choices=("drop", "truncate"), default="drop",
                    help="what to do with training sentences over --max-len words")
@@ -110,10 +113,15 @@ class Corpus:
     source: dict
 
 
-def read_corpus(source: dict) -> Corpus:
-    """The sentences ``source`` describes: {"dataset": "ptb", "data_dir"} or {"dataset": "text", "file", ...}."""
+def read_corpus(source: dict, download: bool = False, progress: bool = False) -> Corpus:
+    """The sentences ``source`` describes: {"dataset": "ptb", "data_dir"} or {"dataset": "text", "file", ...}.
+
+    ``download``: fetch PTB's train and valid files when they are missing.
+    """
     if source["dataset"] == "ptb":
-        return Corpus(read_ptb(source.get("data_dir"), "train"), read_ptb(source.get("data_dir"), "valid"), source)
+        train, valid = (read_ptb(source.get("data_dir"), split, download=download, progress=progress)
+                        for split in ("train", "valid"))
+        return Corpus(train, valid, source)
     sentences = _read_file(source["file"], source.get("column"))
     if source.get("valid_file"):
         return Corpus(sentences, _read_file(source["valid_file"], source.get("column")), source)
@@ -234,7 +242,7 @@ def build_model(meta: dict, backend, dtype=None, rng=None, embedding_weights=Non
 
 def build_task(args: argparse.Namespace) -> SentenceTask:
     source = _source(args)
-    corpus = read_corpus(source)
+    corpus = read_corpus(source, download=getattr(args, "download", False), progress=args.progress)
     vocab = Vocab.build(corpus.train, max_size=args.vocab_size, min_count=args.min_count)
     what = _describe(source)
     if len(vocab) == len(SPECIALS):
@@ -365,6 +373,8 @@ def _eval_parser(task_name: str) -> argparse.ArgumentParser:
         p.add_argument("--split", choices=("valid", "test", "train"), default="valid",
                        help="PTB split (test: only for the final evaluation)")
         p.add_argument("--data-dir", default=None, help="where ptb/ is (default: the one used in training)")
+        p.add_argument("--no-download", dest="download", action="store_false",
+                       help="fail instead of downloading the split when it is missing")
     else:
         p.add_argument("--file", default=None, help="evaluate on this file (default: the held-out sentences)")
         p.add_argument("--column", default=None, help="CSV column of --file")
@@ -391,7 +401,8 @@ def evaluate_main(ckpt, argv) -> int:
     source = dict(task.source)
     if task_name == "ptb":
         data_dir = args.data_dir or source.get("data_dir")
-        sentences, what = read_ptb(data_dir, args.split), f"PTB {args.split}"
+        sentences = read_ptb(data_dir, args.split, download=args.download, progress=args.progress)
+        what = f"PTB {args.split}"
     elif args.file:
         sentences = _read_file(args.file, args.column)
         what = Path(args.file).name + (f" [{args.column}]" if args.column else "")
