@@ -163,6 +163,18 @@ def read_text(path: PathLike) -> list[Sentence]:
     return _read_sentences(Path(path), tokenize)
 
 
+def csv_columns(path: PathLike) -> list[str]:
+    """The names in the header row of a CSV file; DataError if it has none."""
+    path = Path(path)
+    try:
+        header = next(csv.reader(read_lines(path)), None)
+    except csv.Error as err:
+        raise DataError(f"{path}, line 1: {err}; fix the CSV quoting") from None
+    if not header:
+        raise DataError(f"{path} is empty; expected a CSV file with a header row")
+    return header
+
+
 def read_csv(path: PathLike, column: str) -> list[Sentence]:
     """Sentences in ``column`` of a CSV file with a header row (e.g. ``question1`` of Quora question pairs).
 
