@@ -4,11 +4,13 @@
     python -m scratchvae.train text --file questions.csv --column question1 --out runs/quora
     python -m scratchvae.evaluate runs/ptb/best.npz --samples 100
 
-``ptb`` trains on Mikolov's ``ptb/ptb.train.txt`` and validates on ``ptb.valid.txt``
-(the test split is kept for a final, separate evaluation: ``evaluate --split test``).
+``ptb`` trains on Mikolov's ``ptb/ptb.train.txt`` and validates on ``ptb.valid.txt``, downloading
+them when missing (the test split is kept for a final, separate evaluation: ``evaluate --split test``).
 ``text`` reads one sentence a line, or a column of a CSV file, and holds out
-``--valid-fraction`` of it (or reads ``--valid-file``).  Sentences get <s> and </s>;
-those over ``--max-len`` words are dropped or truncated (``--on-long``).
+``--valid-fraction`` of it (or reads ``--valid-file``); its checkpoints pin the files (size and
+SHA-256) and the split, so a changed file is refused later.  Sentences get <s> and </s>;
+those over ``--max-len`` words are dropped or truncated (``--on-long``).  The text task's KL
+schedule scales with the run's length unless its parameters are given (see KL_X0_FRACTION).
 
 A training step: word dropout on the decoder inputs, fresh noise eps ~ N(0, I), and
 loss = -log p(x|z) + beta(step) KL, beta from the KL schedule (:mod:`..models.annealing`).
