@@ -306,3 +306,18 @@ def test_real_archive(monkeypatch):
         assert np.bincount(split.labels).tolist() == [12_500, 12_500]
     assert (data.unsup.labels == -1).all()
     assert all(data.train.texts[:100]) and "<br />" in "".join(data.train.texts[:100])
+
+
+def test_training_on_an_incomplete_folder_alone_is_refused_before_it_starts(tmp_path):
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    folder = write_folder(tmp_path / "data", REVIEWS)        # a handful of reviews: far from 12,500 a group
+    env = {**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.run([sys.executable, "-m", "scratchvae.train", "imdb", "--data-dir", str(tmp_path / "data"),
+                           "--out", str(tmp_path / "run"), "--backend", "numpy", "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f"{folder} is incomplete: aclImdb/train/pos has 2 of its 12,500 reviews" in last
+    assert not (tmp_path / "run" / "last.npz").exists()
