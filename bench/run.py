@@ -53,8 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None,
                    help="threads for every library (BLAS, Numba, PyTorch); default: all CPUs, 1 with --quick")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    p.add_argument("--out", default=None, help="JSON file to write, and a .md report beside it (default bench/results/<device>.json; "
-                   "with --quick, none)")
+    p.add_argument("--out", default=None, help="JSON file to write, and a .md report beside it "
+                   "(default bench/results/<device>.json; with --quick, none)")
     p.add_argument("--memory", default=None, help=argparse.SUPPRESS)   # internal: the memory subprocess
     return p.parse_args(argv)
 

@@ -33,7 +33,7 @@ def cli(*argv) -> subprocess.CompletedProcess:
     """``python -m scratchvae.<argv[0]> argv[1:]`` in a subprocess, as a user runs it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", f"scratchvae.{argv[0]}", *map(str, argv[1:])],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          check=False, capture_output=True, text=True, env=env, timeout=300)
 
 
 def assert_refused(proc: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -116,8 +116,11 @@ def test_a_changed_split_is_refused_even_for_an_unchanged_file(tmp_path, corpus_
     source = {"dataset": "text", "file": str(corpus_file), "column": None, "valid_file": None,
               "valid_fraction": 0.05, "seed": 0}
     pinned = sentence.read_corpus(source).pinned
-    with pytest.raises(sentence.DataError, match="now splits into 114 training and 6 held-out"):
+    with pytest.raises(sentence.DataError, match="now splits into 114 training and 6 held-out sentences, "
+                                                 "not the 113 training and 6 held-out sentences trained on"):
         sentence.read_corpus(source, pinned={**pinned, "split": {**pinned["split"], "train": 113}})
+    with pytest.raises(sentence.DataError, match="now holds out other sentences than those held out in training"):
+        sentence.read_corpus(source, pinned={**pinned, "split": {**pinned["split"], "held_out_sha256": "0" * 64}})
     assert sentence.read_corpus(source, pinned=pinned).pinned == pinned
 
 

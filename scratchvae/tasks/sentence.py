@@ -110,7 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     scaled = name == "text"  # PTB keeps the fixed values its README results were trained with
     g.add_argument("--kl-steps", type=int, default=None if scaled else 10_000,
                    help="linear: warm-up steps; cyclical: steps of all the cycles together"
-                        + (" (default: 40%% of the run's steps for linear, all of them for cyclical)" if scaled else ""))
+                        + (" (default: 40%% of the run's steps for linear, all of them for cyclical)"
+                           if scaled else ""))
     g.add_argument("--kl-k", type=float, default=None if scaled else 0.0025,
                    help="logistic: slope" + (f" (default: {KL_SHARPNESS:g} / x0)" if scaled else ""))
     g.add_argument("--kl-x0", type=float, default=None if scaled else 2500,
@@ -162,10 +163,13 @@ def read_corpus(source: dict, download: bool = False, progress: bool = False, pi
         train = [s for i, s in enumerate(sentences) if i not in held]
         valid = [s for i, s in enumerate(sentences) if i in held]
     split = _split_record(train, valid, held)
-    if pinned is not None and pinned.get("split") not in (None, split):
-        raise DataError(f"{source['file']} now splits into {split['train']:,} training and {split['valid']:,} "
-                        f"held-out sentences, not the {pinned['split']['train']:,} and "
-                        f"{pinned['split']['valid']:,} trained on; {fix}")
+    was = (pinned or {}).get("split")
+    if was is not None and was != split:
+        def sizes(record: dict) -> str:
+            return f"{record.get('train', 0):,} training and {record.get('valid', 0):,} held-out sentences"
+        differs = (f"splits into {sizes(split)}, not the {sizes(was)} trained on" if sizes(split) != sizes(was)
+                   else "holds out other sentences than those held out in training")
+        raise DataError(f"{source['file']} now {differs}; {fix}")
     return Corpus(train, valid, source, pinned={"files": pins, "split": split})
 
 
@@ -371,7 +375,8 @@ def build_task(args: argparse.Namespace) -> SentenceTask:
         print(f"{what}: {len(train):,} training sentences"
               + (f" ({dropped:,} over {args.max_len} words dropped)" if dropped else "")
               + f", {0 if valid is None else len(valid):,} validation, vocabulary {len(vocab):,}; "
-              f"KL {schedule.describe()} (ends at {final_beta:.2g}), word dropout {args.word_dropout:g}, free bits {args.free_bits:g}, "
+              f"KL {schedule.describe()} (ends at {final_beta:.2g}), word dropout {args.word_dropout:g}, "
+              f"free bits {args.free_bits:g}, "
               f"decoder dropout {args.decoder_dropout:g}")
     return SentenceTask(args.task, model, vocab, train=train, valid=valid, batch_size=args.batch_size,
                         word_dropout=args.word_dropout, schedule=schedule, source=source,
