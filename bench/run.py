@@ -30,6 +30,14 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
 
+def result_path(args) -> Path | None:
+    """Where the JSON result goes: ``--out``, else bench/results/<device>.json; a --quick smoke run writes
+    nothing unless ``--out`` says where (it must not leave files in the checkout)."""
+    if args.out:
+        return Path(args.out)
+    return None if args.quick else HERE / "results" / f"{args.device}.json"
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,7 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None,
                    help="threads for every library (BLAS, Numba, PyTorch); default: all CPUs, 1 with --quick")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    p.add_argument("--out", default=None, help="JSON file to write (default bench/results/<device>[-quick].json)")
+    p.add_argument("--out", default=None, help="JSON file to write, and a .md report beside it "
+                   "(default bench/results/<device>.json; with --quick, none)")
     p.add_argument("--memory", default=None, help=argparse.SUPPRESS)   # internal: the memory subprocess
     return p.parse_args(argv)
 
@@ -260,13 +269,15 @@ def main(argv=None) -> int:
     print()
     result = {"device": args.device, "quick": args.quick, "machine": info, "gemm_peak_gflops": peaks,
               "gemm_peak_used": peak, "rows": rows, "table": table}
-    out = Path(args.out) if args.out else HERE / "results" / f"{args.device}{'-quick' if args.quick else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
     speed = [f"speed {r['case']} {r['impl']}/pytorch = {r['speed_vs_pytorch']:.2f}x" for r in rows
              if r["kind"] == "model" and r["impl"] != "pytorch" and r.get("speed_vs_pytorch") is not None]
-    out.with_suffix(".md").write_text(markdown_report(result, speed))
-    print(f"# wrote {out} and {out.with_suffix('.md').name}; load average "
+    out = result_path(args)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        out.with_suffix(".md").write_text(markdown_report(result, speed))
+    wrote = f"wrote {out} and {out.with_suffix('.md').name}" if out else "wrote no file (--quick without --out)"
+    print(f"# {wrote}; load average "
           f"{info['load_average_start'][0]:.1f} at the start, {info['load_average_end'][0]:.1f} at the end")
     for line in speed:
         print(line)

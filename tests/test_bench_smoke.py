@@ -39,3 +39,14 @@ def test_quick_benchmark_runs_and_reports_every_case(tmp_path):
         assert all(r.get("peak_mb") is not None for r in rows)   # memory measured for every row
     else:
         assert speed == []
+
+
+def test_quick_writes_no_file_unless_out_names_one():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.result_path(bench.parse_args(["--quick"])) is None
+    assert bench.result_path(bench.parse_args(["--quick", "--out", "q.json"])) == Path("q.json")
+    assert bench.result_path(bench.parse_args([])) == ROOT / "bench" / "results" / "cpu.json"
+    assert bench.result_path(bench.parse_args(["--device", "gpu"])) == ROOT / "bench" / "results" / "gpu.json"

@@ -6,6 +6,7 @@ import json
 import os
 import tarfile
 import threading
+import warnings
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -71,6 +72,13 @@ def cache_home(tmp_path, monkeypatch):
     return tmp_path / "xdg" / "scratchvae"
 
 
+@pytest.fixture(autouse=True)
+def tiny_counts(monkeypatch):
+    """A complete folder, for these tests, holds the reviews of REVIEWS (the real one 12,500 a group)."""
+    counts = {group: sum(name.startswith(f"{group}/") for name in REVIEWS) for group in imdb.FOLDER_COUNTS}
+    monkeypatch.setattr(imdb, "FOLDER_COUNTS", counts)
+
+
 @pytest.mark.parametrize("extras", [EXTRAS, {}], ids=["original", "trimmed"])
 def test_reads_the_archive(tmp_path, extras):
     check_tiny(read_imdb(write_tar(tmp_path / ARCHIVE_NAME, {**REVIEWS, **extras}), progress=False))
@@ -88,16 +96,54 @@ def test_load_prefers_the_folder_over_the_archive(tmp_path):
     check_tiny(load_imdb(tmp_path, download=False, progress=False))
 
 
+def test_the_real_folder_counts_are_the_original_distributions(monkeypatch):
+    monkeypatch.undo()  # the autouse tiny_counts
+    assert imdb.FOLDER_COUNTS == {"train/pos": 12_500, "train/neg": 12_500, "test/pos": 12_500,
+                                  "test/neg": 12_500, "train/unsup": 50_000}
+
+
+HALF_EXTRACTED = {k: v for k, v in REVIEWS.items() if k != "train/pos/2_8.txt"}
+
+
+def test_an_incomplete_folder_gives_way_to_the_archive_beside_it(tmp_path, capsys):
+    write_tar(tmp_path / ARCHIVE_NAME, REVIEWS)
+    folder = write_folder(tmp_path, HALF_EXTRACTED)
+    assert ensure_imdb(tmp_path, download=False) == tmp_path / ARCHIVE_NAME
+    note = capsys.readouterr().err.strip()
+    assert note == (f"note: {folder} is incomplete (aclImdb/train/pos has 1 of its 2 reviews); "
+                    f"reading {tmp_path / ARCHIVE_NAME} instead")
+    check_tiny(load_imdb(tmp_path, download=False, progress=False))
+
+
+def test_an_incomplete_folder_with_too_many_reviews_gives_way_too(tmp_path):
+    write_tar(tmp_path / ARCHIVE_NAME, REVIEWS)
+    write_folder(tmp_path, {**REVIEWS, "test/neg/7_1.txt": "stray"})
+    assert ensure_imdb(tmp_path, download=False, progress=False) == tmp_path / ARCHIVE_NAME
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_an_incomplete_folder_alone_is_an_error_naming_it(tmp_path, download):
+    folder = write_folder(tmp_path, {k: v for k, v in REVIEWS.items() if not k.startswith("train/unsup")})
+    with pytest.raises(DataError) as error:
+        load_imdb(tmp_path, download=download, url="http://127.0.0.1:9/never-asked", progress=False)
+    message = str(error.value)
+    assert message.startswith(f"{folder} is incomplete: aclImdb/train/unsup has 0 of its 1 reviews; ")
+    assert "\n" not in message and ARCHIVE_NAME in message
+    with pytest.raises(DataError, match="is incomplete: aclImdb/train/unsup has 0 of its 1 reviews"):
+        read_imdb(folder, progress=False)
+
+
 def test_data_dir_comes_from_the_environment(tmp_path, monkeypatch):
     write_tar(tmp_path / ARCHIVE_NAME, REVIEWS)
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
     check_tiny(load_imdb(download=False, progress=False))
 
 
-def test_parse_is_cached_until_the_archive_changes(tmp_path, monkeypatch):
+def test_parse_is_cached_until_the_archive_changes(tmp_path, monkeypatch, cache_home):
     archive = write_tar(tmp_path / ARCHIVE_NAME, REVIEWS)
     check_tiny(read_imdb(archive, progress=False))
-    assert len(list(tmp_path.glob(f"{ARCHIVE_NAME}.*.parsed.npz"))) == 1
+    assert len(list(cache_home.glob(f"{ARCHIVE_NAME}.*.parsed.npz"))) == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name != "xdg"] == [ARCHIVE_NAME]  # nothing beside it
 
     def no_parsing(*args):
         raise AssertionError("parsed the archive again")
@@ -123,10 +169,21 @@ def test_the_cache_of_a_read_only_archive_goes_to_the_user_cache(tmp_path, cache
     check_tiny(read_imdb(shared / ARCHIVE_NAME, progress=False))
 
 
-def test_an_unreadable_cache_is_rebuilt(tmp_path):
+def test_an_unwritable_cache_is_a_note_not_a_warning(tmp_path, cache_home, capsys):
+    archive = write_tar(tmp_path / ARCHIVE_NAME, REVIEWS)
+    cache_home.parent.mkdir(parents=True)
+    cache_home.write_text("a file where the cache folder should be")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_tiny(read_imdb(archive, progress=False))
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("note: could not write the IMDB parse cache ") and "parsed again" in line
+
+
+def test_an_unreadable_cache_is_rebuilt(tmp_path, cache_home):
     archive = write_tar(tmp_path / ARCHIVE_NAME, REVIEWS)
     read_imdb(archive, progress=False)
-    (cache,) = tmp_path.glob("*.parsed.npz")
+    (cache,) = cache_home.glob("*.parsed.npz")
     cache.write_bytes(b"garbage")
     check_tiny(read_imdb(archive, progress=False))
 
@@ -249,3 +306,18 @@ def test_real_archive(monkeypatch):
         assert np.bincount(split.labels).tolist() == [12_500, 12_500]
     assert (data.unsup.labels == -1).all()
     assert all(data.train.texts[:100]) and "<br />" in "".join(data.train.texts[:100])
+
+
+def test_training_on_an_incomplete_folder_alone_is_refused_before_it_starts(tmp_path):
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    folder = write_folder(tmp_path / "data", REVIEWS)        # a handful of reviews: far from 12,500 a group
+    env = {**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.run([sys.executable, "-m", "scratchvae.train", "imdb", "--data-dir", str(tmp_path / "data"),
+                           "--out", str(tmp_path / "run"), "--backend", "numpy", "--no-progress"],
+                          check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f"{folder} is incomplete: aclImdb/train/pos has 2 of its 12,500 reviews" in last
+    assert not (tmp_path / "run" / "last.npz").exists()

@@ -74,6 +74,8 @@ def test_binarisation_thresholds_at_one_half(tmp_path):
         ({"y_train": np.arange(3)}, "must hold 4 integer digits"),
         ({"y_train": np.array([0, 1, 2, 10])}, "must hold 4 integer digits"),
         ({"y_train": np.zeros(4)}, "must hold 4 integer digits"),
+        ({"x_test": images(0), "y_test": np.zeros(0, np.uint8)}, "x_test holds no images"),
+        ({"x_train": images(0), "y_train": np.zeros(0, np.uint8)}, "x_train holds no images"),
     ],
 )
 def test_a_malformed_file_is_a_data_error(tmp_path, overrides, problem):
@@ -128,3 +130,18 @@ def test_real_mnist():
     assert data.x_train.shape == (60_000, 784) and data.x_test.shape == (10_000, 784)
     assert data.x_train.min() == 0 and data.x_train.max() == 1
     assert np.bincount(data.y_train).tolist()[:3] == [5923, 6742, 5958]
+
+
+def test_training_on_an_empty_test_split_is_refused_before_it_starts(tmp_path):
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    write_mnist(tmp_path, x_test=images(0), y_test=np.zeros(0, np.uint8))
+    env = {**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    proc = subprocess.run([sys.executable, "-m", "scratchvae.train", "mnist", "--data-dir", str(tmp_path),
+                           "--out", str(tmp_path / "run"), "--epochs", "1", "--hidden", "4", "--backend", "numpy",
+                           "--no-progress"], check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "x_test holds no images" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run" / "last.npz").exists()

@@ -128,7 +128,7 @@ def test_the_test_split_is_evaluated_only_when_asked_and_present(ptb_dir, tmp_pa
     code, _, err = run(train.main, ["ptb", "--data-dir", ptb_dir, "--out", out, "--epochs", 1, *TINY], capsys)
     assert code == 0, err
     evaluate_test = [out / "best.npz", "--split", "test", "--data-dir", ptb_dir, "--samples", 3,
-                     "--backend", "numpy", "--no-progress"]
+                     "--backend", "numpy", "--no-progress", "--no-download"]
     code, _, err = run(evaluate_cli.main, evaluate_test, capsys)
     assert_one_line_error(code, err, "PTB test split not found", "ptb.test.txt")
     (ptb_dir / "ptb" / "ptb.test.txt").write_text("\n".join(f" {s} " for s in sentences(15, 3)) + "\n")
@@ -261,7 +261,8 @@ def test_interpolation_sentence_with_no_known_word(trained, capsys):
 
 
 def test_missing_data_and_wrong_checkpoints(tmp_path, capsys):
-    code, _, err = run(train.main, ["ptb", "--data-dir", tmp_path, "--out", tmp_path / "r", *TINY], capsys)
+    code, _, err = run(train.main, ["ptb", "--data-dir", tmp_path, "--out", tmp_path / "r", "--no-download",
+                                    *TINY], capsys)
     assert_one_line_error(code, err, "PTB train split not found")
     code, _, err = run(sample.main, [tmp_path / "nothing.npz"], capsys)
     assert_one_line_error(code, err, "no checkpoint at")

@@ -21,13 +21,12 @@ from typing import Literal
 import numpy as np
 
 from scratchvae.data.errors import DataError
-from scratchvae.data.paths import PathLike, search_dirs
+from scratchvae.data.paths import PathLike
+from scratchvae.data.ptb import ensure_ptb
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIALS = (PAD, UNK, BOS, EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(len(SPECIALS))
-
-PTB_SPLITS = ("train", "valid", "test")
 
 Sentence = list[str]
 
@@ -147,30 +146,33 @@ def _read_sentences(path: Path, split_line: Callable[[str], Sentence]) -> list[S
     return sentences
 
 
-def read_ptb(data_dir: PathLike | None, split: str) -> list[Sentence]:
+def read_ptb(data_dir: PathLike | None, split: str, *, download: bool = False,
+             progress: bool = False) -> list[Sentence]:
     """Sentences of ``ptb/ptb.{split}.txt`` of Mikolov's Penn Treebank split (train, valid or test).
 
     The file is looked for in the data directory (``data_dir``, else ``$SCRATCHVAE_DATA``), then in the
-    per-user cache. The text is already tokenised and lower-cased, with ``<unk>`` for rare words, so lines are
-    only split on spaces; ``<unk>`` maps to the reserved id of :class:`Vocab`.
+    per-user cache, and with ``download`` fetched when missing (:func:`scratchvae.data.ptb.ensure_ptb`).
+    The text is already tokenised and lower-cased, with ``<unk>`` for rare words, so lines are only split
+    on spaces; ``<unk>`` maps to the reserved id of :class:`Vocab`.
     """
-    if split not in PTB_SPLITS:
-        raise DataError(f"unknown PTB split {split!r}; use one of {', '.join(PTB_SPLITS)}")
-    name = Path("ptb") / f"ptb.{split}.txt"
-    directories = search_dirs(data_dir)
-    for directory in directories:
-        if (directory / name).is_file():
-            return _read_sentences(directory / name, str.split)
-    raise DataError(
-        f"PTB {split} split not found: no {name} in {' or '.join(map(str, directories))}; put ptb.train.txt, "
-        f"ptb.valid.txt and ptb.test.txt of Mikolov's split in {directories[0] / 'ptb'}, or point --data-dir "
-        "or SCRATCHVAE_DATA at a folder with ptb/"
-    )
+    return _read_sentences(ensure_ptb(data_dir, split, download=download, progress=progress), str.split)
 
 
 def read_text(path: PathLike) -> list[Sentence]:
     """Sentences of a UTF-8 text file, one a line, lower-cased and tokenised by :func:`tokenize`."""
     return _read_sentences(Path(path), tokenize)
+
+
+def csv_columns(path: PathLike) -> list[str]:
+    """The names in the header row of a CSV file; DataError if it has none."""
+    path = Path(path)
+    try:
+        header = next(csv.reader(read_lines(path)), None)
+    except csv.Error as err:
+        raise DataError(f"{path}, line 1: {err}; fix the CSV quoting") from None
+    if not header:
+        raise DataError(f"{path} is empty; expected a CSV file with a header row")
+    return header
 
 
 def read_csv(path: PathLike, column: str) -> list[Sentence]:

@@ -8,7 +8,6 @@ moved to ``dest``, atomically, so ``dest`` is never half-written.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -20,6 +19,7 @@ from tqdm import tqdm
 
 from .errors import DataError
 from .paths import PathLike
+from .pins import file_sha256
 
 CHUNK_BYTES = 1 << 16
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(?:\d+|\*)")
@@ -119,7 +119,7 @@ def _verify(part: Path, url: str, dest: Path, expected_size: int | None, sha256:
     problem = None
     if expected_size is not None and _size(part) != expected_size:
         problem = f"{_size(part)} bytes instead of {expected_size}"
-    elif sha256 is not None and _sha256(part) != sha256.lower():
+    elif sha256 is not None and file_sha256(part) != sha256.lower():
         problem = "a SHA-256 digest that does not match"
     if problem:
         part.unlink()
@@ -127,15 +127,6 @@ def _verify(part: Path, url: str, dest: Path, expected_size: int | None, sha256:
             f"the download of {url} has {problem} and was deleted; "
             f"try again, or download the file yourself and put it at {dest}"
         )
-
-
-def _sha256(path: Path) -> str:
-    """Return the hex SHA-256 digest of the file at ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _size(path: Path) -> int:

@@ -2,7 +2,10 @@
 
 Sources, looked for in the data directory (then the per-user cache) in this order:
 
-1. ``aclImdb/``: the extracted archive.
+1. ``aclImdb/``: the extracted archive, if complete: 12,500 reviews in each of ``train/pos``,
+   ``train/neg``, ``test/pos`` and ``test/neg`` and 50,000 in ``train/unsup`` (see
+   :data:`FOLDER_COUNTS`). A half-extracted folder is passed over for the archive beside it,
+   and is an error when there is no other source.
 2. ``aclImdb_v1.tar.gz``: the archive, read as a stream without extracting its 100k
    files. The original archive and trimmed copies without ``README``, ``imdb.vocab`` or
    the ``*.feat`` files are all accepted: the layout is checked, not a checksum.
@@ -11,8 +14,8 @@ Sources, looked for in the data directory (then the per-user cache) in this orde
 
 Reviews come back in a fixed order: negative then positive, each by file id. Labels are
 :data:`POSITIVE` (1), :data:`NEGATIVE` (0) or :data:`UNLABELLED` (-1, the 50k reviews of
-``train/unsup``). Parsing the archive is cached in a ``.npz`` next to it (or in the
-per-user cache when its folder is read-only), keyed by the archive's size and mtime.
+``train/unsup``). Parsing the archive is cached in a ``.npz`` in the per-user cache (never in
+the data folder, which may be read-only), keyed by the archive's path, size and mtime.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import json
 import os
 import pickle
 import re
+import sys
 import tarfile
 import tempfile
-import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -38,7 +41,7 @@ from tqdm import tqdm
 
 from .download import download as download_file
 from .errors import DataError
-from .paths import PathLike, find_data, resolve_data_dir, writable_dir
+from .paths import PathLike, resolve_data_dir, search_dirs, user_cache_dir, writable_dir
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ARCHIVE_NAME = "aclImdb_v1.tar.gz"
@@ -66,6 +69,10 @@ _GROUP_LABEL = {
     "test/pos": POSITIVE,
     "train/unsup": UNLABELLED,
 }
+#: The reviews of each group of a complete ``aclImdb/`` folder (the original distribution's layout).
+FOLDER_COUNTS = {"train/pos": 12_500, "train/neg": 12_500, "test/pos": 12_500, "test/neg": 12_500,
+                 "train/unsup": 50_000}
+_REVIEW_NAME = re.compile(r"\d+_\d+\.txt")
 _SPLIT_GROUPS = {"train": ("train/neg", "train/pos"), "test": ("test/neg", "test/pos"), "unsup": ("train/unsup",)}
 _CACHE_VERSION = 1
 
@@ -95,14 +102,28 @@ def ensure_imdb(
 ) -> Path:
     """Return the path of an IMDB source (folder, archive or Keras npz), downloading the archive if none is found.
 
+    An incomplete ``aclImdb/`` folder is passed over (with a note when ``progress``) for the next source.
     The archive goes to the data directory, or to the per-user cache if that is read-only.
 
     Raises:
-        DataError: no source was found and ``download`` is False, or the download failed.
+        DataError: no source was found and ``download`` is False, the download failed, or the only
+            source is an incomplete ``aclImdb/`` folder.
     """
-    found = find_data((FOLDER_NAME, ARCHIVE_NAME, KERAS_NPZ_NAME), data_dir)
-    if found is not None:
-        return found
+    incomplete = None  # (folder, what it lacks) of the first half-extracted folder passed over
+    for directory in search_dirs(data_dir):
+        for name in (FOLDER_NAME, ARCHIVE_NAME, KERAS_NPZ_NAME):
+            path = directory / name
+            if not path.exists():
+                continue
+            problem = folder_problem(path) if name == FOLDER_NAME else None
+            if problem is None:
+                if incomplete is not None and progress:
+                    print(f"note: {incomplete[0]} is incomplete ({incomplete[1]}); reading {path} instead",
+                          file=sys.stderr)
+                return path
+            incomplete = incomplete or (path, problem)
+    if incomplete is not None:
+        raise _incomplete_folder(*incomplete)
     home = resolve_data_dir(data_dir)
     if not download:
         raise DataError(
@@ -144,6 +165,9 @@ def read_imdb(source: PathLike, *, errors: str = "strict", cache: bool = True, p
     if errors not in DECODE_ERRORS:
         raise DataError(f"errors must be one of {', '.join(DECODE_ERRORS)}, got {errors!r}")
     if source.is_dir():
+        problem = folder_problem(source)
+        if problem is not None:
+            raise _incomplete_folder(source, problem)
         return _assemble(_folder_reviews(source, progress), source, errors)
     if not source.is_file():
         raise DataError(f"{source} does not exist; pass the {FOLDER_NAME}/ folder, {ARCHIVE_NAME} or {KERAS_NPZ_NAME}")
@@ -164,6 +188,26 @@ def _read_archive(archive: Path, errors: str, cache: bool, progress: bool) -> Im
         if cache:
             _save_cache(cache_path, key, data)
     return data
+
+
+def folder_problem(folder: Path) -> str | None:
+    """What an extracted ``aclImdb/`` folder lacks (a group with fewer or more reviews than
+    :data:`FOLDER_COUNTS`), or None when it is complete."""
+    for group, expected in FOLDER_COUNTS.items():
+        try:
+            found = sum(1 for entry in os.scandir(folder / group) if _REVIEW_NAME.fullmatch(entry.name))
+        except (FileNotFoundError, NotADirectoryError):
+            found = 0
+        if found != expected:
+            return f"{FOLDER_NAME}/{group} has {found:,} of its {expected:,} reviews"
+    return None
+
+
+def _incomplete_folder(folder: Path, problem: str) -> DataError:
+    return DataError(
+        f"{folder} is incomplete: {problem}; extract {ARCHIVE_NAME} again (tar xzf {ARCHIVE_NAME}), "
+        f"or put {ARCHIVE_NAME} beside the folder (it is then read instead), or delete the folder"
+    )
 
 
 def _folder_reviews(folder: Path, progress: bool) -> Iterator[tuple[str, bytes]]:
@@ -235,9 +279,9 @@ def _split(groups: dict[str, list[tuple[int, str]]], names: tuple[str, ...]) -> 
 
 
 def _cache_path(archive: Path) -> Path:
-    """The cache file of ``archive``: next to it if its folder is writable, else in the per-user cache."""
+    """The cache file of ``archive``, in the per-user cache: a data folder is never written into."""
     tag = hashlib.sha1(str(archive.resolve()).encode()).hexdigest()[:12]
-    return writable_dir(archive.parent) / f"{archive.name}.{tag}.parsed.npz"
+    return user_cache_dir() / f"{archive.name}.{tag}.parsed.npz"
 
 
 def _cache_key(archive: Path, errors: str) -> str:
@@ -265,7 +309,7 @@ def _load_cache(path: Path, key: str) -> Imdb | None:
 
 
 def _save_cache(path: Path, key: str, data: Imdb) -> None:
-    """Write ``data`` to the cache file atomically; warn (and carry on) if that fails."""
+    """Write ``data`` to the cache file atomically; say so on stderr (and carry on) if that fails."""
     splits = (data.train, data.test, data.unsup)
     texts = [text for split in splits for text in split.texts]
     arrays = {
@@ -278,7 +322,8 @@ def _save_cache(path: Path, key: str, data: Imdb) -> None:
     try:
         _write_npz_atomically(path, arrays)
     except OSError as error:
-        warnings.warn(f"could not write the IMDB parse cache {path}: {error}", stacklevel=3)
+        print(f"note: could not write the IMDB parse cache {path} ({error}); the archive is parsed again "
+              "next time", file=sys.stderr)
 
 
 def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:

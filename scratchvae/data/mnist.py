@@ -112,6 +112,8 @@ def _checked_split(arrays: dict[str, np.ndarray], split: str, path: Path) -> tup
         raise DataError(f"{path} has no x_{split} / y_{split} arrays (it has {', '.join(arrays) or 'none'}); {fix}")
     if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
         raise DataError(f"{path}: x_{split} is {x.dtype} {x.shape}, expected uint8 (n, 28, 28); {fix}")
+    if len(x) == 0:
+        raise DataError(f"{path}: x_{split} holds no images; {fix}")
     if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (y.size and not 0 <= y.min() <= y.max() <= 9):
         raise DataError(f"{path}: y_{split} must hold {len(x)} integer digits 0-9, got {y.dtype} {y.shape}; {fix}")
     return x, y.astype(np.int64)

@@ -6,9 +6,10 @@ The data directory is chosen, in order of precedence, by
 2. the environment variable ``SCRATCHVAE_DATA``,
 3. the per-user cache: ``$XDG_CACHE_HOME/scratchvae``, or ``~/.cache/scratchvae``.
 
-The data directory may be read-only (a shared mount, for instance). Anything the
-package writes, downloads and parse caches alike, then goes to the per-user cache,
-which is also searched when looking for a dataset.
+The data directory may be read-only (a shared mount, for instance). Downloads go to it
+when it is writable, else to the per-user cache, which is also searched when looking for
+a dataset. Derived caches (the IMDB parse cache) always go to the per-user cache: the
+package never writes them into a data directory.
 """
 
 from __future__ import annotations

@@ -4,11 +4,13 @@
     python -m scratchvae.train text --file questions.csv --column question1 --out runs/quora
     python -m scratchvae.evaluate runs/ptb/best.npz --samples 100
 
-``ptb`` trains on Mikolov's ``ptb/ptb.train.txt`` and validates on ``ptb.valid.txt``
-(the test split is kept for a final, separate evaluation: ``evaluate --split test``).
+``ptb`` trains on Mikolov's ``ptb/ptb.train.txt`` and validates on ``ptb.valid.txt``, downloading
+them when missing (the test split is kept for a final, separate evaluation: ``evaluate --split test``).
 ``text`` reads one sentence a line, or a column of a CSV file, and holds out
-``--valid-fraction`` of it (or reads ``--valid-file``).  Sentences get <s> and </s>;
-those over ``--max-len`` words are dropped or truncated (``--on-long``).
+``--valid-fraction`` of it (or reads ``--valid-file``); its checkpoints pin the files (size and
+SHA-256) and the split, so a changed file is refused later.  Sentences get <s> and </s>;
+those over ``--max-len`` words are dropped or truncated (``--on-long``).  The text task's KL
+schedule scales with the run's length unless its parameters are given (see KL_X0_FRACTION).
 
 A training step: word dropout on the decoder inputs, fresh noise eps ~ N(0, I), and
 loss = -log p(x|z) + beta(step) KL, beta from the KL schedule (:mod:`..models.annealing`).
@@ -20,17 +22,21 @@ mutual information (:mod:`..models.latent_metrics`).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..backend import BACKENDS
-from ..data.corpus import (SPECIALS, EncodedSentences, Sentence, Vocab, bucketed_batches, encode_sentences,
-                           read_csv, read_ptb, read_text, word_dropout)
+from ..data.corpus import (SPECIALS, EncodedSentences, Sentence, Vocab, bucketed_batches, csv_columns,
+                           encode_sentences, read_csv, read_ptb, read_text, word_dropout)
 from ..data.errors import DataError
 from ..data.glove import load_glove
+from ..data.pins import check_pin
 from ..models import latent_metrics as lm
 from ..models.annealing import SCHEDULES, KLSchedule
 from ..models.sentence import INIT_ACTIVATIONS, INIT_STATES, SentenceVAE, SentenceVAEConfig
@@ -41,6 +47,13 @@ from .flags import add_threads_argument, apply_threads, positive_int
 DEFAULTS = {"epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "clipnorm": 5.0}
 MAX_LEN = {"ptb": 100, "text": 50}     # PTB's longest sentence has 82 words: all are kept
 EVAL_BATCH = 64
+
+# The text task's KL schedule scales with the run (PTB's fixed one suits only PTB-sized runs: on 180 steps its
+# logistic ends at beta 0.003). PTB's x0 = 2500 is 19% of its 10-epoch run of 13,150 steps, and k * x0 = 6.25,
+# so beta starts near 0.002 and is 0.998 by 2 x0.  The text task keeps that shape on any run length:
+KL_X0_FRACTION = 0.2     # logistic: beta = 1/2 at 20% of the run's steps
+KL_SHARPNESS = 6.25      # logistic: k = KL_SHARPNESS / x0, beta(0) = 0.002
+KL_LINEAR_FRACTION = 0.4  # linear: the warm-up spans the 40% (0 to 2 x0) in which the logistic rises
 
 
 def _fraction(text: str) -> float:
@@ -59,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         g.add_argument("--valid-file", default=None, help="held-out sentences (same format); default: a part of --file")
         g.add_argument("--valid-fraction", type=_fraction, default=0.05,
                        help="fraction of --file held out for validation when there is no --valid-file")
+    else:
+        g.add_argument("--no-download", dest="download", action="store_false",
+                       help="fail instead of downloading ptb.train.txt and ptb.valid.txt when they are missing")
     g.add_argument("--max-len", type=positive_int, default=MAX_LEN[name], help="longest sentence, in words")
     g.add_argument("--on-long", choices=("drop", "truncate"), default="drop",
                    help="what to do with training sentences over --max-len words")
@@ -91,10 +107,16 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g.add_argument("--word-dropout", type=_fraction, default=0.3,
                    help="rate at which decoder input words become <unk>")
     g.add_argument("--kl-schedule", choices=SCHEDULES, default="logistic", help="KL annealing")
-    g.add_argument("--kl-steps", type=int, default=10_000,
-                   help="linear: warm-up steps; cyclical: steps of all the cycles together")
-    g.add_argument("--kl-k", type=float, default=0.0025, help="logistic: slope")
-    g.add_argument("--kl-x0", type=float, default=2500, help="logistic: step at which beta = 1/2")
+    scaled = name == "text"  # PTB keeps the fixed values its README results were trained with
+    g.add_argument("--kl-steps", type=int, default=None if scaled else 10_000,
+                   help="linear: warm-up steps; cyclical: steps of all the cycles together"
+                        + (" (default: 40%% of the run's steps for linear, all of them for cyclical)"
+                           if scaled else ""))
+    g.add_argument("--kl-k", type=float, default=None if scaled else 0.0025,
+                   help="logistic: slope" + (f" (default: {KL_SHARPNESS:g} / x0)" if scaled else ""))
+    g.add_argument("--kl-x0", type=float, default=None if scaled else 2500,
+                   help="logistic: step at which beta = 1/2"
+                        + (f" (default: {KL_X0_FRACTION * 100:.0f}%% of the run's steps)" if scaled else ""))
     g.add_argument("--kl-cycles", type=positive_int, default=4, help="cyclical: number of cycles")
     g.add_argument("--kl-ratio", type=float, default=0.5, help="cyclical: rising fraction of each cycle")
     g.add_argument("--free-bits", type=float, default=0.0, help="nats per latent unit below which KL is not pushed down")
@@ -108,25 +130,62 @@ class Corpus:
     train: list[Sentence]
     valid: list[Sentence]
     source: dict
+    pinned: dict | None = None  # text corpora: {"files": {role: {"bytes", "sha256"}}, "split": {...}}
 
 
-def read_corpus(source: dict) -> Corpus:
-    """The sentences ``source`` describes: {"dataset": "ptb", "data_dir"} or {"dataset": "text", "file", ...}."""
+PIN_FIX = "put the original file back at that path, or retrain on the file as it is now"
+
+
+def read_corpus(source: dict, download: bool = False, progress: bool = False, pinned: dict | None = None,
+                fix: str = PIN_FIX) -> Corpus:
+    """The sentences ``source`` describes: {"dataset": "ptb", "data_dir"} or {"dataset": "text", "file", ...}.
+
+    ``download``: fetch PTB's train and valid files when they are missing.  A text corpus comes back with
+    ``pinned``: the size and SHA-256 of each file read and the split made (see :func:`_split_record`); given
+    the ``pinned`` of a checkpoint, a file that changed since is a DataError naming it and ending in ``fix``.
+    """
     if source["dataset"] == "ptb":
-        return Corpus(read_ptb(source.get("data_dir"), "train"), read_ptb(source.get("data_dir"), "valid"), source)
+        train, valid = (read_ptb(source.get("data_dir"), split, download=download, progress=progress)
+                        for split in ("train", "valid"))
+        return Corpus(train, valid, source)
+    roles = [role for role in ("file", "valid_file") if source.get(role)]
+    recorded = (pinned or {}).get("files", {})
+    pins = {role: check_pin(source[role], recorded.get(role), fix) for role in roles}
     sentences = _read_file(source["file"], source.get("column"))
     if source.get("valid_file"):
-        return Corpus(sentences, _read_file(source["valid_file"], source.get("column")), source)
-    n_valid = round(source.get("valid_fraction", 0.0) * len(sentences))
-    if source.get("valid_fraction", 0.0) > 0 and len(sentences) > 1:
-        n_valid = max(1, n_valid)
-    order = np.random.default_rng([source.get("seed", 0), 3]).permutation(len(sentences))
-    held = set(order[:n_valid].tolist())
-    return Corpus([s for i, s in enumerate(sentences) if i not in held],
-                  [s for i, s in enumerate(sentences) if i in held], source)
+        train, valid, held = sentences, _read_file(source["valid_file"], source.get("column")), None
+    else:
+        n_valid = round(source.get("valid_fraction", 0.0) * len(sentences))
+        if source.get("valid_fraction", 0.0) > 0 and len(sentences) > 1:
+            n_valid = max(1, n_valid)
+        order = np.random.default_rng([source.get("seed", 0), 3]).permutation(len(sentences))
+        held = set(order[:n_valid].tolist())
+        train = [s for i, s in enumerate(sentences) if i not in held]
+        valid = [s for i, s in enumerate(sentences) if i in held]
+    split = _split_record(train, valid, held)
+    was = (pinned or {}).get("split")
+    if was is not None and was != split:
+        def sizes(record: dict) -> str:
+            return f"{record.get('train', 0):,} training and {record.get('valid', 0):,} held-out sentences"
+        differs = (f"splits into {sizes(split)}, not the {sizes(was)} trained on" if sizes(split) != sizes(was)
+                   else "holds out other sentences than those held out in training")
+        raise DataError(f"{source['file']} now {differs}; {fix}")
+    return Corpus(train, valid, source, pinned={"files": pins, "split": split})
+
+
+def _split_record(train: list[Sentence], valid: list[Sentence], held: set[int] | None) -> dict:
+    """The split a text run made: its sizes and, for a --valid-fraction split, the SHA-256 of the held-out
+    sentence numbers (int64, ascending)."""
+    record = {"train": len(train), "valid": len(valid)}
+    if held is not None:
+        record["held_out_sha256"] = hashlib.sha256(np.array(sorted(held), dtype=np.int64).tobytes()).hexdigest()
+    return record
 
 
 def _read_file(path: str, column: str | None) -> list[Sentence]:
+    if column is None and Path(path).suffix.lower() == ".csv":
+        raise DataError(f"{path} is a CSV file: say which column holds the sentences with --column, one of: "
+                        f"{', '.join(csv_columns(path))}")
     return read_csv(path, column) if column else read_text(path)
 
 
@@ -169,8 +228,9 @@ class SentenceTask:
     def __init__(self, name: str, model: SentenceVAE, vocab: Vocab, *, train: EncodedSentences | None = None,
                  valid: EncodedSentences | None = None, batch_size: int = 32, word_dropout: float = 0.0,
                  schedule: KLSchedule = KLSchedule("constant"), source: dict | None = None,
-                 data_options: dict | None = None, seed: int = 0):
+                 data_options: dict | None = None, seed: int = 0, pinned: dict | None = None):
         self.name, self.model, self.vocab = name, model, vocab
+        self.pinned = pinned  # the data files' sizes and digests, and the split (text runs; see read_corpus)
         self.train, self.valid = train, valid
         self.batch_size, self.word_dropout, self.schedule = batch_size, word_dropout, schedule
         self.source, self.data_options, self.seed = source or {}, data_options or {}, seed
@@ -181,7 +241,8 @@ class SentenceTask:
                 "vocab": list(self.vocab.words), "source": self.source, "data": self.data_options,
                 "objective": {"word_dropout": self.word_dropout, "batch_size": self.batch_size,
                               "kl_schedule": {"kind": s.kind, "steps": s.steps, "k": s.k, "x0": s.x0,
-                                              "cycles": s.cycles, "ratio": s.ratio}}}
+                                              "cycles": s.cycles, "ratio": s.ratio}},
+                **({"pinned": self.pinned} if self.pinned is not None else {})}
 
     def epoch_batches(self, rng: np.random.Generator) -> list:
         """Batches of sentences of similar length (little padding), in random order."""
@@ -235,9 +296,46 @@ def build_model(meta: dict, backend, dtype=None, rng=None, embedding_weights=Non
                        dtype=dtype or meta["dtype"])
 
 
+def _resumed_meta(args: argparse.Namespace) -> dict | None:
+    """The metadata of the checkpoint ``--resume`` continues, if there is a readable one (the trainer
+    reports a missing or broken one)."""
+    path = Path(getattr(args, "out", None) or f"runs/{args.task}") / "last.npz"
+    if not getattr(args, "resume", False) or not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            return json.loads(data["meta"].tobytes().decode())
+    except Exception:  # noqa: BLE001 - any unreadable file: the trainer's load says what is wrong
+        return None
+
+
+def run_steps(n_train: int, args: argparse.Namespace) -> int:
+    """The optimiser steps the run will take: --epochs of the batches of ``n_train`` sentences, at most
+    --max-steps."""
+    steps = args.epochs * math.ceil(n_train / max(args.batch_size, 1))  # flags are validated when parsed
+    return min(steps, args.max_steps) if args.max_steps is not None else steps
+
+
+def kl_schedule(args: argparse.Namespace, steps: int, resumed: dict | None = None) -> KLSchedule:
+    """The KL schedule the flags give; a parameter left unset (``None``: the text task) scales with the run's
+    ``steps`` (see KL_X0_FRACTION), or, resuming, is the one the run started with."""
+    saved = (resumed or {}).get("objective", {}).get("kl_schedule") or {}
+    saved = saved if saved.get("kind") == args.kl_schedule else {}
+    x0 = args.kl_x0 if args.kl_x0 is not None else saved.get("x0", max(1.0, float(round(KL_X0_FRACTION * steps))))
+    k = args.kl_k if args.kl_k is not None else saved.get("k", KL_SHARPNESS / x0)
+    if args.kl_steps is not None:
+        warmup = args.kl_steps
+    else:
+        warmup = saved.get("steps", steps if args.kl_schedule == "cyclical" else round(KL_LINEAR_FRACTION * steps))
+    return KLSchedule(args.kl_schedule, steps=warmup, k=k, x0=x0, cycles=args.kl_cycles, ratio=args.kl_ratio)
+
+
 def build_task(args: argparse.Namespace) -> SentenceTask:
     source = _source(args)
-    corpus = read_corpus(source)
+    resumed = _resumed_meta(args)
+    corpus = read_corpus(source, download=getattr(args, "download", False), progress=args.progress,
+                         pinned=(resumed or {}).get("pinned"),
+                         fix="point --file at the original file to resume, or start a new run with another --out")
     vocab = Vocab.build(corpus.train, max_size=args.vocab_size, min_count=args.min_count)
     what = _describe(source)
     if len(vocab) == len(SPECIALS):
@@ -266,20 +364,29 @@ def build_task(args: argparse.Namespace) -> SentenceTask:
                         "them from pretrained vectors")
     model = SentenceVAE(config, embedding_weights=weights, rng=np.random.default_rng(args.seed),
                         backend=args.backend, dtype=args.dtype)
-    schedule = KLSchedule(args.kl_schedule, steps=args.kl_steps, k=args.kl_k, x0=args.kl_x0,
-                          cycles=args.kl_cycles, ratio=args.kl_ratio)
+    steps = run_steps(len(train), args)
+    schedule = kl_schedule(args, steps, resumed)
+    final_beta = schedule(steps - 1)
+    if steps > 0 and final_beta < 0.5:
+        print(f"note: the KL weight ends at {final_beta:.3g} on the last of the run's {steps:,} steps (KL "
+              f"{schedule.describe()}): close to a plain autoencoder; "
+              + ("lower --kl-x0 / --kl-steps, or train longer" if args.task == "ptb" else
+                 "leave --kl-x0 / --kl-k / --kl-steps unset to scale the schedule to the run, or train longer"),
+              file=sys.stderr)
     if args.progress:
         dropped = len(corpus.train) - len(train)
         print(f"{what}: {len(train):,} training sentences"
               + (f" ({dropped:,} over {args.max_len} words dropped)" if dropped else "")
               + f", {0 if valid is None else len(valid):,} validation, vocabulary {len(vocab):,}; "
-              f"KL {schedule.describe()}, word dropout {args.word_dropout:g}, free bits {args.free_bits:g}, "
+              f"KL {schedule.describe()} (ends at {final_beta:.2g}), word dropout {args.word_dropout:g}, "
+              f"free bits {args.free_bits:g}, "
               f"decoder dropout {args.decoder_dropout:g}")
     task = SentenceTask(args.task, model, vocab, train=train, valid=valid, batch_size=args.batch_size,
                         word_dropout=args.word_dropout, schedule=schedule, source=source,
                         data_options={"max_len": args.max_len, "on_long": args.on_long,
                                       "vocab_size": args.vocab_size, "min_count": args.min_count},
-                        seed=args.seed)
+                        seed=args.seed, pinned=None if resumed is not None and "pinned" not in resumed
+                        else corpus.pinned)  # a checkpoint from before pins resumes without one
     task.progress = args.progress
     return task
 
@@ -295,7 +402,8 @@ def load_task(ckpt, backend, dtype=None) -> SentenceTask:
     o = meta.get("objective", {})
     return SentenceTask(meta["task"], model, Vocab(meta["vocab"]), source=meta.get("source"),
                         data_options=meta.get("data"), word_dropout=o.get("word_dropout", 0.0),
-                        batch_size=o.get("batch_size", 32), seed=meta.get("progress", {}).get("seed", 0))
+                        batch_size=o.get("batch_size", 32), seed=meta.get("progress", {}).get("seed", 0),
+                        pinned=meta.get("pinned"))
 
 
 def load_sentence_model(path, backend="numba", dtype=None) -> SentenceTask:
@@ -308,7 +416,7 @@ def training_sentences(task: SentenceTask, data_dir: str | None = None) -> list[
     source = dict(task.source)
     if data_dir is not None and source.get("dataset") == "ptb":
         source["data_dir"] = data_dir
-    return read_corpus(source).train
+    return read_corpus(source, pinned=task.pinned).train
 
 
 # --------------------------------------------------------------------- evaluation
@@ -370,6 +478,8 @@ def _eval_parser(task_name: str) -> argparse.ArgumentParser:
         p.add_argument("--split", choices=("valid", "test", "train"), default="valid",
                        help="PTB split (test: only for the final evaluation)")
         p.add_argument("--data-dir", default=None, help="where ptb/ is (default: the one used in training)")
+        p.add_argument("--no-download", dest="download", action="store_false",
+                       help="fail instead of downloading the split when it is missing")
     else:
         p.add_argument("--file", default=None, help="evaluate on this file (default: the held-out sentences)")
         p.add_argument("--column", default=None, help="CSV column of --file")
@@ -396,12 +506,13 @@ def evaluate_main(ckpt, argv) -> int:
     source = dict(task.source)
     if task_name == "ptb":
         data_dir = args.data_dir or source.get("data_dir")
-        sentences, what = read_ptb(data_dir, args.split), f"PTB {args.split}"
+        sentences = read_ptb(data_dir, args.split, download=args.download, progress=args.progress)
+        what = f"PTB {args.split}"
     elif args.file:
         sentences = _read_file(args.file, args.column)
         what = Path(args.file).name + (f" [{args.column}]" if args.column else "")
     else:
-        sentences, what = read_corpus(source).valid, f"held-out part of {_describe(source)}"
+        sentences, what = read_corpus(source, pinned=task.pinned).valid, f"held-out part of {_describe(source)}"
         if not sentences:
             raise DataError("the model was trained without held-out sentences; pass --file")
     sentences = sentences[:args.limit]
