@@ -155,7 +155,7 @@ def sentence_case(label, config, batch, steps, impls, device):
         def step():
             model.zero_grad()
             eps = B.asarray(rng.standard_normal((batch, config.latent_dim)), dtype=np.float32)
-            model.forward(t, d, t, eps)
+            model.forward(t, d, eps)
             model.backward()
             opt.step()
         return Runner(step)

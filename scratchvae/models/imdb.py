@@ -19,6 +19,7 @@ Loss, all averaged over the batch:
     kl              KL(q(z | ids) || N(0, I))
     bce             binary cross-entropy of the sentiment head (weights 0 for unlabelled reviews)
     loss = reconstruction + kl_weight * kl + sentiment_weight * bce
+    (kl_weight a forward argument, the caller's to anneal; sentiment_weight a setting of the model)
 
 The decoder reconstructs its own input: the targets are the ids, and the padding mask
 from the embedding removes padded positions from the encoder, the decoder and the loss.
@@ -37,6 +38,7 @@ from ..gradcheck.cases import register
 from ..gradcheck.core import Problem
 from ..layers import Bidirectional, Dense, Embedding, GaussianSample, Layer, LSTM
 from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
+from .contract import check_kl_weight
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,6 @@ class IMDBVAEConfig:
     decoder_units: int = 500
     sentiment_units: int = 100
     epsilon_std: float = 0.01       # std of the reparameterisation noise while training
-    kl_weight: float = 1.0
     sentiment_weight: float = 1.0
     recurrent_activation: str = "sigmoid"
 
@@ -65,7 +66,7 @@ class IMDBVAEConfig:
                              "reserved ids 0 (padding) and 1 (unknown); use at least 3")
         if self.recurrent_activation not in RECURRENT_ACTIVATIONS:
             raise ValueError(f"recurrent_activation must be one of {RECURRENT_ACTIVATIONS}")
-        for name in ("epsilon_std", "kl_weight", "sentiment_weight"):
+        for name in ("epsilon_std", "sentiment_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -74,18 +75,21 @@ class IMDBVAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "IMDBVAEConfig":
+        """The config of :meth:`to_dict`; keys it does not know (``kl_weight`` of older checkpoints) are ignored."""
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 class IMDBVAE(Layer):
     """The VAE; see the module docstring for the graph and the loss.
 
-    forward(ids (B, T) int, labels (B,) in {0, 1}, eps (B, Z) or None, label_weights (B,) or None)
-        -> {"loss", "reconstruction", "kl", "bce", "accuracy"?, "nll_per_token"} as floats.
+    forward(ids (B, T) int, labels (B,) in {0, 1}, eps (B, Z) or None, label_weights (B,) or None,
+            *, kl_weight=1.0, token_accuracy=False)
+        -> {"loss", "reconstruction", "kl", "bce", "accuracy"?, "nll_per_token"} as floats
+        (the contract of :mod:`scratchvae.models.contract`).
         eps=None uses z = z_mean (evaluation). "accuracy" (of the sentiment head on the
         labelled reviews) is absent when the batch has none; ``token_accuracy=True`` adds the
         greedy reconstruction's accuracy over the unmasked tokens. Keeps ``last_z_mean`` (B, Z).
-    backward() accumulates the gradients of ``loss`` into every parameter.
+    backward(dloss=1.0) accumulates the gradients of ``dloss * loss`` into every parameter.
     encode(ids) -> z_mean (B, Z); reconstruct(ids) -> greedy argmax ids (B, T), 0 at padding;
     predict_sentiment(ids) -> P(positive) (B,) from z_mean.
     """
@@ -135,7 +139,9 @@ class IMDBVAE(Layer):
         return self.sentiment_output.forward(self.sentiment_hidden.forward(z))
 
     # ------------------------------------------------------------------ training
-    def forward(self, ids, labels, eps, label_weights=None, *, token_accuracy: bool = False):
+    def forward(self, ids, labels, eps, label_weights=None, *, kl_weight: float = 1.0,
+                token_accuracy: bool = False) -> dict[str, float]:
+        check_kl_weight(kl_weight)
         xp, c = self.xp, self.config
         mean, logvar, mask = self._encode(ids)
         self.sampled = eps is not None
@@ -152,27 +158,27 @@ class IMDBVAE(Layer):
         weights = None if label_weights is None else xp.asarray(label_weights, dtype=self.dtype)
         bce = self.sentiment_loss.forward(s_logit, targets, weights)
         tokens = float(mask.sum())
-        out.update(loss=rec + c.kl_weight * kl + c.sentiment_weight * bce, reconstruction=rec,
+        out.update(loss=rec + kl_weight * kl + c.sentiment_weight * bce, reconstruction=rec,
                    kl=kl, bce=bce, nll_per_token=rec * ids.shape[0] / max(tokens, 1.0))
         correct = ((s_logit[:, 0] > 0) == (targets[:, 0] > 0.5)).astype(self.dtype)
         w = xp.ones_like(correct) if weights is None else weights
         if float(w.sum()) > 0:
             out["accuracy"] = float((correct * w).sum() / w.sum())
-        self.last_z_mean = mean
+        self.last_z_mean, self.kl_weight = mean, kl_weight
         return out
 
-    def backward(self) -> None:
-        """Gradients of the last forward's ``loss``, added into every parameter."""
+    def backward(self, dloss: float = 1.0) -> None:
+        """Gradients of ``dloss`` times the last forward's ``loss``, added into every parameter."""
         c = self.config
         # reconstruction: logits -> decoder -> z (summed over the T steps that read it)
-        d = self.decoder_1.backward(self.output.backward(self.reconstruction_loss.backward()))
+        d = self.decoder_1.backward(self.output.backward(self.reconstruction_loss.backward(dloss)))
         dz = self.decoder_0.backward(d)
         # sentiment head on z
         dz = dz + self.sentiment_hidden.backward(
-            self.sentiment_output.backward(self.sentiment_loss.backward(c.sentiment_weight)))
+            self.sentiment_output.backward(self.sentiment_loss.backward(dloss * c.sentiment_weight)))
         # z = mean + exp(logvar / 2) eps  (or z = mean when not sampled), plus the KL term
         dmean, dlogvar = self.sampler.backward(dz) if self.sampled else (dz, 0.0)
-        kl_dmean, kl_dlogvar = self.kl_loss.backward(c.kl_weight)
+        kl_dmean, kl_dlogvar = self.kl_loss.backward(dloss * self.kl_weight)
         dh = self.z_mean.backward(dmean + kl_dmean) + self.z_log_var.backward(dlogvar + kl_dlogvar)
         dh = self.encoder_1.backward(self.hidden.backward(dh))
         self.embedding.backward(self.encoder_0.backward(dh))
@@ -212,8 +218,8 @@ def bench_case(batch: int = 32, steps: int = 200, *, backend: str | NumpyBackend
 
 
 TINY = IMDBVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, hidden_units=4, latent_dim=3,
-                     decoder_units=2, sentiment_units=2, epsilon_std=0.5, kl_weight=0.7,
-                     sentiment_weight=1.3)
+                     decoder_units=2, sentiment_units=2, epsilon_std=0.5, sentiment_weight=1.3)
+TINY_KL_WEIGHT = 0.7  # the KL weight of the gradient checks: off 1, so a missing factor shows
 
 
 def random_batch(rng: np.random.Generator, config: IMDBVAEConfig, batch: int = 3, steps: int = 5,
@@ -247,12 +253,14 @@ def _vae_case(padding="post", semi_supervised=False, evaluation=False, **overrid
 
         def gradients():
             model.zero_grad()
-            model.forward(ids, labels, eps, weights)
+            model.forward(ids, labels, eps, weights, kl_weight=TINY_KL_WEIGHT)
             model.backward()
             return model.gradients()
 
-        return Problem(lambda: model.forward(ids, labels, eps, weights)["loss"], gradients,
-                       model.parameters(), model.backend)
+        def loss():
+            return model.forward(ids, labels, eps, weights, kl_weight=TINY_KL_WEIGHT)["loss"]
+
+        return Problem(loss, gradients, model.parameters(), model.backend)
     return build
 
 

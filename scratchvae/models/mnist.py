@@ -25,6 +25,7 @@ from ..gradcheck.cases import register
 from ..gradcheck.core import Problem
 from ..layers import Dense, GaussianSample, Layer
 from ..losses import BernoulliNLL, GaussianKL
+from .contract import check_kl_weight
 
 
 class DenseEncoder(Layer):
@@ -78,8 +79,8 @@ class DenseDecoder(Layer):
 class DenseVAE(Layer):
     """The whole model; ``forward`` returns the loss terms, ``backward`` fills every gradient.
 
-    forward(x (B, D) in [0, 1], eps (B, Z)) -> {"loss": nll + kl, "nll": ..., "kl": ...}
-        each term a float in nats per image (batch mean)
+    forward(x (B, D) in [0, 1], eps (B, Z), *, kl_weight=1.0) -> {"loss": nll + kl_weight * kl, "nll", "kl"}
+        each term a float in nats per image (batch mean); the contract of :mod:`scratchvae.models.contract`
     backward(dloss=1.0): gradients of dloss * loss, accumulated into every parameter
         dlogits = NLL'  ->  decoder  ->  dz  ->  (dmean, dlog_var) of the sample
         + (dmean, dlog_var) of the KL  ->  encoder
@@ -103,17 +104,19 @@ class DenseVAE(Layer):
         return {"input_dim": self.input_dim, "hidden": self.hidden_dim, "latent_dim": self.latent_dim}
 
     # ------------------------------------------------------------------ training
-    def forward(self, x, eps) -> dict[str, float]:
+    def forward(self, x, eps, *, kl_weight: float = 1.0) -> dict[str, float]:
+        check_kl_weight(kl_weight)
         mean, log_var = self.encoder.forward(x)
         kl = self.kl.forward(mean, log_var)          # the KL module adds its term to the loss
         z = self.sample.forward(mean, log_var, eps)
         nll = self.nll.forward(self.decoder.forward(z), x)
-        return {"loss": nll + kl, "nll": nll, "kl": kl}
+        self.kl_weight = kl_weight
+        return {"loss": nll + kl_weight * kl, "nll": nll, "kl": kl}
 
     def backward(self, dloss: float = 1.0) -> None:
         dz = self.decoder.backward(self.nll.backward(dloss))
         dmean, dlog_var = self.sample.backward(dz)
-        kl_dmean, kl_dlog_var = self.kl.backward(dloss)
+        kl_dmean, kl_dlog_var = self.kl.backward(dloss * self.kl_weight)
         self.encoder.backward(dmean + kl_dmean, dlog_var + kl_dlog_var)
         # x is also the likelihood's target; no gradient with respect to the data is needed
 

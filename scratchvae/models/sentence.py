@@ -45,6 +45,7 @@ from ..gradcheck.cases import _Ctx, register
 from ..gradcheck.core import Problem
 from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, TiedOutput
 from ..losses import GaussianKL, SparseSoftmaxCrossEntropy
+from .contract import check_kl_weight
 
 INIT_STATES = ("h", "hc")
 INIT_ACTIVATIONS = ("tanh", "linear")
@@ -94,14 +95,15 @@ class SentenceVAEConfig:
 class SentenceVAE(Layer):
     """Bowman et al.'s sentence VAE; see the module docstring for the equations.
 
-    Training: ``loss = forward(encoder_ids, decoder_ids, targets, eps, kl_weight)`` then
-    ``backward()`` (accumulates every parameter gradient).
-        encoder_ids (B, T) int   what the encoder reads (the targets, without dropout)
+    Training: ``terms = forward(targets, decoder_ids, eps, kl_weight=beta)`` then
+    ``backward()`` (accumulates every parameter gradient), the contract of
+    :mod:`scratchvae.models.contract`.
+        targets     (B, T) int   w1 .. wn </s>, padded with 0: what the encoder reads (never
+                                 word-dropped) and what the decoder must predict (padding has no loss)
         decoder_ids (B, T) int   <s> w1 .. wn, padded with 0, word dropout already applied
-        targets     (B, T) int   w1 .. wn </s>, padded with 0 (padding has no loss)
         eps         (B, Z)       standard normal noise, drawn on the host
-    After forward: ``rec`` (-log p(x|z), nats per sentence), ``kl`` (the true KL per
-    sentence), ``kl_term`` (KL as optimised, with free bits), ``loss``.
+    ``terms``: ``loss``, ``rec`` (-log p(x|z), nats per sentence), ``kl`` (the true KL per
+    sentence) and ``kl_term`` (KL as optimised, with free bits), floats, means over the batch.
 
     Inference: :meth:`encode` -> (mean, logvar); :meth:`log_likelihood` -> log p(x|z)
     per sentence; :meth:`decoder_start` / :meth:`decoder_step` for generation.
@@ -180,27 +182,27 @@ class SentenceVAE(Layer):
         return self.output.forward(self.dropout_out.forward(h, training=training, rng=rng))
 
     # ------------------------------------------------------------------ training
-    def forward(self, encoder_ids, decoder_ids, targets, eps, kl_weight: float = 1.0,
-                rng: np.random.Generator | None = None) -> float:
+    def forward(self, targets, decoder_ids, eps, *, kl_weight: float = 1.0,
+                rng: np.random.Generator | None = None) -> dict[str, float]:
         """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward.
         ``rng`` draws the decoder's dropout masks (training); None: no dropout."""
+        check_kl_weight(kl_weight)
         xp = self.xp
         n = targets.shape[0]
-        emb = self.embedding.forward(xp.concatenate([encoder_ids, decoder_ids]))  # (2B, T, E), one lookup
-        mean, logvar = self._encode_embedded(emb[:n], encoder_ids)
+        emb = self.embedding.forward(xp.concatenate([targets, decoder_ids]))  # (2B, T, E), one lookup
+        mean, logvar = self._encode_embedded(emb[:n], targets)
         z = self.sampler.forward(mean, logvar, eps)
         logits = self._decode(emb[n:], z, rng=rng)
-        self.rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
-        self.kl_term = self.kl_loss.forward(mean, logvar)
-        self.kl = float(self.kl_loss.per_example.mean())
+        rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
+        kl_term = self.kl_loss.forward(mean, logvar)
         self.kl_weight = kl_weight
-        self.loss = self.rec + kl_weight * self.kl_term
-        return self.loss
+        return {"loss": rec + kl_weight * kl_term, "rec": rec, "kl": float(self.kl_loss.per_example.mean()),
+                "kl_term": kl_term}
 
-    def backward(self) -> None:
-        """Gradients of the last forward's loss, added into every parameter's gradient."""
+    def backward(self, dloss: float = 1.0) -> None:
+        """Gradients of ``dloss`` times the last forward's loss, added into every parameter's gradient."""
         xp, c = self.xp, self.config
-        dh = self.dropout_out.backward(self.output.backward(self.reconstruction.backward()))  # (B, T, U_d)
+        dh = self.dropout_out.backward(self.output.backward(self.reconstruction.backward(dloss)))  # (B, T, U_d)
         dx = self.decoder.backward(dh)                                     # (B, T, E [+ Z])
         dh0, dc0 = self.decoder.d_initial_state
         dz = self.to_state.backward(xp.concatenate([dh0, dc0], axis=1) if c.init_state == "hc" else dh0)
@@ -208,7 +210,7 @@ class SentenceVAE(Layer):
             dz = dz + dx[..., c.embedding_dim:].sum(axis=1)
             dx = dx[..., :c.embedding_dim]
         dmean, dlogvar = self.sampler.backward(dz)
-        dmean_kl, dlogvar_kl = self.kl_loss.backward(self.kl_weight)
+        dmean_kl, dlogvar_kl = self.kl_loss.backward(dloss * self.kl_weight)
         de = self.to_mean.backward(dmean + dmean_kl) + self.to_logvar.backward(dlogvar + dlogvar_kl)
         dx_enc = self.encoder.backward(de)
         self.embedding.backward(xp.concatenate([dx_enc, self.dropout_in.backward(dx)]))
@@ -270,7 +272,7 @@ def _model_case(kl_weight: float = 0.7, **options):
 
         def loss():
             masks = np.random.default_rng(5) if model.config.decoder_dropout > 0 else None
-            return model.forward(targets, decoder_ids, targets, eps, kl_weight, rng=masks)
+            return model.forward(targets, decoder_ids, eps, kl_weight=kl_weight, rng=masks)["loss"]
 
         def gradients():
             model.zero_grad()

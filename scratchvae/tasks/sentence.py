@@ -195,9 +195,9 @@ class SentenceTask:
         eps = B.asarray(rng.standard_normal((len(batch), model.config.latent_dim)), dtype=model.dtype)
         targets = B.asarray(data.targets)
         beta = self.schedule(step)
-        loss = model.forward(targets, B.asarray(inputs), targets, eps, beta, rng=rng)
+        terms = model.forward(targets, B.asarray(inputs), eps, kl_weight=beta, rng=rng)
         model.backward()
-        return {"loss": loss, "rec": model.rec, "kl": model.kl, "beta": beta}
+        return {"loss": terms["loss"], "rec": terms["rec"], "kl": terms["kl"], "beta": beta}
 
     def validate(self) -> dict[str, float]:
         """One-sample negative ELBO (true KL) on the validation sentences, same noise every epoch."""
