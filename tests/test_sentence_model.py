@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scratchvae.backend import get_backend
-from scratchvae.data.corpus import PAD_ID
+from scratchvae.data.reserved import PAD_ID
 from scratchvae.gradcheck import CASES, TOLERANCE, check_problem, load_model_cases
 from scratchvae.models.sentence import SentenceVAE, SentenceVAEConfig
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.corpus import BOS_ID, EOS_ID, PAD_ID
+from ..data.reserved import BOS_ID, EOS_ID, PAD_ID
 
 METHODS = ("greedy", "sample", "beam")
 NEVER = (PAD_ID, BOS_ID)  # not words: never generated

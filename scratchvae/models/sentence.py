@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..data.corpus import PAD_ID
+from ..data.reserved import PAD_ID
 from ..gradcheck.cases import _Ctx, register
 from ..gradcheck.core import Problem
 from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, TiedOutput

@@ -28,10 +28,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..backend import BACKENDS
-from ..data.corpus import (SPECIALS, EncodedSentences, Sentence, Vocab, bucketed_batches, encode_sentences,
-                           read_csv, read_ptb, read_text, word_dropout)
+from ..data.batching import bucket_batches
+from ..data.corpus import (EncodedSentences, Sentence, Vocab, encode_sentences, read_csv, read_ptb, read_text,
+                           word_dropout)
 from ..data.errors import DataError
 from ..data.glove import load_glove
+from ..data.reserved import SPECIALS
 from ..models import latent_metrics as lm
 from ..models.annealing import SCHEDULES, KLSchedule
 from ..models.sentence import INIT_ACTIVATIONS, INIT_STATES, SentenceVAE, SentenceVAEConfig
@@ -182,8 +184,8 @@ class SentenceTask:
                                               "cycles": s.cycles, "ratio": s.ratio}}}
 
     def epoch_batches(self, rng: np.random.Generator) -> list:
-        """Batches of sentences of similar length (little padding), in random order."""
-        return list(bucketed_batches(self.train.lengths, self.batch_size, rng))
+        """Batches of sentences of similar length (little padding), in random order; the whole set is one pool."""
+        return bucket_batches(self.train.lengths, self.batch_size, rng, pool_batches=None)
 
     def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
         model, B = self.model, self.model.backend
