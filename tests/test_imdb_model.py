@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from scratchvae.backend import get_backend
-from scratchvae.gradcheck import CASES
-from scratchvae.models.imdb import TINY, IMDBVAE, IMDBVAEConfig, bench_case, random_batch
+from scratchvae.gradcheck import CASES, load_model_cases
+from scratchvae.gradcheck.model_cases import TINY, random_batch
+from scratchvae.models.imdb import IMDBVAE, IMDBVAEConfig
 
+load_model_cases()
 IMDB_CASES = [name for name in CASES if name.startswith("IMDB VAE")]
 
 
@@ -177,11 +179,3 @@ def test_config_round_trips_through_a_dict():
     assert IMDBVAEConfig.from_dict(TINY.to_dict()) == TINY
     assert get_backend("numpy").name == "numpy"
 
-
-def test_bench_case_builds_any_sizes_cheaply():
-    model, ids, labels, eps = bench_case(4, 7, backend="numpy", vocab_size=50, encoder_units=6, decoder_units=5,
-                                         latent_dim=4, hidden_units=8, embedding_dim=3, sentiment_units=2)
-    assert ids.shape == (4, 7) and eps.shape == (4, 4) and model.config.vocab_size == 50
-    terms = model.forward(ids, labels, eps)
-    model.backward()
-    assert np.isfinite(terms["loss"])

@@ -3,6 +3,11 @@ a dict of floats with the loss under "loss", and backward(dloss) gives the gradi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +15,7 @@ from scratchvae.models.imdb import IMDBVAE, IMDBVAEConfig
 from scratchvae.models.mnist import DenseVAE
 from scratchvae.models.sentence import SentenceVAE, SentenceVAEConfig
 
+ROOT = Path(__file__).resolve().parents[1]
 RECONSTRUCTION = {"mnist": "nll", "imdb": "reconstruction", "sentence": "rec"}
 
 
@@ -71,3 +77,13 @@ def test_the_kl_weight_is_a_keyword(kind):
     model, inputs = tiny(kind)
     with pytest.raises(TypeError):
         model.forward(*inputs, None, 0.5)
+
+
+def test_the_models_do_not_import_their_test_harness():
+    """Gradient-check and benchmark cases live in scratchvae.gradcheck and bench/, not in the models."""
+    code = ("import sys, scratchvae.models.mnist, scratchvae.models.imdb, scratchvae.models.sentence, "
+            "scratchvae.models.generate; print(sorted(m for m in sys.modules if 'gradcheck' in m))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

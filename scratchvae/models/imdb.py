@@ -34,8 +34,6 @@ import numpy as np
 
 from ..backend import NumpyBackend
 from ..backend.numpy_backend import RECURRENT_ACTIVATIONS
-from ..gradcheck.cases import register
-from ..gradcheck.core import Problem
 from ..layers import Bidirectional, Dense, Embedding, GaussianSample, Layer, LSTM
 from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
 from .contract import check_kl_weight
@@ -203,69 +201,3 @@ class IMDBVAE(Layer):
         """ids (B, T) -> P(positive) (B,), from z_mean."""
         logit = self._sentiment_logit(self.encode(ids))[:, 0]
         return 0.5 * (self.xp.tanh(0.5 * logit) + 1.0)
-
-
-# ---------------------------------------------------------------------- benchmarks, gradient checks
-def bench_case(batch: int = 32, steps: int = 200, *, backend: str | NumpyBackend = "numba",
-               dtype=np.float32, seed: int = 0, **sizes):
-    """A model of any sizes (IMDBVAEConfig fields; the rest as the tutorial) and one random
-    ragged batch, with no dataset or tokenizer: ``(model, ids, labels, eps)`` for timing
-    ``model.forward(ids, labels, eps); model.backward()``."""
-    rng = np.random.default_rng(seed)
-    model = IMDBVAE(IMDBVAEConfig(**sizes), rng=rng, backend=backend, dtype=dtype)
-    host_ids, labels = random_batch(rng, model.config, batch, steps)
-    return model, model.backend.asarray(host_ids, dtype=np.int64), labels, model.noise(rng, batch)
-
-
-TINY = IMDBVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, hidden_units=4, latent_dim=3,
-                     decoder_units=2, sentiment_units=2, epsilon_std=0.5, sentiment_weight=1.3)
-TINY_KL_WEIGHT = 0.7  # the KL weight of the gradient checks: off 1, so a missing factor shows
-
-
-def random_batch(rng: np.random.Generator, config: IMDBVAEConfig, batch: int = 3, steps: int = 5,
-                 padding: str = "post"):
-    """Random ids (B, T) with ragged lengths (row 0 full) and labels (B,), on the host."""
-    ids = rng.integers(1, config.vocab_size, (batch, steps))
-    lengths = rng.integers(1, steps + 1, batch)
-    lengths[0] = steps
-    pos = np.arange(steps)[None, :]
-    pad = pos >= lengths[:, None] if padding == "post" else pos < (steps - lengths)[:, None]
-    ids[pad] = 0
-    return ids, rng.integers(0, 2, batch)
-
-
-def _vae_case(padding="post", semi_supervised=False, evaluation=False, **overrides):
-    def build(backend, dtype, rng):
-        config = IMDBVAEConfig(**{**TINY.to_dict(), **overrides})
-        model = IMDBVAE(config, rng=rng, backend=backend, dtype=dtype)
-        # Biases off zero exercise every path; unit-scale embeddings (not Keras's +-0.05) and
-        # doubled encoder weights keep the encoder's gradients far above the finite
-        # differences' rounding error.
-        for path, p in model.parameters().items():
-            if path.startswith("encoder"):
-                p *= 2.0
-            scale = 1.0 if path.startswith("embedding") else 0.3 if path.endswith("bias") else 0.0
-            p += model.backend.asarray(scale * rng.standard_normal(p.shape), dtype=model.dtype)
-        host_ids, labels = random_batch(rng, config, padding=padding)
-        ids = model.backend.asarray(host_ids, dtype=np.int64)
-        eps = None if evaluation else model.noise(rng, len(labels))
-        weights = np.array([1.0, 0.0, 1.0]) if semi_supervised else None
-
-        def gradients():
-            model.zero_grad()
-            model.forward(ids, labels, eps, weights, kl_weight=TINY_KL_WEIGHT)
-            model.backward()
-            return model.gradients()
-
-        def loss():
-            return model.forward(ids, labels, eps, weights, kl_weight=TINY_KL_WEIGHT)["loss"]
-
-        return Problem(loss, gradients, model.parameters(), model.backend)
-    return build
-
-
-register("IMDB VAE (tiny)")(_vae_case())
-register("IMDB VAE (tiny) pre-padding, hard_sigmoid, semi-supervised weights")(
-    _vae_case("pre", semi_supervised=True, recurrent_activation="hard_sigmoid"))
-register("IMDB VAE (tiny) z = z_mean (no noise)")(_vae_case(evaluation=True))
-

@@ -20,9 +20,6 @@ import math
 
 import numpy as np
 
-from ..backend import get_backend
-from ..gradcheck.cases import register
-from ..gradcheck.core import Problem
 from ..layers import Dense, GaussianSample, Layer
 from ..losses import BernoulliNLL, GaussianKL
 from .contract import check_kl_weight
@@ -184,30 +181,3 @@ def build_model(config: dict, *, rng: np.random.Generator, backend="numpy", dtyp
     """A DenseVAE from :meth:`DenseVAE.config`'s dict."""
     return DenseVAE(config["input_dim"], config["hidden"], config["latent_dim"], rng=rng,
                     backend=backend, dtype=dtype)
-
-
-# --------------------------------------------------------------------- gradient checks
-def _vae_case(latent_dim: int, binary: bool):
-    """The whole model on a 4-image batch of 6 pixels, L = negative ELBO for fixed noise."""
-    def build(backend, dtype, rng):
-        B = get_backend(backend)
-        model = DenseVAE(6, 5, latent_dim, rng=rng, backend=B, dtype=dtype)
-        for path, p in model.parameters().items():
-            if path.endswith("bias"):  # off zero, so every bias sees a different gradient
-                p[...] = B.asarray(0.3 * rng.standard_normal(p.shape), dtype=dtype)
-        pixels = rng.uniform(0, 1, (4, 6))
-        x = B.asarray(pixels > 0.5 if binary else pixels, dtype=dtype)
-        eps = B.asarray(rng.standard_normal((4, latent_dim)), dtype=dtype)
-
-        def gradients():
-            model.zero_grad()
-            model.forward(x, eps)
-            model.backward()
-            return model.gradients()
-
-        return Problem(lambda: model.forward(x, eps)["loss"], gradients, model.parameters(), B)
-    return build
-
-
-register("MNIST dense VAE")(_vae_case(2, binary=False))
-register("MNIST dense VAE binary pixels, latent 3")(_vae_case(3, binary=True))

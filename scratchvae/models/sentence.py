@@ -41,8 +41,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..data.reserved import PAD_ID
-from ..gradcheck.cases import _Ctx, register
-from ..gradcheck.core import Problem
 from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, TiedOutput
 from ..losses import GaussianKL, SparseSoftmaxCrossEntropy
 from .contract import check_kl_weight
@@ -247,47 +245,3 @@ class SentenceVAE(Layer):
         logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
         h, c = self.decoder.final_state
         return logp, (h.copy(), c.copy())
-
-
-# ---------------------------------------------------------------------- gradient checks
-def _model_case(kl_weight: float = 0.7, **options):
-    """A tiny model (V=7, E=3, U=4, Z=2, B=3, T=5; ``options`` may change them) with word dropout off
-    and fixed noise: a deterministic loss (with decoder_dropout, every call draws the same masks
-    from a fresh generator)."""
-    def build(backend, dtype, rng):
-        ctx = _Ctx(backend, dtype, rng)
-        sizes = dict(vocab_size=7, embedding_dim=3, encoder_units=4, decoder_units=4, latent_dim=2)
-        config = SentenceVAEConfig(**{**sizes, **options})
-        model = SentenceVAE(config, **ctx.kw())
-        model.embedding.params["embeddings"][...] = ctx.normal(7, config.embedding_dim)  # O(1) signals
-        for layer in (model.to_mean, model.to_logvar, model.to_state, model.output):
-            layer.params["bias"][...] = ctx.normal(*layer.params["bias"].shape, scale=0.3)
-        decoder_ids, targets = np.zeros((3, 5), np.int64), np.zeros((3, 5), np.int64)
-        for row, n in enumerate((4, 2, 1)):                 # sentences of 4, 2 and 1 words, then padding
-            words = rng.integers(4, 7, n)
-            decoder_ids[row, :n + 1] = [2, *words]          # <s> w1 .. wn
-            targets[row, :n + 1] = [*words, 3]              # w1 .. wn </s>
-        decoder_ids, targets = ctx.B.asarray(decoder_ids), ctx.B.asarray(targets)
-        eps = ctx.normal(3, 2)
-
-        def loss():
-            masks = np.random.default_rng(5) if model.config.decoder_dropout > 0 else None
-            return model.forward(targets, decoder_ids, eps, kl_weight=kl_weight, rng=masks)["loss"]
-
-        def gradients():
-            model.zero_grad()
-            loss()
-            model.backward()
-            return model.gradients()
-
-        return Problem(loss, gradients, model.parameters(), ctx.B)
-    return build
-
-
-register("SentenceVAE LSTM encoder, h0 c0 = tanh(Dense(z))")(_model_case())
-register("SentenceVAE BiLSTM encoder, z every step, free bits")(
-    _model_case(bidirectional=True, z_every_step=True, free_bits=0.05, kl_weight=1.0))
-register("SentenceVAE h0 = Dense(z) linear, c0 = 0")(_model_case(init_state="h", init_activation="linear"))
-register("SentenceVAE decoder dropout 0.4, z every step")(_model_case(decoder_dropout=0.4, z_every_step=True))
-register("SentenceVAE tied embeddings (output = E^T), decoder dropout 0.4")(
-    _model_case(embedding_dim=4, tie_embeddings=True, decoder_dropout=0.4))
