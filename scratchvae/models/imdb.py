@@ -31,10 +31,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..backend import NumpyBackend
 from ..backend.numpy_backend import RECURRENT_ACTIVATIONS
-from ..layers import Bidirectional, Dense, Embedding, GaussianSample, Layer, LSTM
+from ..layers import Array, Bidirectional, Dense, Embedding, GaussianSample, Layer, LSTM
 from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
 from .contract import check_kl_weight
 
@@ -54,7 +55,7 @@ class IMDBVAEConfig:
     sentiment_weight: float = 1.0
     recurrent_activation: str = "sigmoid"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "int" and (not isinstance(value, (int, np.integer)) or value < 1):
@@ -72,7 +73,7 @@ class IMDBVAEConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "IMDBVAEConfig":
+    def from_dict(cls, d: dict) -> IMDBVAEConfig:
         """The config of :meth:`to_dict`; keys it does not know (``kl_weight`` of older checkpoints) are ignored."""
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
@@ -93,7 +94,8 @@ class IMDBVAE(Layer):
     """
 
     def __init__(self, config: IMDBVAEConfig, *, rng: np.random.Generator | None = None,
-                 backend: str | NumpyBackend = "numpy", dtype=np.float32, name: str = "imdb_vae"):
+                 backend: str | NumpyBackend = "numpy", dtype: DTypeLike = np.float32,
+                 name: str = "imdb_vae") -> None:
         super().__init__(backend=backend, dtype=dtype, name=name)
         rng = rng if rng is not None else np.random.default_rng()
         self.config = c = config
@@ -137,8 +139,8 @@ class IMDBVAE(Layer):
         return self.sentiment_output.forward(self.sentiment_hidden.forward(z))
 
     # ------------------------------------------------------------------ training
-    def forward(self, ids, labels, eps, label_weights=None, *, kl_weight: float = 1.0,
-                token_accuracy: bool = False) -> dict[str, float]:
+    def forward(self, ids: Array, labels: np.ndarray, eps: Array | None, label_weights: np.ndarray | None = None,
+                *, kl_weight: float = 1.0, token_accuracy: bool = False) -> dict[str, float]:
         check_kl_weight(kl_weight)
         xp, c = self.xp, self.config
         mean, logvar, mask = self._encode(ids)
@@ -181,23 +183,23 @@ class IMDBVAE(Layer):
         dh = self.encoder_1.backward(self.hidden.backward(dh))
         self.embedding.backward(self.encoder_0.backward(dh))
 
-    def noise(self, rng: np.random.Generator, batch: int):
+    def noise(self, rng: np.random.Generator, batch: int) -> Array:
         """eps (batch, Z) ~ N(0, epsilon_std^2), drawn on the host so every backend agrees."""
         eps = rng.standard_normal((batch, self.config.latent_dim)) * self.config.epsilon_std
         return self.backend.asarray(eps, dtype=self.dtype)
 
     # ------------------------------------------------------------------ use
-    def encode(self, ids):
+    def encode(self, ids: Array) -> Array:
         """ids (B, T) -> z_mean (B, Z), the deterministic code of each review."""
         return self._encode(ids)[0]
 
-    def reconstruct(self, ids):
+    def reconstruct(self, ids: Array) -> Array:
         """ids (B, T) -> (B, T) int: the argmax word at each unpadded step of decode(z_mean), 0 at padding."""
         mean, _, mask = self._encode(ids)
         out = self._decode(mean, mask).argmax(axis=-1)
         return self.xp.where(mask, out, 0)
 
-    def predict_sentiment(self, ids):
+    def predict_sentiment(self, ids: Array) -> Array:
         """ids (B, T) -> P(positive) (B,), from z_mean."""
         logit = self._sentiment_logit(self.encode(ids))[:, 0]
         return 0.5 * (self.xp.tanh(0.5 * logit) + 1.0)

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..data.reserved import PAD_ID
-from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, TiedOutput
+from ..layers import Array, Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, TiedOutput
 from ..losses import GaussianKL, SparseSoftmaxCrossEntropy
 from .contract import check_kl_weight
 
@@ -68,7 +68,7 @@ class SentenceVAEConfig:
     tie_embeddings: bool = False     # the output layer's weights are the embedding table, transposed
     recurrent_activation: str = "sigmoid"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.init_state not in INIT_STATES:
             raise ValueError(f"init_state must be one of {INIT_STATES}, not {self.init_state!r}")
         if self.init_activation not in INIT_ACTIVATIONS:
@@ -86,7 +86,7 @@ class SentenceVAEConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SentenceVAEConfig":
+    def from_dict(cls, d: dict) -> SentenceVAEConfig:
         return cls(**d)
 
 
@@ -108,8 +108,8 @@ class SentenceVAE(Layer):
     Children: embedding, encoder, to_mean, to_logvar, to_state, decoder, output.
     """
 
-    def __init__(self, config: SentenceVAEConfig, *, embedding_weights=None,
-                 rng: np.random.Generator | None = None, **kwargs):
+    def __init__(self, config: SentenceVAEConfig, *, embedding_weights: np.ndarray | None = None,
+                 rng: np.random.Generator | None = None, **kwargs) -> None:
         kwargs.setdefault("name", "sentence_vae")
         super().__init__(**kwargs)
         self.config = c = config
@@ -180,7 +180,7 @@ class SentenceVAE(Layer):
         return self.output.forward(self.dropout_out.forward(h, training=training, rng=rng))
 
     # ------------------------------------------------------------------ training
-    def forward(self, targets, decoder_ids, eps, *, kl_weight: float = 1.0,
+    def forward(self, targets: Array, decoder_ids: Array, eps: Array, *, kl_weight: float = 1.0,
                 rng: np.random.Generator | None = None) -> dict[str, float]:
         """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward.
         ``rng`` draws the decoder's dropout masks (training); None: no dropout."""
@@ -214,11 +214,11 @@ class SentenceVAE(Layer):
         self.embedding.backward(xp.concatenate([dx_enc, self.dropout_in.backward(dx)]))
 
     # ------------------------------------------------------------------ inference
-    def encode(self, ids):
+    def encode(self, ids: Array) -> tuple[Array, Array]:
         """ids (B, T) int (w1 .. wn </s>, padded) -> mean, logvar (B, Z) of q(z|x)."""
         return self._encode_embedded(self.embedding.forward(ids), ids)
 
-    def log_likelihood(self, decoder_ids, targets, z):
+    def log_likelihood(self, decoder_ids: Array, targets: Array, z: Array) -> Array:
         """log p(x|z) (B,) of each sentence: the sum over its tokens, </s> included."""
         xp = self.xp
         logits = self._decode(self.embedding.forward(decoder_ids), z)
@@ -228,11 +228,12 @@ class SentenceVAE(Layer):
                                                  xp.zeros(n * T, dtype=self.dtype))
         return -(nll.reshape(n, T) * mask).sum(axis=1)
 
-    def decoder_start(self, z):
+    def decoder_start(self, z: Array) -> tuple[Array, Array]:
         """The decoder's initial state (h0, c0) for latent codes z (B, Z)."""
         return self._initial_state(z)
 
-    def decoder_step(self, tokens, state, z):
+    def decoder_step(self, tokens: Array, state: tuple[Array, Array],
+                     z: Array) -> tuple[Array, tuple[Array, Array]]:
         """One decoder step: tokens (B,) int, state (h, c) -> (log-probabilities (B, V), new state).
 
         The LSTM's forward on a T=1 sequence with ``initial_state``; a sequence decoded
