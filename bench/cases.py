@@ -108,6 +108,19 @@ def _ids(rng, shape, vocab):
     return rng.integers(4, vocab, shape)
 
 
+def imdb_model_batch(batch: int = 32, steps: int = 200, *, backend="numba", dtype=np.float32, seed: int = 0,
+                     **sizes):
+    """An IMDB VAE of any sizes (IMDBVAEConfig fields; the rest as the tutorial) and one random
+    ragged batch, with no dataset or tokenizer: ``(model, ids, labels, eps)`` for timing
+    ``model.forward(ids, labels, eps); model.backward()`` (bench/distributed.py)."""
+    from scratchvae.gradcheck.model_cases import random_batch
+    from scratchvae.models.imdb import IMDBVAE, IMDBVAEConfig
+    rng = np.random.default_rng(seed)
+    model = IMDBVAE(IMDBVAEConfig(**sizes), rng=rng, backend=backend, dtype=dtype)
+    host_ids, labels = random_batch(rng, model.config, batch, steps)
+    return model, model.backend.asarray(host_ids, dtype=np.int64), labels, model.noise(rng, batch)
+
+
 def imdb_case(label, config, batch, steps, impls, device):
     from scratchvae.models.imdb import IMDBVAE
     from scratchvae.optim import Adam
@@ -155,7 +168,7 @@ def sentence_case(label, config, batch, steps, impls, device):
         def step():
             model.zero_grad()
             eps = B.asarray(rng.standard_normal((batch, config.latent_dim)), dtype=np.float32)
-            model.forward(t, d, t, eps)
+            model.forward(t, d, eps)
             model.backward()
             opt.step()
         return Runner(step)

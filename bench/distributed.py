@@ -30,10 +30,10 @@ def build(model: str, batch: int, backend: str):
     """(model, step(rows) -> None) for a fixed synthetic global batch."""
     rng = np.random.default_rng(0)
     if model == "imdb":
-        from scratchvae.models.imdb import bench_case
-        net, ids, labels, eps = bench_case(batch, 200, backend=backend, vocab_size=10000, embedding_dim=64,
-                                           encoder_units=128, hidden_units=128, latent_dim=64,
-                                           decoder_units=128, sentiment_units=32)
+        from cases import imdb_model_batch
+        net, ids, labels, eps = imdb_model_batch(batch, 200, backend=backend, vocab_size=10000, embedding_dim=64,
+                                                 encoder_units=128, hidden_units=128, latent_dim=64,
+                                                 decoder_units=128, sentiment_units=32)
 
         def step(rows):
             net.forward(ids[rows], labels[rows], eps[rows])

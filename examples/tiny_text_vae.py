@@ -66,13 +66,12 @@ def train(steps: int = 1500, seed: int = 0, batch_size: int = 32, log_every: int
         decoder_inputs = word_dropout(batch.inputs, 0.2, rng)          # lean on z, not on the last word
         eps = rng.standard_normal((batch_size, config.latent_dim)).astype(np.float32)
         model.zero_grad()
-        loss = model.forward(batch.targets, decoder_inputs, batch.targets, eps,
-                             kl_weight=linear(step, steps // 2))       # KL warm-up over half the run
+        terms = model.forward(batch.targets, decoder_inputs, eps,
+                              kl_weight=linear(step, steps // 2))      # KL warm-up over half the run
         model.backward()
         optimizer.step()
-        history["loss"].append(loss)
-        history["rec"].append(model.rec)
-        history["kl"].append(model.kl)
+        for name in history:
+            history[name].append(terms[name])
         if log_every and (step + 1) % log_every == 0:
             recent = slice(-log_every, None)
             print(f"step {step + 1:5d}  loss {np.mean(history['loss'][recent]):6.3f}  "

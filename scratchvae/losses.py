@@ -7,12 +7,14 @@ value is "per example" and does not change with the batch size.
 
 from __future__ import annotations
 
-from .layers.base import Layer
+from types import ModuleType
+
+from .layers.base import Array, Layer
 
 SEQUENCE_REDUCTIONS = ("sum", "mean")
 
 
-def _softplus(xp, x):
+def _softplus(xp: ModuleType, x: Array) -> Array:
     """log(1 + e^x), computed without overflow."""
     return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
 
@@ -33,13 +35,13 @@ class SparseSoftmaxCrossEntropy(Layer):
     ``self.nll`` keeps the per-token losses (B, T) for metrics.
     """
 
-    def __init__(self, reduction: str = "sum", **kwargs):
+    def __init__(self, reduction: str = "sum", **kwargs) -> None:
         super().__init__(**kwargs)
         if reduction not in SEQUENCE_REDUCTIONS:
             raise ValueError(f"unknown reduction {reduction!r}; choose one of {SEQUENCE_REDUCTIONS}")
         self.reduction = reduction
 
-    def token_weights(self, targets, mask):
+    def token_weights(self, targets: Array, mask: Array | None) -> Array:
         """(B, T) weight of each token's nll in the loss."""
         xp = self.xp
         n, T = targets.shape
@@ -48,7 +50,8 @@ class SparseSoftmaxCrossEntropy(Layer):
             return w / n
         return w / max(float(w.sum()), 1.0)
 
-    def forward(self, logits, targets, mask=None, *, overwrite_logits: bool = False):
+    def forward(self, logits: Array, targets: Array, mask: Array | None = None, *,
+                overwrite_logits: bool = False) -> float:
         n, T, V = logits.shape
         buf = logits if overwrite_logits else logits.copy()
         w = self.token_weights(targets, mask)
@@ -58,7 +61,7 @@ class SparseSoftmaxCrossEntropy(Layer):
         self.dlogits = buf
         return float((self.nll * w).sum())
 
-    def backward(self, dloss=1.0):
+    def backward(self, dloss: float = 1.0) -> Array:
         return self.dlogits if dloss == 1.0 else self.dlogits * dloss
 
 
@@ -75,11 +78,11 @@ class BinaryCrossEntropy(Layer):
     Working from logits avoids log(0): p = sigmoid(x) itself is never logged.
     """
 
-    def __init__(self, sum_features: bool = False, **kwargs):
+    def __init__(self, sum_features: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.sum_features = sum_features
 
-    def forward(self, logits, targets, weights=None):
+    def forward(self, logits: Array, targets: Array, weights: Array | None = None) -> float:
         xp = self.xp
         n, k = logits.shape
         w = xp.ones(n, dtype=self.dtype) if weights is None else weights.astype(self.dtype)
@@ -92,7 +95,7 @@ class BinaryCrossEntropy(Layer):
         self.per_example = loss.sum(axis=1) if self.sum_features else loss.mean(axis=1)
         return float((loss * self.w).sum())
 
-    def backward(self, dloss=1.0):
+    def backward(self, dloss: float = 1.0) -> Array:
         p = 0.5 * (self.xp.tanh(0.5 * self.logits) + 1.0)  # sigmoid
         return (p - self.targets) * (self.w * dloss)
 
@@ -100,7 +103,7 @@ class BinaryCrossEntropy(Layer):
 class BernoulliNLL(BinaryCrossEntropy):
     """-log p(x | logits) of independent Bernoulli pixels: BCE summed over features."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs) -> None:
         super().__init__(sum_features=True, **kwargs)
 
 
@@ -116,11 +119,11 @@ class GaussianKL(Layer):
     ``self.per_unit`` keeps the batch-mean KL of each unit (Z,), ``self.per_example`` (B,).
     """
 
-    def __init__(self, free_bits: float = 0.0, **kwargs):
+    def __init__(self, free_bits: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.free_bits = free_bits
 
-    def forward(self, mean, logvar):
+    def forward(self, mean: Array, logvar: Array) -> float:
         xp = self.xp
         self.mean, self.var = mean, xp.exp(logvar)
         kl = -0.5 * (1.0 + logvar - mean * mean - self.var)         # (B, Z)
@@ -133,7 +136,7 @@ class GaussianKL(Layer):
         self.active = None
         return float(self.per_example.mean())
 
-    def backward(self, dloss=1.0):
+    def backward(self, dloss: float = 1.0) -> tuple[Array, Array]:
         scale = dloss / self.mean.shape[0]
         if self.active is not None:
             scale = scale * self.active

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .backend import NumpyBackend, get_backend
+from .layers.base import Array
 
 
 class Optimizer:
@@ -23,8 +24,8 @@ class Optimizer:
 
     slots: tuple[str, ...] = ()
 
-    def __init__(self, params: dict, grads: dict, *, learning_rate: float,
-                 global_clipnorm: float | None = None, backend: str | NumpyBackend = "numpy"):
+    def __init__(self, params: dict[str, Array], grads: dict[str, Array], *, learning_rate: float,
+                 global_clipnorm: float | None = None, backend: str | NumpyBackend = "numpy") -> None:
         if params.keys() != grads.keys():
             raise ValueError("params and grads must have the same keys")
         self.params, self.grads = params, grads
@@ -42,6 +43,7 @@ class Optimizer:
         return math.sqrt(sum(float(xp.vdot(g.ravel(), g.ravel())) for g in self.grads.values()))
 
     def clip(self) -> None:
+        """Scale every gradient down when their global norm exceeds ``global_clipnorm``."""
         self.last_grad_norm = self.global_norm()
         if self.global_clipnorm is not None and self.last_grad_norm > self.global_clipnorm:
             scale = self.global_clipnorm / self.last_grad_norm
@@ -55,11 +57,13 @@ class Optimizer:
         for name, p in self.params.items():
             self.update(name, p, self.grads[name])
 
-    def update(self, name: str, param, grad) -> None:
+    def update(self, name: str, param: Array, grad: Array) -> None:
+        """Update one parameter in place from its gradient (the subclass's rule)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, np.ndarray]:
+        """The step count and every slot array, on the host, keyed ``slot/path``."""
         out = {"iterations": np.array(self.iterations)}
         for slot, arrays in self.state.items():
             for k, a in arrays.items():
@@ -67,6 +71,7 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` saved."""
         self.iterations = int(state["iterations"])
         for slot, arrays in self.state.items():
             for k, a in arrays.items():
@@ -84,12 +89,12 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, params, grads, *, learning_rate=1e-3, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-7, **kwargs):
+    def __init__(self, params: dict[str, Array], grads: dict[str, Array], *, learning_rate: float = 1e-3,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7, **kwargs) -> None:
         super().__init__(params, grads, learning_rate=learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
-    def update(self, name, param, grad):
+    def update(self, name: str, param: Array, grad: Array) -> None:
         t = self.iterations
         lr_t = self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
         self.backend.adam_update(param, grad, self.state["m"][name], self.state["v"][name],
@@ -107,12 +112,12 @@ class SGD(Optimizer):
 
     slots = ("momentum",)
 
-    def __init__(self, params, grads, *, learning_rate=0.01, momentum=0.0, nesterov=False,
-                 **kwargs):
+    def __init__(self, params: dict[str, Array], grads: dict[str, Array], *, learning_rate: float = 0.01,
+                 momentum: float = 0.0, nesterov: bool = False, **kwargs) -> None:
         super().__init__(params, grads, learning_rate=learning_rate, **kwargs)
         self.momentum, self.nesterov = momentum, nesterov
 
-    def update(self, name, param, grad):
+    def update(self, name: str, param: Array, grad: Array) -> None:
         lr = self.learning_rate
         if self.momentum == 0.0:
             param -= lr * grad
@@ -136,11 +141,12 @@ class RMSprop(Optimizer):
 
     slots = ("velocity",)
 
-    def __init__(self, params, grads, *, learning_rate=1e-3, rho=0.9, epsilon=1e-7, **kwargs):
+    def __init__(self, params: dict[str, Array], grads: dict[str, Array], *, learning_rate: float = 1e-3,
+                 rho: float = 0.9, epsilon: float = 1e-7, **kwargs) -> None:
         super().__init__(params, grads, learning_rate=learning_rate, **kwargs)
         self.rho, self.epsilon = rho, epsilon
 
-    def update(self, name, param, grad):
+    def update(self, name: str, param: Array, grad: Array) -> None:
         v = self.state["velocity"][name]
         v *= self.rho
         v += (1.0 - self.rho) * grad * grad
@@ -150,7 +156,7 @@ class RMSprop(Optimizer):
 OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
 
 
-def make_optimizer(name: str, params: dict, grads: dict, **kwargs) -> Optimizer:
+def make_optimizer(name: str, params: dict[str, Array], grads: dict[str, Array], **kwargs) -> Optimizer:
     """An optimiser by name ("adam", "sgd", "rmsprop")."""
     try:
         cls = OPTIMIZERS[name.lower()]

@@ -1,12 +1,16 @@
-"""``python bench/run.py --quick`` runs end to end: a smoke test, no timing assertions."""
+"""``python bench/run.py --quick`` runs end to end: a smoke test, no timing assertions; and bench/cases.py's
+synthetic IMDB model batch builds."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"imdb-seed", "imdb-default", "ptb-sentence", "mnist"}
@@ -50,3 +54,15 @@ def test_quick_writes_no_file_unless_out_names_one():
     assert bench.result_path(bench.parse_args(["--quick", "--out", "q.json"])) == Path("q.json")
     assert bench.result_path(bench.parse_args([])) == ROOT / "bench" / "results" / "cpu.json"
     assert bench.result_path(bench.parse_args(["--device", "gpu"])) == ROOT / "bench" / "results" / "gpu.json"
+
+
+def test_the_imdb_model_batch_builds_any_sizes_cheaply(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))   # bench/ is a folder of scripts, as bench/run.py runs them
+    cases = importlib.import_module("cases")
+    model, ids, labels, eps = cases.imdb_model_batch(4, 7, backend="numpy", vocab_size=50, encoder_units=6,
+                                                     decoder_units=5, latent_dim=4, hidden_units=8,
+                                                     embedding_dim=3, sentiment_units=2)
+    assert ids.shape == (4, 7) and eps.shape == (4, 4) and model.config.vocab_size == 50
+    terms = model.forward(ids, labels, eps)
+    model.backward()
+    assert np.isfinite(terms["loss"])

@@ -1,4 +1,4 @@
-"""Tests of scratchvae.data.corpus: readers, Vocab, encoding, word dropout and batching."""
+"""Tests of scratchvae.data.corpus: readers, Vocab, encoding and word dropout."""
 
 import os
 from pathlib import Path
@@ -9,14 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scratchvae.data.corpus import (
-    BOS_ID,
-    EOS_ID,
-    PAD_ID,
-    SPECIALS,
-    UNK_ID,
     Vocab,
-    batches,
-    bucketed_batches,
     encode_sentences,
     encode_text,
     read_csv,
@@ -26,6 +19,7 @@ from scratchvae.data.corpus import (
     word_dropout,
 )
 from scratchvae.data.errors import DataError
+from scratchvae.data.reserved import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID
 
 SENTENCES = [["the", "cat", "sat"], ["the", "dog", "sat", "down"], ["a", "cat"]]
 VOCAB = Vocab.build(SENTENCES)
@@ -335,28 +329,3 @@ def test_word_dropout_rate() -> None:
     assert (inputs == 7).all()
     with pytest.raises(DataError):
         word_dropout(inputs, 1.5, np.random.default_rng(0))
-
-
-@given(st.integers(0, 100), st.integers(1, 16), st.booleans())
-def test_batches_cover_every_index_once(n: int, batch_size: int, shuffle: bool) -> None:
-    parts = list(batches(n, batch_size, np.random.default_rng(0), shuffle=shuffle))
-    assert all(len(part) == batch_size for part in parts[:-1])
-    indices = np.concatenate(parts) if parts else np.array([], dtype=int)
-    assert sorted(indices) == list(range(n))
-    if not shuffle:
-        np.testing.assert_array_equal(indices, np.arange(n))
-
-
-@given(st.lists(st.integers(1, 30), max_size=100), st.integers(1, 16))
-def test_bucketed_batches_cover_every_index_once(lengths: list[int], batch_size: int) -> None:
-    lengths_ = np.array(lengths, dtype=np.int32)
-    parts = list(bucketed_batches(lengths_, batch_size, np.random.default_rng(0)))
-    assert sorted(i for part in parts for i in part) == list(range(len(lengths)))
-    # Sorted by length before cutting: batches never overlap in length range.
-    spans = sorted((lengths_[part].min(), lengths_[part].max()) for part in parts)
-    assert all(high <= next_low for (_, high), (next_low, _) in zip(spans, spans[1:]))
-
-
-def test_batch_size_must_be_positive() -> None:
-    with pytest.raises(ValueError):
-        next(batches(10, 0, np.random.default_rng(0)))

@@ -79,6 +79,16 @@ def test_the_guide_has_its_pages_and_the_index_links_each():
     assert names - {"README.md"} <= linked
 
 
+def test_the_guide_opens_with_the_plain_training_loop():
+    """Before any derivation or Trainer: forward, backward, optimiser step, in a block that runs."""
+    index = (GUIDE / "README.md").read_text()
+    first = next(body for lang, body, _ in fenced_blocks(index) if lang == "python")
+    for call in ("model.forward(", "model.backward()", "optimizer.step()"):
+        assert call in first, call
+    assert len(first.splitlines()) <= 40
+    assert index.index("```python") < index.index("Trainer") < index.index("## Reading order")
+
+
 @pytest.mark.parametrize("page", [p.name for p in PAGES if "```python" in p.read_text()])
 def test_python_snippets_run(page):
     """Each page's python blocks run in order in one namespace; their asserts are the checks."""

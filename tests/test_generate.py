@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from scratchvae.data.corpus import BOS_ID, EOS_ID, PAD_ID
+from scratchvae.data.reserved import BOS_ID, EOS_ID, PAD_ID
 from scratchvae.models import generate
 from scratchvae.models.sentence import SentenceVAE, SentenceVAEConfig
 

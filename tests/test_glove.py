@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchvae.data.corpus import PAD_ID, Vocab
+from scratchvae.data.corpus import Vocab
+from scratchvae.data.reserved import PAD_ID
 from scratchvae.data.errors import DataError
 from scratchvae.data.glove import load_glove, read_vectors
 

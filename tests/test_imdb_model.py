@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from scratchvae.backend import get_backend
-from scratchvae.gradcheck import CASES
-from scratchvae.models.imdb import TINY, IMDBVAE, IMDBVAEConfig, bench_case, random_batch
+from scratchvae.gradcheck import CASES, load_model_cases
+from scratchvae.gradcheck.model_cases import TINY, random_batch
+from scratchvae.models.imdb import IMDBVAE, IMDBVAEConfig
 
+load_model_cases()
 IMDB_CASES = [name for name in CASES if name.startswith("IMDB VAE")]
 
 
@@ -79,12 +81,12 @@ def test_loss_terms_are_finite_and_the_nll_counts_only_real_tokens(lengths, seed
     ids = np.zeros((len(lengths), 6), dtype=np.int64)
     for row, n in enumerate(lengths):
         ids[row, :n] = rng.integers(1, TINY.vocab_size, n)
-    terms = model.forward(ids, rng.integers(0, 2, len(lengths)), None)
+    terms = model.forward(ids, rng.integers(0, 2, len(lengths)), None, kl_weight=0.7)
     assert all(np.isfinite(v) for v in terms.values())
     nll = model.reconstruction_loss.nll
     assert terms["reconstruction"] == pytest.approx(float((nll * (ids != 0)).sum()) / len(lengths))
     assert terms["nll_per_token"] == pytest.approx(float((nll * (ids != 0)).sum()) / sum(lengths))
-    assert terms["loss"] == pytest.approx(terms["reconstruction"] + TINY.kl_weight * terms["kl"]
+    assert terms["loss"] == pytest.approx(terms["reconstruction"] + 0.7 * terms["kl"]
                                           + TINY.sentiment_weight * terms["bce"])
 
 
@@ -161,21 +163,19 @@ def test_training_steps_reduce_the_loss():
 
 
 @pytest.mark.parametrize("bad", [dict(vocab_size=2), dict(latent_dim=0), dict(recurrent_activation="relu"),
-                                 dict(kl_weight=-1.0)])
+                                 dict(sentiment_weight=-1.0)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         replace(TINY, **bad)
+
+
+def test_forward_rejects_a_negative_kl_weight():
+    ids, labels = random_batch(np.random.default_rng(0), TINY)
+    with pytest.raises(ValueError, match="kl_weight must be a number >= 0, got -1.0"):
+        _model().forward(ids, labels, None, kl_weight=-1.0)
 
 
 def test_config_round_trips_through_a_dict():
     assert IMDBVAEConfig.from_dict(TINY.to_dict()) == TINY
     assert get_backend("numpy").name == "numpy"
 
-
-def test_bench_case_builds_any_sizes_cheaply():
-    model, ids, labels, eps = bench_case(4, 7, backend="numpy", vocab_size=50, encoder_units=6, decoder_units=5,
-                                         latent_dim=4, hidden_units=8, embedding_dim=3, sentiment_units=2)
-    assert ids.shape == (4, 7) and eps.shape == (4, 4) and model.config.vocab_size == 50
-    terms = model.forward(ids, labels, eps)
-    model.backward()
-    assert np.isfinite(terms["loss"])

@@ -54,8 +54,8 @@ def test_imdb_vae(seed, vocab, emb, enc, hidden, latent, dec, sent, n, steps, pa
     rng = rng_from(seed)
     config = imdb.IMDBVAEConfig(vocab_size=vocab, embedding_dim=emb, encoder_units=enc,
                                 hidden_units=hidden, latent_dim=latent, decoder_units=dec,
-                                sentiment_units=sent, epsilon_std=0.7, kl_weight=weights[0],
-                                sentiment_weight=weights[1], recurrent_activation=recurrent_activation)
+                                sentiment_units=sent, epsilon_std=0.7, sentiment_weight=weights[1],
+                                recurrent_activation=recurrent_activation)
     model = imdb.IMDBVAE(config, rng=rng, dtype=F64)
     perturb_biases(model, rng)
     ids, mask, labels = imdb_batch(rng, config, n, steps, padding)
@@ -67,7 +67,7 @@ def test_imdb_vae(seed, vocab, emb, enc, hidden, latent, dec, sent, n, steps, pa
     z = mean if eps is None else mean + np.exp(0.5 * logvar) * eps
     logits = model._decode(z, mask).copy()
     s_logit = model._sentiment_logit(z).copy()
-    out = model.forward(ids, labels, eps, lw)
+    out = model.forward(ids, labels, eps, lw, kl_weight=weights[0])
     model.backward()
 
     km = build_keras_imdb_vae(config, steps=steps if fixed_steps else None)
@@ -82,7 +82,7 @@ def test_imdb_vae(seed, vocab, emb, enc, hidden, latent, dec, sent, n, steps, pa
     else:
         bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="mean_with_sample_weight")(
             y, k_s, sample_weight=T(lw))
-    loss = rec + config.kl_weight * kl + config.sentiment_weight * bce
+    loss = rec + weights[0] * kl + config.sentiment_weight * bce
     loss.backward()
 
     key = "IMDB VAE"
@@ -133,7 +133,7 @@ def test_sentence_vae(seed, vocab, emb, enc, dec, latent, n, steps, bidirectiona
     mean, logvar = model.encode(targets)
     z = mean + np.exp(0.5 * logvar) * eps
     logits = model._decode(model.embedding.forward(decoder_ids), z).copy()
-    loss_value = model.forward(targets, decoder_ids, targets, eps, kl_weight)
+    terms = model.forward(targets, decoder_ids, eps, kl_weight=kl_weight)
     model.backward()
 
     km = build_keras_sentence_vae(config)
@@ -148,10 +148,10 @@ def test_sentence_vae(seed, vocab, emb, enc, dec, latent, n, steps, bidirectiona
     assert_out(mean, N(k_mean), "mean", key + " outputs")
     assert_out(logvar, N(k_logvar), "logvar", key + " outputs")
     assert_out(logits, N(k_logits), "logits", key + " outputs")
-    assert_out(model.rec, N(rec), "reconstruction", key + " loss")
-    assert_out(model.kl_term, N(kl_term), "kl term", key + " loss")
-    assert_out(model.kl, N(keras_gaussian_kl(k_mean, k_logvar)), "kl", key + " loss")
-    assert_out(loss_value, N(loss), "loss", key + " loss")
+    assert_out(terms["rec"], N(rec), "reconstruction", key + " loss")
+    assert_out(terms["kl_term"], N(kl_term), "kl term", key + " loss")
+    assert_out(terms["kl"], N(keras_gaussian_kl(k_mean, k_logvar)), "kl", key + " loss")
+    assert_out(terms["loss"], N(loss), "loss", key + " loss")
     assert_model_grads(model, variables, key)
     if not train_embeddings:
         assert not np.any(model.gradients()["embedding/embeddings"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scratchvae.backend import get_backend
-from scratchvae.data.corpus import PAD_ID
+from scratchvae.data.reserved import PAD_ID
 from scratchvae.gradcheck import CASES, TOLERANCE, check_problem, load_model_cases
 from scratchvae.models.sentence import SentenceVAE, SentenceVAEConfig
 
@@ -35,7 +35,7 @@ def loss_and_grads(model, inputs, targets, eps, beta=0.5):
     B = model.backend
     model.zero_grad()
     t = B.asarray(targets)
-    loss = model.forward(t, B.asarray(inputs), t, B.asarray(eps, dtype=model.dtype), beta)
+    loss = model.forward(t, B.asarray(inputs), B.asarray(eps, dtype=model.dtype), kl_weight=beta)["loss"]
     model.backward()
     return loss, {k: B.to_numpy(v).copy() for k, v in model.gradients().items()}
 
@@ -55,13 +55,14 @@ def test_loss_is_reconstruction_plus_weighted_kl():
     model = make_model()
     inputs, targets = make_batch(rng)
     eps = rng.standard_normal((4, 3))
-    loss = model.forward(targets, inputs, targets, eps, 0.3)
-    assert model.rec > 0 and model.kl > 0
-    assert loss == pytest.approx(model.rec + 0.3 * model.kl)
+    terms = model.forward(targets, inputs, eps, kl_weight=0.3)
+    assert all(type(value) is float for value in terms.values())
+    assert terms["rec"] > 0 and terms["kl"] > 0
+    assert terms["loss"] == pytest.approx(terms["rec"] + 0.3 * terms["kl"])
     # the same z gives the same reconstruction through log_likelihood
     mean, logvar = model.encode(targets)
     z = mean + np.exp(0.5 * logvar) * eps
-    assert -model.log_likelihood(inputs, targets, z).mean() == pytest.approx(model.rec, rel=1e-12)
+    assert -model.log_likelihood(inputs, targets, z).mean() == pytest.approx(terms["rec"], rel=1e-12)
 
 
 def test_padding_changes_nothing():
@@ -144,15 +145,15 @@ def test_free_bits_stop_pushing_units_below_the_threshold():
     inputs, targets = make_batch(rng)
     eps = rng.standard_normal((4, 3))
     model = make_model(free_bits=100.0)               # every unit below the threshold
-    model.forward(targets, inputs, targets, eps, 1.0)
-    assert model.kl_term == pytest.approx(3 * 100.0)  # the constant threshold per unit
+    terms = model.forward(targets, inputs, eps, kl_weight=1.0)
+    assert terms["kl_term"] == pytest.approx(3 * 100.0)  # the constant threshold per unit
     # the KL then contributes no gradient: the encoder's only gradient is through z
     model.zero_grad()
-    model.forward(targets, inputs, targets, np.zeros((4, 3)), 1.0)
+    model.forward(targets, inputs, np.zeros((4, 3)), kl_weight=1.0)
     model.backward()
     assert not model.to_logvar.grads["kernel"].any()  # eps = 0: z does not depend on logvar
     model = make_model(free_bits=0.0)                 # without free bits the KL pulls logvar
-    model.forward(targets, inputs, targets, np.zeros((4, 3)), 1.0)
+    model.forward(targets, inputs, np.zeros((4, 3)), kl_weight=1.0)
     model.backward()
     assert model.to_logvar.grads["kernel"].any()
 
@@ -191,11 +192,11 @@ def test_a_few_adam_steps_fit_a_tiny_corpus():
     first = None
     for _ in range(60):
         model.zero_grad()
-        loss = model.forward(targets, inputs, targets, rng.standard_normal((4, 3)), 0.1)
+        terms = model.forward(targets, inputs, rng.standard_normal((4, 3)), kl_weight=0.1)
         model.backward()
         opt.step()
-        first = loss if first is None else first
-    assert model.rec < 0.3 * first
+        first = terms["loss"] if first is None else first
+    assert terms["rec"] < 0.3 * first
 
 
 def test_tied_embeddings_share_one_table_for_input_and_output():
@@ -242,12 +243,13 @@ def test_decoder_dropout_acts_in_training_only():
     inputs, targets = make_batch(rng, lengths=(30, 25, 28, 20))
     eps = rng.standard_normal((4, 3))
     plain, dropped = make_model(), make_model(decoder_dropout=0.5)
-    assert dropped.forward(targets, inputs, targets, eps) == plain.forward(targets, inputs, targets, eps)
-    loss = dropped.forward(targets, inputs, targets, eps, rng=np.random.default_rng(0))
-    assert loss != plain.loss
+    plain_loss = plain.forward(targets, inputs, eps)["loss"]
+    assert dropped.forward(targets, inputs, eps)["loss"] == plain_loss
+    loss = dropped.forward(targets, inputs, eps, rng=np.random.default_rng(0))["loss"]
+    assert loss != plain_loss
     for layer, shape in ((dropped.dropout_in, (4, 31, 5)), (dropped.dropout_out, (4, 31, 7))):
         assert layer.scale.shape == shape
         assert set(np.unique(layer.scale)) == {0.0, 2.0}
         assert 0.4 < (layer.scale == 0).mean() < 0.6
-    same = dropped.forward(targets, inputs, targets, eps, rng=np.random.default_rng(0))
+    same = dropped.forward(targets, inputs, eps, rng=np.random.default_rng(0))["loss"]
     assert same == loss                                  # the masks come from the generator alone

@@ -1,4 +1,4 @@
-"""Tokenizer, pad_sequences (Keras semantics) and bucket_batches."""
+"""Tokenizer and pad_sequences (Keras semantics)."""
 
 import numpy as np
 import pytest
@@ -6,15 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scratchvae.data.errors import DataError
-from scratchvae.data.tokenizer import (
-    FIRST_WORD_ID,
-    OOV_ID,
-    PAD_ID,
-    Tokenizer,
-    bucket_batches,
-    pad_sequences,
-    split_words,
-)
+from scratchvae.data.reserved import PAD_ID, UNK_ID
+from scratchvae.data.tokenizer import FIRST_WORD_ID, Tokenizer, pad_sequences, split_words
 
 TEXTS = ["The cat sat.", "the DOG sat!<br /><br />The end", "a cat, a dog; a (bird) for the"]
 
@@ -37,7 +30,7 @@ def test_num_words_bounds_the_ids():
     assert tokenizer.words == ["the", "a", "cat"] and tokenizer.vocab_size == 5
     (ids,) = tokenizer.encode(["The dog and the cat"])
     assert ids.dtype == np.int32
-    assert ids.tolist() == [2, OOV_ID, OOV_ID, 2, 4]
+    assert ids.tolist() == [2, UNK_ID, UNK_ID, 2, 4]
     assert PAD_ID not in ids
 
 
@@ -138,40 +131,3 @@ def test_pad_sequences_agrees_with_the_reference(seqs, maxlen, padding, truncati
 def test_pad_sequences_rejects_bad_arguments(kwargs):
     with pytest.raises(DataError):
         pad_sequences([[1, 2]], **kwargs)
-
-
-# --- bucket_batches ------------------------------------------------------------------
-
-
-@given(
-    lengths=st.lists(st.integers(0, 500), max_size=300),
-    batch_size=st.integers(1, 40),
-    pool_batches=st.integers(1, 5),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_bucket_batches_uses_every_index_once(lengths, batch_size, pool_batches, seed):
-    batches = bucket_batches(lengths, batch_size, np.random.default_rng(seed), pool_batches)
-    assert sorted(np.concatenate([np.zeros(0, np.int64), *batches]).tolist()) == list(range(len(lengths)))
-    assert all(1 <= len(batch) <= batch_size for batch in batches)
-    assert sum(len(batch) < batch_size for batch in batches) <= 1
-
-
-def test_bucket_batches_cut_padding_and_vary_with_the_seed():
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(5, 1000, size=5000)
-
-    def padding(batches):
-        return sum(int(lengths[b].max()) * len(b) - int(lengths[b].sum()) for b in batches)
-
-    bucketed = bucket_batches(lengths, 32, np.random.default_rng(1))
-    shuffled = np.array_split(rng.permutation(len(lengths)), len(bucketed))
-    assert padding(bucketed) < padding(shuffled) / 10
-    again = bucket_batches(lengths, 32, np.random.default_rng(1))
-    assert all((a == b).all() for a, b in zip(bucketed, again, strict=True))
-    other = bucket_batches(lengths, 32, np.random.default_rng(2))
-    assert any(len(a) != len(b) or (a != b).any() for a, b in zip(bucketed, other, strict=True))
-
-
-def test_bucket_batches_rejects_a_bad_batch_size():
-    with pytest.raises(DataError, match="batch_size"):
-        bucket_batches([1, 2], 0, np.random.default_rng(0))

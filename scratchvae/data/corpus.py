@@ -1,10 +1,11 @@
-"""Sentence corpora for the sentence VAE (Bowman et al. 2016): reading, vocabulary, encoding, batching.
+"""Sentence corpora for the sentence VAE (Bowman et al. 2016): reading, vocabulary, encoding.
 
 A sentence is a list of words. The readers return lists of sentences: :func:`read_ptb` for Mikolov's Penn
 Treebank split, :func:`read_text` for one sentence a line and :func:`read_csv` for a column of a CSV file.
 A :class:`Vocab` built on the training sentences maps words to ids, :func:`encode_sentences` turns sentences
-into padded decoder inputs ``<s> w1 .. wn`` and targets ``w1 .. wn </s>``, and :func:`word_dropout`,
-:func:`batches` and :func:`bucketed_batches` serve the training loop.
+into padded decoder inputs ``<s> w1 .. wn`` and targets ``w1 .. wn </s>``, and :func:`word_dropout`
+serves the training loop (its batches: :mod:`scratchvae.data.batching`). The reserved ids and tokens
+(``PAD_ID`` ... ``EOS_ID``, :data:`SPECIALS`) are those of :mod:`scratchvae.data.reserved`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,7 @@ import numpy as np
 from scratchvae.data.errors import DataError
 from scratchvae.data.paths import PathLike
 from scratchvae.data.ptb import ensure_ptb
-
-PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
-SPECIALS = (PAD, UNK, BOS, EOS)
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(len(SPECIALS))
+from scratchvae.data.reserved import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID
 
 Sentence = list[str]
 
@@ -284,37 +282,3 @@ def word_dropout(
     out = inputs.copy()
     out[dropped] = unk_id
     return out
-
-
-def batches(
-    n: int, batch_size: int, rng: np.random.Generator | None = None, shuffle: bool = True
-) -> Iterator[np.ndarray]:
-    """Index arrays of batches covering ``range(n)`` once, in an order drawn from ``rng`` when ``shuffle``.
-
-    The last batch may be smaller.
-    """
-    _check_batch_size(batch_size)
-    if shuffle and rng is None:
-        raise ValueError("batches(shuffle=True) needs an rng")
-    order = rng.permutation(n) if shuffle else np.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
-
-
-def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Index arrays of batches of sentences of similar length, for less padding than :func:`batches`.
-
-    Sentences are shuffled, then stably sorted by length and cut into batches, which come in random order:
-    each index appears once, and sentences of the same length meet different neighbours each epoch.
-    """
-    _check_batch_size(batch_size)
-    order = rng.permutation(len(lengths))
-    order = order[np.argsort(lengths[order], kind="stable")]
-    chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-    for i in rng.permutation(len(chunks)):
-        yield chunks[i]
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scratchvae.data.corpus import PAD_ID, SPECIALS, Vocab, read_lines
+from scratchvae.data.corpus import Vocab, read_lines
+from scratchvae.data.reserved import PAD_ID, SPECIALS
 from scratchvae.data.errors import DataError
 from scratchvae.data.paths import PathLike
 

@@ -1,13 +1,13 @@
-"""A Keras-style word tokenizer, padding, and length-bucketed batching.
+"""A Keras-style word tokenizer and padding.
 
 Text is normalised the way ``keras.preprocessing.text.Tokenizer`` does it by default:
 lower-cased, the punctuation in :data:`FILTERS` replaced by spaces, split on whitespace.
 HTML line breaks (``<br />``, frequent in IMDB reviews) are removed first.
 
-Reserved ids:
+Ids (the reserved ones from :mod:`scratchvae.data.reserved`):
 
-* ``0`` (:data:`PAD_ID`, ``<pad>``): padding, never a word; :func:`pad_sequences` fills with it.
-* ``1`` (:data:`OOV_ID`, ``<unk>``): any word outside the vocabulary.
+* ``0`` (``PAD_ID``, ``<pad>``): padding, never a word; :func:`pad_sequences` fills with it.
+* ``1`` (``UNK_ID``, ``<unk>``): any word outside the vocabulary.
 * ``2`` (:data:`FIRST_WORD_ID`) and up: the vocabulary, most frequent word first.
 """
 
@@ -22,12 +22,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from .errors import DataError
+from .reserved import PAD, PAD_ID, UNK, UNK_ID
 
-PAD_ID = 0
-OOV_ID = 1
-FIRST_WORD_ID = 2
-PAD_TOKEN = "<pad>"
-OOV_TOKEN = "<unk>"
+FIRST_WORD_ID = UNK_ID + 1  # Keras reserves padding and the unknown word only
 
 #: Keras's default ``filters``: each of these characters is replaced by a space.
 FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
@@ -59,13 +56,13 @@ class Tokenizer:
         if num_words is not None and num_words <= FIRST_WORD_ID:
             raise DataError(
                 f"num_words={num_words} leaves no room for words after the reserved ids "
-                f"0 ({PAD_TOKEN}) and 1 ({OOV_TOKEN}); use num_words >= 3"
+                f"{PAD_ID} ({PAD}) and {UNK_ID} ({UNK}); use num_words >= {FIRST_WORD_ID + 1}"
             )
         self.num_words = num_words
         self._set_words([])
 
     def _set_words(self, words: list[str]) -> None:
-        self._tokens = [PAD_TOKEN, OOV_TOKEN, *words]
+        self._tokens = [PAD, UNK, *words]
         self._index = {word: i for i, word in enumerate(words, start=FIRST_WORD_ID)}
 
     @property
@@ -90,14 +87,14 @@ class Tokenizer:
         return self
 
     def encode(self, texts: Iterable[str]) -> list[np.ndarray]:
-        """Return one int32 id array per text; words outside the vocabulary become :data:`OOV_ID`."""
+        """Return one int32 id array per text; words outside the vocabulary become ``UNK_ID``."""
         if not self._index:
             raise DataError("the tokenizer has no vocabulary; call fit(texts) or load one with from_json")
         lookup = self._index.get
         encoded = []
         for text in _checked_texts(texts):
             words = split_words(text)
-            ids = map(lookup, words, itertools.repeat(OOV_ID))
+            ids = map(lookup, words, itertools.repeat(UNK_ID))
             encoded.append(np.fromiter(ids, dtype=np.int32, count=len(words)))
         return encoded
 
@@ -188,32 +185,3 @@ def pad_sequences(
         else:
             out[row, : len(kept)] = kept
     return out
-
-
-def bucket_batches(
-    lengths: Sequence[int] | np.ndarray,
-    batch_size: int,
-    rng: np.random.Generator,
-    pool_batches: int = 50,
-) -> list[np.ndarray]:
-    """Split ``range(len(lengths))`` into batches of similar lengths, in random order.
-
-    The indices are shuffled and cut into pools of ``pool_batches * batch_size``; each pool
-    is sorted by length and cut into batches, and the batches of all pools are shuffled.
-    Batches then need little padding while still differing from epoch to epoch. Every
-    index appears exactly once; only the last batch of the last pool may be smaller.
-
-    Returns:
-        a list of int64 index arrays.
-    """
-    if batch_size < 1 or pool_batches < 1:
-        raise DataError(f"batch_size and pool_batches must be at least 1, got {batch_size} and {pool_batches}")
-    lengths = np.asarray(lengths)
-    order = rng.permutation(len(lengths))
-    pool = batch_size * pool_batches
-    batches = []
-    for start in range(0, len(order), pool):
-        members = order[start : start + pool]
-        members = members[np.argsort(lengths[members], kind="stable")]
-        batches.extend(np.split(members, range(batch_size, len(members), batch_size)))
-    return [batches[i] for i in rng.permutation(len(batches))]

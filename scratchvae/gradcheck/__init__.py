@@ -23,11 +23,7 @@ def run_checks(backend="numpy", dtype="float64", names=None, seed=0) -> list[Res
 
 
 def load_model_cases() -> None:
-    """Import the model modules so their cases register themselves."""
-    import importlib
-    import pkgutil
+    """Add the whole models' cases (:mod:`scratchvae.gradcheck.model_cases`) to :data:`CASES`."""
+    from importlib import import_module
 
-    from .. import models
-
-    for info in pkgutil.iter_modules(models.__path__):
-        importlib.import_module(f"{models.__name__}.{info.name}")
+    import_module(".model_cases", __package__)  # its cases register themselves on import

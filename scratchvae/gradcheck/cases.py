@@ -2,8 +2,8 @@
 
 Each case builds a tiny instance on a backend and returns a :class:`Problem`.  A layer
 with output y is checked through the scalar L = sum(y * R) for a fixed random R, so
-dL/dy = R exercises every output entry with a different weight.  Models add their
-own cases with :func:`register`.
+dL/dy = R exercises every output entry with a different weight; a loss is checked
+through its own value.  The whole models' cases are in :mod:`scratchvae.gradcheck.model_cases`.
 """
 
 from __future__ import annotations
@@ -106,8 +106,12 @@ def _embedding(backend, dtype, rng):
     ids = c.ids(3, 5, high=7)
     ids[0, -2:] = 0  # padding: consumers ignore it (the mask), and row 0 gets no gradient
     keep = layer.compute_mask(ids)[..., None]
-    return layer_problem(c, layer, {}, lambda: layer.forward(ids) * keep,
-                         lambda R: (layer.backward(R * keep), {})[1])
+
+    def back(R):
+        layer.backward(R * keep)  # fills the table's gradient; the int ids have none, so no input gradients
+        return {}
+
+    return layer_problem(c, layer, {}, lambda: layer.forward(ids) * keep, back)
 
 
 @register("Dropout training")
@@ -224,7 +228,8 @@ register("Bidirectional return_sequences, mask")(_bidirectional_case(True, True)
 
 
 # ----------------------------------------------------------------- losses
-def _loss_problem(c: _Ctx, loss_layer, inputs: dict, run, back) -> Problem:
+def loss_problem(c: _Ctx, inputs: dict, run, back) -> Problem:
+    """Problem for L = run(**inputs): ``back()`` returns {input: dL/dinput} after a forward."""
     def gradients():
         run(**inputs)
         return back()
@@ -237,7 +242,7 @@ def _softmax_xent_case(reduction):
         loss = SparseSoftmaxCrossEntropy(reduction, backend=c.B, dtype=c.dtype)
         targets = c.ids(3, 4, high=6)
         mask = _mask(c, 3, 4)
-        return _loss_problem(c, loss, {"logits": c.normal(3, 4, 6, scale=2.0)},
+        return loss_problem(c, {"logits": c.normal(3, 4, 6, scale=2.0)},
                              lambda logits: loss.forward(logits, targets, mask),
                              lambda: {"logits": loss.backward()})
     return build
@@ -253,7 +258,7 @@ def _bce_case(cls, weighted):
         loss = cls(backend=c.B, dtype=c.dtype)
         targets = c.uniform(4, 3)
         weights = c.B.asarray([1.0, 0.0, 1.0, 1.0], dtype=c.dtype) if weighted else None
-        return _loss_problem(c, loss, {"logits": c.normal(4, 3, scale=3.0)},
+        return loss_problem(c, {"logits": c.normal(4, 3, scale=3.0)},
                              lambda logits: loss.forward(logits, targets, weights),
                              lambda: {"logits": loss.backward()})
     return build
@@ -274,7 +279,7 @@ def _kl_case(free_bits):
             dmean, dlogvar = loss.backward()
             return {"mean": dmean, "logvar": dlogvar}
 
-        return _loss_problem(c, loss, inputs, lambda mean, logvar: loss.forward(mean, logvar), back)
+        return loss_problem(c, inputs, lambda mean, logvar: loss.forward(mean, logvar), back)
     return build
 
 

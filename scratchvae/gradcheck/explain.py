@@ -24,7 +24,7 @@ from ..backend import BackendError
 from ..layers import (Bidirectional, Dense, Dropout, Embedding, GaussianSample, LSTM,
                       RepeatVector)
 from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
-from .cases import _Ctx, layer_problem
+from .cases import _Ctx, layer_problem, loss_problem
 from .core import STEP, TOLERANCE, Problem, Result, numeric_gradient, relative_error
 
 GATES = "ifgo"  # Keras gate order of an LSTM's 4U columns: input, forget, cell candidate, output
@@ -66,14 +66,6 @@ def lstm_gate_note(units: int):
     return note
 
 
-def _loss_problem(c: _Ctx, inputs: dict, run, back) -> Problem:
-    """Problem for L = run(**inputs): ``back()`` returns {input: dL/dinput} after a forward."""
-    def gradients():
-        run(**inputs)
-        return back()
-    return Problem(lambda: run(**inputs), gradients, inputs, c.B)
-
-
 # ------------------------------------------------------------------ layers
 @example("dense", "Dense(3 -> 2, tanh) on a batch of 2",
          "forward:  z = x W + b,  y = tanh(z)          x (2, 3), W (3, 2), b (2,), y (2, 2)",
@@ -97,8 +89,12 @@ def _embedding(backend, dtype, rng):
     layer = Embedding(5, 2, mask_zero=True, **c.kw())
     ids = c.B.asarray(np.array([[3, 1, 3], [2, 4, 0]]))
     keep = layer.compute_mask(ids)[..., None]
-    return layer_problem(c, layer, {}, lambda: layer.forward(ids) * keep,
-                         lambda R: (layer.backward(R * keep), {})[1])
+
+    def back(R):
+        layer.backward(R * keep)  # fills the table's gradient; the int ids have none, so no input gradients
+        return {}
+
+    return layer_problem(c, layer, {}, lambda: layer.forward(ids) * keep, back)
 
 
 @example("dropout", "Dropout(rate 0.5) in training mode, the same mask on every call",
@@ -194,7 +190,7 @@ def _kl(backend, dtype, rng):
         dmean, dlogvar = loss.backward()
         return {"mean": dmean, "logvar": dlogvar}
 
-    return _loss_problem(c, inputs, lambda mean, logvar: loss.forward(mean, logvar), back)
+    return loss_problem(c, inputs, lambda mean, logvar: loss.forward(mean, logvar), back)
 
 
 @example("softmax", "SparseSoftmaxCrossEntropy (sum over steps): 2 sequences of 2 steps, 3 classes",
@@ -207,7 +203,7 @@ def _softmax(backend, dtype, rng):
     loss = SparseSoftmaxCrossEntropy("sum", backend=c.B, dtype=c.dtype)
     targets = c.B.asarray(np.array([[2, 0], [1, 1]]))
     mask = c.B.asarray(np.array([[True, True], [True, False]]))
-    return _loss_problem(c, {"logits": c.normal(2, 2, 3, scale=2.0)},
+    return loss_problem(c, {"logits": c.normal(2, 2, 3, scale=2.0)},
                          lambda logits: loss.forward(logits, targets, mask),
                          lambda: {"logits": loss.backward()})
 
@@ -219,7 +215,7 @@ def _bce(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
     loss = BinaryCrossEntropy(backend=c.B, dtype=c.dtype)
     targets = c.uniform(2, 3)
-    return _loss_problem(c, {"logits": c.normal(2, 3, scale=2.0)},
+    return loss_problem(c, {"logits": c.normal(2, 3, scale=2.0)},
                          lambda logits: loss.forward(logits, targets),
                          lambda: {"logits": loss.backward()})
 

@@ -1,7 +1,7 @@
 """Layers, each a forward pass and its hand-written backward pass side by side."""
 
 from .activations import ACTIVATIONS
-from .base import Layer
+from .base import Array, Layer
 from .bidirectional import Bidirectional
 from .dense import Dense
 from .dropout import Dropout
@@ -11,5 +11,5 @@ from .repeat import RepeatVector
 from .sampling import GaussianSample
 from .tied_output import TiedOutput
 
-__all__ = ["ACTIVATIONS", "Bidirectional", "Dense", "Dropout", "Embedding", "GaussianSample",
+__all__ = ["ACTIVATIONS", "Array", "Bidirectional", "Dense", "Dropout", "Embedding", "GaussianSample",
            "LSTM", "Layer", "RepeatVector", "TiedOutput"]

@@ -12,6 +12,10 @@ Expressing f'(x) through y = f(x) means a layer only keeps y for its backward pa
 
 from __future__ import annotations
 
+from types import ModuleType
+
+from .base import Array
+
 ACTIVATIONS = ("linear", "relu", "elu", "tanh", "sigmoid", "hard_sigmoid")
 
 
@@ -23,7 +27,7 @@ def check_activation(name: str | None) -> str:
     return name
 
 
-def activation_forward(xp, name: str, x):
+def activation_forward(xp: ModuleType, name: str, x: Array) -> Array:
     """y = f(x); may overwrite x (callers pass a fresh pre-activation buffer)."""
     if name == "linear":
         return x
@@ -40,7 +44,7 @@ def activation_forward(xp, name: str, x):
     raise ValueError(f"unknown activation {name!r}")
 
 
-def activation_backward(xp, name: str, y, dy):
+def activation_backward(xp: ModuleType, name: str, y: Array, dy: Array) -> Array:
     """dx = dy * f'(x), with f' taken from the output y (see the table above)."""
     if name == "linear":
         return dy

@@ -9,60 +9,67 @@ accumulate, so call :meth:`zero_grad` before each step (as an optimiser does).
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, TypeAlias
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..backend import NumpyBackend, get_backend
+
+#: An array on a layer's backend: a numpy.ndarray (a cupy.ndarray, with the same interface, on CuPy).
+Array: TypeAlias = np.ndarray
 
 
 class Layer:
     """Base class: parameters, gradients and children, addressed by '/'-joined paths."""
 
-    def __init__(self, *, backend: str | NumpyBackend = "numpy", dtype=np.float32,
-                 name: str | None = None):
+    def __init__(self, *, backend: str | NumpyBackend = "numpy", dtype: DTypeLike = np.float32,
+                 name: str | None = None) -> None:
         self.backend = get_backend(backend)
         self.xp = self.backend.xp
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, not {self.dtype}")
         self.name = name or type(self).__name__.lower()
-        self.params: dict = {}
-        self.grads: dict = {}
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
         self.children: dict[str, Layer] = {}
 
     # -------------------------------------------------------------- building
-    def add_param(self, name: str, value: np.ndarray):
+    def add_param(self, name: str, value: np.ndarray) -> Array:
         """Register a parameter from host data; its gradient starts at zero."""
         self.params[name] = self.backend.asarray(value, dtype=self.dtype)
         self.grads[name] = self.xp.zeros_like(self.params[name])
         return self.params[name]
 
-    def add_child(self, name: str, layer: "Layer") -> "Layer":
+    def add_child(self, name: str, layer: Layer) -> Layer:
+        """Register ``layer`` as a child: its parameters appear under ``name/``."""
         self.children[name] = layer
         return layer
 
     # -------------------------------------------------------------- access
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, object, object]]:
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Array, Array]]:
         """Yield (path, parameter, gradient) for this layer and all its children."""
         for name, value in self.params.items():
             yield prefix + name, value, self.grads[name]
         for child_name, child in self.children.items():
             yield from child.named_parameters(prefix + child_name + "/")
 
-    def parameters(self) -> dict:
+    def parameters(self) -> dict[str, Array]:
         """{path: parameter array}, e.g. 'encoder/bilstm_0/forward_layer/kernel'."""
         return {path: p for path, p, _ in self.named_parameters()}
 
-    def gradients(self) -> dict:
+    def gradients(self) -> dict[str, Array]:
         """{path: gradient array}, aligned with :meth:`parameters`."""
         return {path: g for path, _, g in self.named_parameters()}
 
     def zero_grad(self) -> None:
+        """Set every gradient of this layer and its children to zero."""
         for _, _, g in self.named_parameters():
             g.fill(0)
 
     def num_parameters(self) -> int:
+        """The number of parameter entries, children included."""
         return sum(int(p.size) for _, p, _ in self.named_parameters())
 
     # -------------------------------------------------------------- state

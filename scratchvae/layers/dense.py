@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import activation_backward, activation_forward, check_activation
-from .base import Layer
+from .base import Array, Layer
 from .init import glorot_uniform
 
 
@@ -21,7 +21,7 @@ class Dense(Layer):
     """
 
     def __init__(self, input_dim: int, units: int, activation: str | None = None, *,
-                 rng: np.random.Generator | None = None, **kwargs):
+                 rng: np.random.Generator | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         rng = rng if rng is not None else np.random.default_rng()
         self.input_dim, self.units = input_dim, units
@@ -29,7 +29,7 @@ class Dense(Layer):
         self.add_param("kernel", glorot_uniform(rng, (input_dim, units)))
         self.add_param("bias", np.zeros(units))
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.x = x
         x2 = x.reshape(-1, self.input_dim)
         z = x2 @ self.params["kernel"]
@@ -37,7 +37,7 @@ class Dense(Layer):
         self.y = activation_forward(self.xp, self.activation, z).reshape(*x.shape[:-1], self.units)
         return self.y
 
-    def backward(self, dy):
+    def backward(self, dy: Array) -> Array:
         dz = activation_backward(self.xp, self.activation, self.y, dy).reshape(-1, self.units)
         x2 = self.x.reshape(-1, self.input_dim)
         self.grads["kernel"] += x2.T @ dz

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
+from .base import Array, Layer
 
 
 class Dropout(Layer):
@@ -15,13 +15,13 @@ class Dropout(Layer):
     backend sees the same mask for the same seed.
     """
 
-    def __init__(self, rate: float, **kwargs):
+    def __init__(self, rate: float, **kwargs) -> None:
         super().__init__(**kwargs)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
         self.rate = rate
 
-    def forward(self, x, *, training: bool = False, rng: np.random.Generator | None = None):
+    def forward(self, x: Array, *, training: bool = False, rng: np.random.Generator | None = None) -> Array:
         if not training or self.rate == 0.0:
             self.scale = None
             return x
@@ -31,5 +31,5 @@ class Dropout(Layer):
         self.scale = self.backend.asarray(keep / (1.0 - self.rate), dtype=x.dtype)
         return x * self.scale
 
-    def backward(self, dy):
+    def backward(self, dy: Array) -> Array:
         return dy if self.scale is None else dy * self.scale

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
+from .base import Array, Layer
 from .init import uniform
 
 
@@ -19,22 +19,22 @@ class Embedding(Layer):
     """
 
     def __init__(self, input_dim: int, output_dim: int, *, mask_zero: bool = False,
-                 trainable: bool = True, rng: np.random.Generator | None = None, **kwargs):
+                 trainable: bool = True, rng: np.random.Generator | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         rng = rng if rng is not None else np.random.default_rng()
         self.input_dim, self.output_dim = input_dim, output_dim
         self.mask_zero, self.trainable = mask_zero, trainable
         self.add_param("embeddings", uniform(rng, (input_dim, output_dim)))
 
-    def compute_mask(self, ids):
+    def compute_mask(self, ids: Array) -> Array | None:
         """(B, T) bool, True where a real token stands, or None without mask_zero."""
         return ids != 0 if self.mask_zero else None
 
-    def forward(self, ids):
+    def forward(self, ids: Array) -> Array:
         self.ids = ids
         return self.params["embeddings"][ids]
 
-    def backward(self, dy):
+    def backward(self, dy: Array) -> None:
         if not self.trainable:
             return None
         dW = self.backend.embedding_backward(self.ids.reshape(-1), dy.reshape(-1, self.output_dim),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Layer
+from .base import Array, Layer
 
 
 class GaussianSample(Layer):
@@ -15,10 +15,10 @@ class GaussianSample(Layer):
     same noise, and the sampling distribution lives in one visible place.
     """
 
-    def forward(self, mean, logvar, eps):
+    def forward(self, mean: Array, logvar: Array, eps: Array) -> Array:
         self.eps = eps
         self.std = self.xp.exp(0.5 * logvar)
         return mean + self.std * eps
 
-    def backward(self, dz):
+    def backward(self, dz: Array) -> tuple[Array, Array]:
         return dz, 0.5 * dz * self.eps * self.std

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
+from .base import Array, Layer
 from .embedding import Embedding
 
 
@@ -20,19 +20,19 @@ class TiedOutput(Layer):
     (``trainable=False``) gets no gradient from here either.
     """
 
-    def __init__(self, embedding: Embedding, **kwargs):
+    def __init__(self, embedding: Embedding, **kwargs) -> None:
         super().__init__(**kwargs)
         self.embedding = embedding          # not a child: its parameter would be listed twice
         self.input_dim, self.units = embedding.output_dim, embedding.input_dim
         self.add_param("bias", np.zeros(self.units))
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.x = x
         z = x.reshape(-1, self.input_dim) @ self.embedding.params["embeddings"].T
         z += self.params["bias"]
         return z.reshape(*x.shape[:-1], self.units)
 
-    def backward(self, dy):
+    def backward(self, dy: Array) -> Array:
         dz = dy.reshape(-1, self.units)
         if self.embedding.trainable:
             self.embedding.grads["embeddings"] += dz.T @ self.x.reshape(-1, self.input_dim)

@@ -67,7 +67,7 @@ class KLSchedule:
     cycles: int = 4
     ratio: float = 0.5
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.kind not in SCHEDULES:
             raise ValueError(f"unknown KL schedule {self.kind!r}; choose one of {', '.join(SCHEDULES)}")
         if self.steps < 0 or self.cycles < 1 or not 0.0 <= self.ratio <= 1.0:

@@ -14,24 +14,29 @@ with ``Vocab.decode``.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..data.corpus import BOS_ID, EOS_ID, PAD_ID
+from ..data.reserved import BOS_ID, EOS_ID, PAD_ID
+
+if TYPE_CHECKING:
+    from ..layers import Array
+    from .sentence import SentenceVAE
 
 METHODS = ("greedy", "sample", "beam")
 NEVER = (PAD_ID, BOS_ID)  # not words: never generated
 
 
-def _host_logp(model, logp) -> np.ndarray:
+def _host_logp(model: SentenceVAE, logp: Array) -> np.ndarray:
     """(B, V) log-probabilities on the host, the non-words excluded."""
     out = np.array(model.backend.to_numpy(logp), dtype=np.float64)
     out[:, NEVER] = -np.inf
     return out
 
 
-def _decode_left_to_right(model, z, choose: Callable[[np.ndarray], np.ndarray], max_len: int) -> list[list[int]]:
+def _decode_left_to_right(model: SentenceVAE, z: Array, choose: Callable[[np.ndarray], np.ndarray],
+                          max_len: int) -> list[list[int]]:
     """Run the decoder one word at a time, ``choose`` picking each next id (B,) from logp (B, V)."""
     n = z.shape[0]
     state = model.decoder_start(z)
@@ -49,12 +54,13 @@ def _decode_left_to_right(model, z, choose: Callable[[np.ndarray], np.ndarray], 
     return [w[:max_len] for w in words]
 
 
-def greedy(model, z, max_len: int = 50) -> list[list[int]]:
+def greedy(model: SentenceVAE, z: Array, max_len: int = 50) -> list[list[int]]:
     """The most probable next word at every step."""
     return _decode_left_to_right(model, z, lambda logp: logp.argmax(axis=1), max_len)
 
 
-def sample(model, z, rng: np.random.Generator, temperature: float = 1.0, max_len: int = 50) -> list[list[int]]:
+def sample(model: SentenceVAE, z: Array, rng: np.random.Generator, temperature: float = 1.0,
+           max_len: int = 50) -> list[list[int]]:
     """Each next word drawn from softmax(log p / temperature); temperature 0 is greedy.
 
     Sampling uses the Gumbel-max trick: argmax(log p / T + g), g = -log(-log u), u ~ U(0, 1).
@@ -71,7 +77,8 @@ def sample(model, z, rng: np.random.Generator, temperature: float = 1.0, max_len
     return _decode_left_to_right(model, z, choose, max_len)
 
 
-def beam_search(model, z, beam_width: int = 5, max_len: int = 50, length_penalty: float = 0.0) -> list[list[int]]:
+def beam_search(model: SentenceVAE, z: Array, beam_width: int = 5, max_len: int = 50,
+                length_penalty: float = 0.0) -> list[list[int]]:
     """The best of ``beam_width`` hypotheses kept at every step, for each code.
 
     Scores are sums of log-probabilities; finished hypotheses (ended by </s>) stay in the
@@ -126,7 +133,7 @@ def _words(ids: np.ndarray, max_len: int) -> list[int]:
     return out[:max_len]
 
 
-def decode(model, z, method: str = "greedy", *, rng: np.random.Generator | None = None,
+def decode(model: SentenceVAE, z: Array, method: str = "greedy", *, rng: np.random.Generator | None = None,
            temperature: float = 1.0, beam_width: int = 5, max_len: int = 50) -> list[list[int]]:
     """Sentences (word-id lists) for codes z (B, Z) by ``method``: greedy, sample or beam."""
     if method == "greedy":

@@ -19,6 +19,7 @@ Loss, all averaged over the batch:
     kl              KL(q(z | ids) || N(0, I))
     bce             binary cross-entropy of the sentiment head (weights 0 for unlabelled reviews)
     loss = reconstruction + kl_weight * kl + sentiment_weight * bce
+    (kl_weight a forward argument, the caller's to anneal; sentiment_weight a setting of the model)
 
 The decoder reconstructs its own input: the targets are the ids, and the padding mask
 from the embedding removes padded positions from the encoder, the decoder and the loss.
@@ -30,13 +31,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..backend import NumpyBackend
 from ..backend.numpy_backend import RECURRENT_ACTIVATIONS
-from ..gradcheck.cases import register
-from ..gradcheck.core import Problem
-from ..layers import Bidirectional, Dense, Embedding, GaussianSample, Layer, LSTM
+from ..layers import Array, Bidirectional, Dense, Embedding, GaussianSample, Layer, LSTM
 from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
+from .contract import check_kl_weight
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,10 @@ class IMDBVAEConfig:
     decoder_units: int = 500
     sentiment_units: int = 100
     epsilon_std: float = 0.01       # std of the reparameterisation noise while training
-    kl_weight: float = 1.0
     sentiment_weight: float = 1.0
     recurrent_activation: str = "sigmoid"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "int" and (not isinstance(value, (int, np.integer)) or value < 1):
@@ -65,7 +65,7 @@ class IMDBVAEConfig:
                              "reserved ids 0 (padding) and 1 (unknown); use at least 3")
         if self.recurrent_activation not in RECURRENT_ACTIVATIONS:
             raise ValueError(f"recurrent_activation must be one of {RECURRENT_ACTIVATIONS}")
-        for name in ("epsilon_std", "kl_weight", "sentiment_weight"):
+        for name in ("epsilon_std", "sentiment_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -73,25 +73,29 @@ class IMDBVAEConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "IMDBVAEConfig":
+    def from_dict(cls, d: dict) -> IMDBVAEConfig:
+        """The config of :meth:`to_dict`; keys it does not know (``kl_weight`` of older checkpoints) are ignored."""
         return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 class IMDBVAE(Layer):
     """The VAE; see the module docstring for the graph and the loss.
 
-    forward(ids (B, T) int, labels (B,) in {0, 1}, eps (B, Z) or None, label_weights (B,) or None)
-        -> {"loss", "reconstruction", "kl", "bce", "accuracy"?, "nll_per_token"} as floats.
+    forward(ids (B, T) int, labels (B,) in {0, 1}, eps (B, Z) or None, label_weights (B,) or None,
+            *, kl_weight=1.0, token_accuracy=False)
+        -> {"loss", "reconstruction", "kl", "bce", "accuracy"?, "nll_per_token"} as floats
+        (the contract of :mod:`scratchvae.models.contract`).
         eps=None uses z = z_mean (evaluation). "accuracy" (of the sentiment head on the
         labelled reviews) is absent when the batch has none; ``token_accuracy=True`` adds the
         greedy reconstruction's accuracy over the unmasked tokens. Keeps ``last_z_mean`` (B, Z).
-    backward() accumulates the gradients of ``loss`` into every parameter.
+    backward(dloss=1.0) accumulates the gradients of ``dloss * loss`` into every parameter.
     encode(ids) -> z_mean (B, Z); reconstruct(ids) -> greedy argmax ids (B, T), 0 at padding;
     predict_sentiment(ids) -> P(positive) (B,) from z_mean.
     """
 
     def __init__(self, config: IMDBVAEConfig, *, rng: np.random.Generator | None = None,
-                 backend: str | NumpyBackend = "numpy", dtype=np.float32, name: str = "imdb_vae"):
+                 backend: str | NumpyBackend = "numpy", dtype: DTypeLike = np.float32,
+                 name: str = "imdb_vae") -> None:
         super().__init__(backend=backend, dtype=dtype, name=name)
         rng = rng if rng is not None else np.random.default_rng()
         self.config = c = config
@@ -135,7 +139,9 @@ class IMDBVAE(Layer):
         return self.sentiment_output.forward(self.sentiment_hidden.forward(z))
 
     # ------------------------------------------------------------------ training
-    def forward(self, ids, labels, eps, label_weights=None, *, token_accuracy: bool = False):
+    def forward(self, ids: Array, labels: np.ndarray, eps: Array | None, label_weights: np.ndarray | None = None,
+                *, kl_weight: float = 1.0, token_accuracy: bool = False) -> dict[str, float]:
+        check_kl_weight(kl_weight)
         xp, c = self.xp, self.config
         mean, logvar, mask = self._encode(ids)
         self.sampled = eps is not None
@@ -152,112 +158,48 @@ class IMDBVAE(Layer):
         weights = None if label_weights is None else xp.asarray(label_weights, dtype=self.dtype)
         bce = self.sentiment_loss.forward(s_logit, targets, weights)
         tokens = float(mask.sum())
-        out.update(loss=rec + c.kl_weight * kl + c.sentiment_weight * bce, reconstruction=rec,
+        out.update(loss=rec + kl_weight * kl + c.sentiment_weight * bce, reconstruction=rec,
                    kl=kl, bce=bce, nll_per_token=rec * ids.shape[0] / max(tokens, 1.0))
         correct = ((s_logit[:, 0] > 0) == (targets[:, 0] > 0.5)).astype(self.dtype)
         w = xp.ones_like(correct) if weights is None else weights
         if float(w.sum()) > 0:
             out["accuracy"] = float((correct * w).sum() / w.sum())
-        self.last_z_mean = mean
+        self.last_z_mean, self.kl_weight = mean, kl_weight
         return out
 
-    def backward(self) -> None:
-        """Gradients of the last forward's ``loss``, added into every parameter."""
+    def backward(self, dloss: float = 1.0) -> None:
+        """Gradients of ``dloss`` times the last forward's ``loss``, added into every parameter."""
         c = self.config
         # reconstruction: logits -> decoder -> z (summed over the T steps that read it)
-        d = self.decoder_1.backward(self.output.backward(self.reconstruction_loss.backward()))
+        d = self.decoder_1.backward(self.output.backward(self.reconstruction_loss.backward(dloss)))
         dz = self.decoder_0.backward(d)
         # sentiment head on z
         dz = dz + self.sentiment_hidden.backward(
-            self.sentiment_output.backward(self.sentiment_loss.backward(c.sentiment_weight)))
+            self.sentiment_output.backward(self.sentiment_loss.backward(dloss * c.sentiment_weight)))
         # z = mean + exp(logvar / 2) eps  (or z = mean when not sampled), plus the KL term
         dmean, dlogvar = self.sampler.backward(dz) if self.sampled else (dz, 0.0)
-        kl_dmean, kl_dlogvar = self.kl_loss.backward(c.kl_weight)
+        kl_dmean, kl_dlogvar = self.kl_loss.backward(dloss * self.kl_weight)
         dh = self.z_mean.backward(dmean + kl_dmean) + self.z_log_var.backward(dlogvar + kl_dlogvar)
         dh = self.encoder_1.backward(self.hidden.backward(dh))
         self.embedding.backward(self.encoder_0.backward(dh))
 
-    def noise(self, rng: np.random.Generator, batch: int):
+    def noise(self, rng: np.random.Generator, batch: int) -> Array:
         """eps (batch, Z) ~ N(0, epsilon_std^2), drawn on the host so every backend agrees."""
         eps = rng.standard_normal((batch, self.config.latent_dim)) * self.config.epsilon_std
         return self.backend.asarray(eps, dtype=self.dtype)
 
     # ------------------------------------------------------------------ use
-    def encode(self, ids):
+    def encode(self, ids: Array) -> Array:
         """ids (B, T) -> z_mean (B, Z), the deterministic code of each review."""
         return self._encode(ids)[0]
 
-    def reconstruct(self, ids):
+    def reconstruct(self, ids: Array) -> Array:
         """ids (B, T) -> (B, T) int: the argmax word at each unpadded step of decode(z_mean), 0 at padding."""
         mean, _, mask = self._encode(ids)
         out = self._decode(mean, mask).argmax(axis=-1)
         return self.xp.where(mask, out, 0)
 
-    def predict_sentiment(self, ids):
+    def predict_sentiment(self, ids: Array) -> Array:
         """ids (B, T) -> P(positive) (B,), from z_mean."""
         logit = self._sentiment_logit(self.encode(ids))[:, 0]
         return 0.5 * (self.xp.tanh(0.5 * logit) + 1.0)
-
-
-# ---------------------------------------------------------------------- benchmarks, gradient checks
-def bench_case(batch: int = 32, steps: int = 200, *, backend: str | NumpyBackend = "numba",
-               dtype=np.float32, seed: int = 0, **sizes):
-    """A model of any sizes (IMDBVAEConfig fields; the rest as the tutorial) and one random
-    ragged batch, with no dataset or tokenizer: ``(model, ids, labels, eps)`` for timing
-    ``model.forward(ids, labels, eps); model.backward()``."""
-    rng = np.random.default_rng(seed)
-    model = IMDBVAE(IMDBVAEConfig(**sizes), rng=rng, backend=backend, dtype=dtype)
-    host_ids, labels = random_batch(rng, model.config, batch, steps)
-    return model, model.backend.asarray(host_ids, dtype=np.int64), labels, model.noise(rng, batch)
-
-
-TINY = IMDBVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, hidden_units=4, latent_dim=3,
-                     decoder_units=2, sentiment_units=2, epsilon_std=0.5, kl_weight=0.7,
-                     sentiment_weight=1.3)
-
-
-def random_batch(rng: np.random.Generator, config: IMDBVAEConfig, batch: int = 3, steps: int = 5,
-                 padding: str = "post"):
-    """Random ids (B, T) with ragged lengths (row 0 full) and labels (B,), on the host."""
-    ids = rng.integers(1, config.vocab_size, (batch, steps))
-    lengths = rng.integers(1, steps + 1, batch)
-    lengths[0] = steps
-    pos = np.arange(steps)[None, :]
-    pad = pos >= lengths[:, None] if padding == "post" else pos < (steps - lengths)[:, None]
-    ids[pad] = 0
-    return ids, rng.integers(0, 2, batch)
-
-
-def _vae_case(padding="post", semi_supervised=False, evaluation=False, **overrides):
-    def build(backend, dtype, rng):
-        config = IMDBVAEConfig(**{**TINY.to_dict(), **overrides})
-        model = IMDBVAE(config, rng=rng, backend=backend, dtype=dtype)
-        # Biases off zero exercise every path; unit-scale embeddings (not Keras's +-0.05) and
-        # doubled encoder weights keep the encoder's gradients far above the finite
-        # differences' rounding error.
-        for path, p in model.parameters().items():
-            if path.startswith("encoder"):
-                p *= 2.0
-            scale = 1.0 if path.startswith("embedding") else 0.3 if path.endswith("bias") else 0.0
-            p += model.backend.asarray(scale * rng.standard_normal(p.shape), dtype=model.dtype)
-        host_ids, labels = random_batch(rng, config, padding=padding)
-        ids = model.backend.asarray(host_ids, dtype=np.int64)
-        eps = None if evaluation else model.noise(rng, len(labels))
-        weights = np.array([1.0, 0.0, 1.0]) if semi_supervised else None
-
-        def gradients():
-            model.zero_grad()
-            model.forward(ids, labels, eps, weights)
-            model.backward()
-            return model.gradients()
-
-        return Problem(lambda: model.forward(ids, labels, eps, weights)["loss"], gradients,
-                       model.parameters(), model.backend)
-    return build
-
-
-register("IMDB VAE (tiny)")(_vae_case())
-register("IMDB VAE (tiny) pre-padding, hard_sigmoid, semi-supervised weights")(
-    _vae_case("pre", semi_supervised=True, recurrent_activation="hard_sigmoid"))
-register("IMDB VAE (tiny) z = z_mean (no noise)")(_vae_case(evaluation=True))
-

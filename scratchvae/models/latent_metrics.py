@@ -25,23 +25,24 @@ LOG_2PI = math.log(2.0 * math.pi)
 ACTIVE_THRESHOLD = 0.01
 
 
-def gaussian_log_density(z, mean, logvar):
+def gaussian_log_density(z: np.ndarray, mean: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """log N(z; mean, diag(exp(logvar))) summed over the last axis; shapes broadcast."""
     return -0.5 * (LOG_2PI + logvar + (z - mean) ** 2 * np.exp(-logvar)).sum(axis=-1)
 
 
-def standard_normal_log_density(z):
+def standard_normal_log_density(z: np.ndarray) -> np.ndarray:
     """log N(z; 0, I) summed over the last axis."""
     return -0.5 * (LOG_2PI + z * z).sum(axis=-1)
 
 
-def logsumexp(a, axis):
+def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     """log sum exp(a) along ``axis``, stable for large |a|."""
     m = np.max(a, axis=axis, keepdims=True)
     return (m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
-def importance_weighted_log_likelihood(log_px_given_z, z, mean, logvar):
+def importance_weighted_log_likelihood(log_px_given_z: np.ndarray, z: np.ndarray, mean: np.ndarray,
+                                       logvar: np.ndarray) -> np.ndarray:
     """(N,) estimates of log p(x) from K samples each.
 
     log_px_given_z (N, K)   log p(x_n | z_nk)
@@ -53,19 +54,19 @@ def importance_weighted_log_likelihood(log_px_given_z, z, mean, logvar):
     return logsumexp(log_w, axis=1) - math.log(log_w.shape[1])
 
 
-def gaussian_kl(mean, logvar):
+def gaussian_kl(mean: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """(N,) KL(N(mean, exp(logvar)) || N(0, I)), summed over the latent units."""
     return -0.5 * (1.0 + logvar - mean * mean - np.exp(logvar)).sum(axis=-1)
 
 
-def active_units(mean, threshold: float = ACTIVE_THRESHOLD) -> tuple[int, np.ndarray]:
+def active_units(mean: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> tuple[int, np.ndarray]:
     """The number of units whose posterior mean varies over the data by more than ``threshold``,
     and each unit's variance Cov_x(E_q[z_j]) (Z,)."""
     variance = np.asarray(mean, dtype=np.float64).var(axis=0)
     return int((variance > threshold).sum()), variance
 
 
-def mutual_information(mean, logvar, rng: np.random.Generator, batch_size: int | None = None,
+def mutual_information(mean: np.ndarray, logvar: np.ndarray, rng: np.random.Generator, batch_size: int | None = None,
                        chunk: int = 512) -> float:
     """He et al.'s estimate of I(x; z) in nats, from the posteriors of N examples (N, Z).
 

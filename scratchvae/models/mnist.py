@@ -17,14 +17,15 @@ Besides the training loss the model gives the importance-weighted bound of Burda
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from ..backend import get_backend
-from ..gradcheck.cases import register
-from ..gradcheck.core import Problem
-from ..layers import Dense, GaussianSample, Layer
+from ..backend import NumpyBackend
+from ..layers import Array, Dense, GaussianSample, Layer
 from ..losses import BernoulliNLL, GaussianKL
+from .contract import check_kl_weight
 
 
 class DenseEncoder(Layer):
@@ -35,18 +36,19 @@ class DenseEncoder(Layer):
         dh = dmean W_m^T + dlog_var W_v^T   (h feeds both heads), then back through the hidden layer
     """
 
-    def __init__(self, input_dim: int, hidden: int, latent_dim: int, *, rng, **kwargs):
+    def __init__(self, input_dim: int, hidden: int, latent_dim: int, *, rng: np.random.Generator,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         kw = dict(rng=rng, backend=self.backend, dtype=self.dtype)
         self.hidden = self.add_child("hidden", Dense(input_dim, hidden, "relu", **kw))
         self.mean = self.add_child("mean", Dense(hidden, latent_dim, **kw))
         self.log_var = self.add_child("log_var", Dense(hidden, latent_dim, **kw))
 
-    def forward(self, x):
+    def forward(self, x: Array) -> tuple[Array, Array]:
         h = self.hidden.forward(x)
         return self.mean.forward(h), self.log_var.forward(h)
 
-    def backward(self, dmean, dlog_var):
+    def backward(self, dmean: Array, dlog_var: Array) -> Array:
         dh = self.mean.backward(dmean) + self.log_var.backward(dlog_var)
         return self.hidden.backward(dh)
 
@@ -58,19 +60,20 @@ class DenseDecoder(Layer):
     backward: dlogits (N, D) -> dz (N, Z)
     """
 
-    def __init__(self, latent_dim: int, hidden: int, output_dim: int, *, rng, **kwargs):
+    def __init__(self, latent_dim: int, hidden: int, output_dim: int, *, rng: np.random.Generator,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         kw = dict(rng=rng, backend=self.backend, dtype=self.dtype)
         self.hidden = self.add_child("hidden", Dense(latent_dim, hidden, "relu", **kw))
         self.logits = self.add_child("logits", Dense(hidden, output_dim, **kw))
 
-    def forward(self, z):
+    def forward(self, z: Array) -> Array:
         return self.logits.forward(self.hidden.forward(z))
 
-    def backward(self, dlogits):
+    def backward(self, dlogits: Array) -> Array:
         return self.hidden.backward(self.logits.backward(dlogits))
 
-    def probabilities(self, z):
+    def probabilities(self, z: Array) -> Array:
         """The pixel means sigmoid(logits) (N, D): the decoded images."""
         return 0.5 * (self.xp.tanh(0.5 * self.forward(z)) + 1.0)  # sigmoid without overflow
 
@@ -78,8 +81,8 @@ class DenseDecoder(Layer):
 class DenseVAE(Layer):
     """The whole model; ``forward`` returns the loss terms, ``backward`` fills every gradient.
 
-    forward(x (B, D) in [0, 1], eps (B, Z)) -> {"loss": nll + kl, "nll": ..., "kl": ...}
-        each term a float in nats per image (batch mean)
+    forward(x (B, D) in [0, 1], eps (B, Z), *, kl_weight=1.0) -> {"loss": nll + kl_weight * kl, "nll", "kl"}
+        each term a float in nats per image (batch mean); the contract of :mod:`scratchvae.models.contract`
     backward(dloss=1.0): gradients of dloss * loss, accumulated into every parameter
         dlogits = NLL'  ->  decoder  ->  dz  ->  (dmean, dlog_var) of the sample
         + (dmean, dlog_var) of the KL  ->  encoder
@@ -88,7 +91,7 @@ class DenseVAE(Layer):
     """
 
     def __init__(self, input_dim: int = 784, hidden: int = 256, latent_dim: int = 2, *,
-                 rng: np.random.Generator, **kwargs):
+                 rng: np.random.Generator, **kwargs) -> None:
         super().__init__(**kwargs)
         self.input_dim, self.hidden_dim, self.latent_dim = input_dim, hidden, latent_dim
         kw = dict(backend=self.backend, dtype=self.dtype)
@@ -103,34 +106,37 @@ class DenseVAE(Layer):
         return {"input_dim": self.input_dim, "hidden": self.hidden_dim, "latent_dim": self.latent_dim}
 
     # ------------------------------------------------------------------ training
-    def forward(self, x, eps) -> dict[str, float]:
+    def forward(self, x: Array, eps: Array, *, kl_weight: float = 1.0) -> dict[str, float]:
+        check_kl_weight(kl_weight)
         mean, log_var = self.encoder.forward(x)
         kl = self.kl.forward(mean, log_var)          # the KL module adds its term to the loss
         z = self.sample.forward(mean, log_var, eps)
         nll = self.nll.forward(self.decoder.forward(z), x)
-        return {"loss": nll + kl, "nll": nll, "kl": kl}
+        self.kl_weight = kl_weight
+        return {"loss": nll + kl_weight * kl, "nll": nll, "kl": kl}
 
     def backward(self, dloss: float = 1.0) -> None:
         dz = self.decoder.backward(self.nll.backward(dloss))
         dmean, dlog_var = self.sample.backward(dz)
-        kl_dmean, kl_dlog_var = self.kl.backward(dloss)
+        kl_dmean, kl_dlog_var = self.kl.backward(dloss * self.kl_weight)
         self.encoder.backward(dmean + kl_dmean, dlog_var + kl_dlog_var)
         # x is also the likelihood's target; no gradient with respect to the data is needed
 
     # ------------------------------------------------------------------ inference
-    def encode(self, x):
+    def encode(self, x: Array) -> tuple[Array, Array]:
         """x (B, D) -> (mean, log_var) (B, Z) of q(z | x)."""
         return self.encoder.forward(x)
 
-    def decode(self, z):
+    def decode(self, z: Array) -> Array:
         """z (N, Z) -> pixel means (N, D)."""
         return self.decoder.probabilities(z)
 
-    def _chunks(self, x: np.ndarray, size: int):
+    def _chunks(self, x: np.ndarray, size: int) -> Iterator[Array]:
         for start in range(0, len(x), size):
             yield self.backend.asarray(x[start:start + size], dtype=self.dtype)
 
-    def negative_elbo(self, x: np.ndarray, rng: np.random.Generator, batch_size: int = 500):
+    def negative_elbo(self, x: np.ndarray, rng: np.random.Generator,
+                      batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
         """Per-image (nll, kl) on the host, (N,) each: one noise draw per image, analytic KL.
 
         x is a host array (N, D); the mean of nll + kl is the test loss in nats.
@@ -144,7 +150,7 @@ class DenseVAE(Layer):
         return np.concatenate(nll).astype(np.float64), np.concatenate(kl).astype(np.float64)
 
     def iw_nll(self, x: np.ndarray, K: int, rng: np.random.Generator, max_rows: int = 5000,
-               progress=None) -> np.ndarray:
+               progress: Callable[[int], object] | None = None) -> np.ndarray:
         """Importance-weighted estimate of -log p(x) per image (N,), in nats, on the host.
 
             w_k = p(x | z_k) p(z_k) / q(z_k | x),   z_k = mean + std * eps_k,  eps_k ~ N(0, I)
@@ -177,34 +183,8 @@ class DenseVAE(Layer):
         return np.concatenate(out)
 
 
-def build_model(config: dict, *, rng: np.random.Generator, backend="numpy", dtype=np.float32) -> DenseVAE:
+def build_model(config: dict, *, rng: np.random.Generator, backend: str | NumpyBackend = "numpy",
+                dtype: DTypeLike = np.float32) -> DenseVAE:
     """A DenseVAE from :meth:`DenseVAE.config`'s dict."""
     return DenseVAE(config["input_dim"], config["hidden"], config["latent_dim"], rng=rng,
                     backend=backend, dtype=dtype)
-
-
-# --------------------------------------------------------------------- gradient checks
-def _vae_case(latent_dim: int, binary: bool):
-    """The whole model on a 4-image batch of 6 pixels, L = negative ELBO for fixed noise."""
-    def build(backend, dtype, rng):
-        B = get_backend(backend)
-        model = DenseVAE(6, 5, latent_dim, rng=rng, backend=B, dtype=dtype)
-        for path, p in model.parameters().items():
-            if path.endswith("bias"):  # off zero, so every bias sees a different gradient
-                p[...] = B.asarray(0.3 * rng.standard_normal(p.shape), dtype=dtype)
-        pixels = rng.uniform(0, 1, (4, 6))
-        x = B.asarray(pixels > 0.5 if binary else pixels, dtype=dtype)
-        eps = B.asarray(rng.standard_normal((4, latent_dim)), dtype=dtype)
-
-        def gradients():
-            model.zero_grad()
-            model.forward(x, eps)
-            model.backward()
-            return model.gradients()
-
-        return Problem(lambda: model.forward(x, eps)["loss"], gradients, model.parameters(), B)
-    return build
-
-
-register("MNIST dense VAE")(_vae_case(2, binary=False))
-register("MNIST dense VAE binary pixels, latent 3")(_vae_case(3, binary=True))

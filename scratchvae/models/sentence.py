@@ -40,11 +40,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..data.corpus import PAD_ID
-from ..gradcheck.cases import _Ctx, register
-from ..gradcheck.core import Problem
-from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, TiedOutput
+from ..data.reserved import PAD_ID
+from ..layers import Array, Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, TiedOutput
 from ..losses import GaussianKL, SparseSoftmaxCrossEntropy
+from .contract import check_kl_weight
 
 INIT_STATES = ("h", "hc")
 INIT_ACTIVATIONS = ("tanh", "linear")
@@ -69,7 +68,7 @@ class SentenceVAEConfig:
     tie_embeddings: bool = False     # the output layer's weights are the embedding table, transposed
     recurrent_activation: str = "sigmoid"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.init_state not in INIT_STATES:
             raise ValueError(f"init_state must be one of {INIT_STATES}, not {self.init_state!r}")
         if self.init_activation not in INIT_ACTIVATIONS:
@@ -87,29 +86,30 @@ class SentenceVAEConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SentenceVAEConfig":
+    def from_dict(cls, d: dict) -> SentenceVAEConfig:
         return cls(**d)
 
 
 class SentenceVAE(Layer):
     """Bowman et al.'s sentence VAE; see the module docstring for the equations.
 
-    Training: ``loss = forward(encoder_ids, decoder_ids, targets, eps, kl_weight)`` then
-    ``backward()`` (accumulates every parameter gradient).
-        encoder_ids (B, T) int   what the encoder reads (the targets, without dropout)
+    Training: ``terms = forward(targets, decoder_ids, eps, kl_weight=beta)`` then
+    ``backward()`` (accumulates every parameter gradient), the contract of
+    :mod:`scratchvae.models.contract`.
+        targets     (B, T) int   w1 .. wn </s>, padded with 0: what the encoder reads (never
+                                 word-dropped) and what the decoder must predict (padding has no loss)
         decoder_ids (B, T) int   <s> w1 .. wn, padded with 0, word dropout already applied
-        targets     (B, T) int   w1 .. wn </s>, padded with 0 (padding has no loss)
         eps         (B, Z)       standard normal noise, drawn on the host
-    After forward: ``rec`` (-log p(x|z), nats per sentence), ``kl`` (the true KL per
-    sentence), ``kl_term`` (KL as optimised, with free bits), ``loss``.
+    ``terms``: ``loss``, ``rec`` (-log p(x|z), nats per sentence), ``kl`` (the true KL per
+    sentence) and ``kl_term`` (KL as optimised, with free bits), floats, means over the batch.
 
     Inference: :meth:`encode` -> (mean, logvar); :meth:`log_likelihood` -> log p(x|z)
     per sentence; :meth:`decoder_start` / :meth:`decoder_step` for generation.
     Children: embedding, encoder, to_mean, to_logvar, to_state, decoder, output.
     """
 
-    def __init__(self, config: SentenceVAEConfig, *, embedding_weights=None,
-                 rng: np.random.Generator | None = None, **kwargs):
+    def __init__(self, config: SentenceVAEConfig, *, embedding_weights: np.ndarray | None = None,
+                 rng: np.random.Generator | None = None, **kwargs) -> None:
         kwargs.setdefault("name", "sentence_vae")
         super().__init__(**kwargs)
         self.config = c = config
@@ -180,27 +180,27 @@ class SentenceVAE(Layer):
         return self.output.forward(self.dropout_out.forward(h, training=training, rng=rng))
 
     # ------------------------------------------------------------------ training
-    def forward(self, encoder_ids, decoder_ids, targets, eps, kl_weight: float = 1.0,
-                rng: np.random.Generator | None = None) -> float:
+    def forward(self, targets: Array, decoder_ids: Array, eps: Array, *, kl_weight: float = 1.0,
+                rng: np.random.Generator | None = None) -> dict[str, float]:
         """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward.
         ``rng`` draws the decoder's dropout masks (training); None: no dropout."""
+        check_kl_weight(kl_weight)
         xp = self.xp
         n = targets.shape[0]
-        emb = self.embedding.forward(xp.concatenate([encoder_ids, decoder_ids]))  # (2B, T, E), one lookup
-        mean, logvar = self._encode_embedded(emb[:n], encoder_ids)
+        emb = self.embedding.forward(xp.concatenate([targets, decoder_ids]))  # (2B, T, E), one lookup
+        mean, logvar = self._encode_embedded(emb[:n], targets)
         z = self.sampler.forward(mean, logvar, eps)
         logits = self._decode(emb[n:], z, rng=rng)
-        self.rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
-        self.kl_term = self.kl_loss.forward(mean, logvar)
-        self.kl = float(self.kl_loss.per_example.mean())
+        rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
+        kl_term = self.kl_loss.forward(mean, logvar)
         self.kl_weight = kl_weight
-        self.loss = self.rec + kl_weight * self.kl_term
-        return self.loss
+        return {"loss": rec + kl_weight * kl_term, "rec": rec, "kl": float(self.kl_loss.per_example.mean()),
+                "kl_term": kl_term}
 
-    def backward(self) -> None:
-        """Gradients of the last forward's loss, added into every parameter's gradient."""
+    def backward(self, dloss: float = 1.0) -> None:
+        """Gradients of ``dloss`` times the last forward's loss, added into every parameter's gradient."""
         xp, c = self.xp, self.config
-        dh = self.dropout_out.backward(self.output.backward(self.reconstruction.backward()))  # (B, T, U_d)
+        dh = self.dropout_out.backward(self.output.backward(self.reconstruction.backward(dloss)))  # (B, T, U_d)
         dx = self.decoder.backward(dh)                                     # (B, T, E [+ Z])
         dh0, dc0 = self.decoder.d_initial_state
         dz = self.to_state.backward(xp.concatenate([dh0, dc0], axis=1) if c.init_state == "hc" else dh0)
@@ -208,17 +208,17 @@ class SentenceVAE(Layer):
             dz = dz + dx[..., c.embedding_dim:].sum(axis=1)
             dx = dx[..., :c.embedding_dim]
         dmean, dlogvar = self.sampler.backward(dz)
-        dmean_kl, dlogvar_kl = self.kl_loss.backward(self.kl_weight)
+        dmean_kl, dlogvar_kl = self.kl_loss.backward(dloss * self.kl_weight)
         de = self.to_mean.backward(dmean + dmean_kl) + self.to_logvar.backward(dlogvar + dlogvar_kl)
         dx_enc = self.encoder.backward(de)
         self.embedding.backward(xp.concatenate([dx_enc, self.dropout_in.backward(dx)]))
 
     # ------------------------------------------------------------------ inference
-    def encode(self, ids):
+    def encode(self, ids: Array) -> tuple[Array, Array]:
         """ids (B, T) int (w1 .. wn </s>, padded) -> mean, logvar (B, Z) of q(z|x)."""
         return self._encode_embedded(self.embedding.forward(ids), ids)
 
-    def log_likelihood(self, decoder_ids, targets, z):
+    def log_likelihood(self, decoder_ids: Array, targets: Array, z: Array) -> Array:
         """log p(x|z) (B,) of each sentence: the sum over its tokens, </s> included."""
         xp = self.xp
         logits = self._decode(self.embedding.forward(decoder_ids), z)
@@ -228,11 +228,12 @@ class SentenceVAE(Layer):
                                                  xp.zeros(n * T, dtype=self.dtype))
         return -(nll.reshape(n, T) * mask).sum(axis=1)
 
-    def decoder_start(self, z):
+    def decoder_start(self, z: Array) -> tuple[Array, Array]:
         """The decoder's initial state (h0, c0) for latent codes z (B, Z)."""
         return self._initial_state(z)
 
-    def decoder_step(self, tokens, state, z):
+    def decoder_step(self, tokens: Array, state: tuple[Array, Array],
+                     z: Array) -> tuple[Array, tuple[Array, Array]]:
         """One decoder step: tokens (B,) int, state (h, c) -> (log-probabilities (B, V), new state).
 
         The LSTM's forward on a T=1 sequence with ``initial_state``; a sequence decoded
@@ -245,47 +246,3 @@ class SentenceVAE(Layer):
         logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
         h, c = self.decoder.final_state
         return logp, (h.copy(), c.copy())
-
-
-# ---------------------------------------------------------------------- gradient checks
-def _model_case(kl_weight: float = 0.7, **options):
-    """A tiny model (V=7, E=3, U=4, Z=2, B=3, T=5; ``options`` may change them) with word dropout off
-    and fixed noise: a deterministic loss (with decoder_dropout, every call draws the same masks
-    from a fresh generator)."""
-    def build(backend, dtype, rng):
-        ctx = _Ctx(backend, dtype, rng)
-        sizes = dict(vocab_size=7, embedding_dim=3, encoder_units=4, decoder_units=4, latent_dim=2)
-        config = SentenceVAEConfig(**{**sizes, **options})
-        model = SentenceVAE(config, **ctx.kw())
-        model.embedding.params["embeddings"][...] = ctx.normal(7, config.embedding_dim)  # O(1) signals
-        for layer in (model.to_mean, model.to_logvar, model.to_state, model.output):
-            layer.params["bias"][...] = ctx.normal(*layer.params["bias"].shape, scale=0.3)
-        decoder_ids, targets = np.zeros((3, 5), np.int64), np.zeros((3, 5), np.int64)
-        for row, n in enumerate((4, 2, 1)):                 # sentences of 4, 2 and 1 words, then padding
-            words = rng.integers(4, 7, n)
-            decoder_ids[row, :n + 1] = [2, *words]          # <s> w1 .. wn
-            targets[row, :n + 1] = [*words, 3]              # w1 .. wn </s>
-        decoder_ids, targets = ctx.B.asarray(decoder_ids), ctx.B.asarray(targets)
-        eps = ctx.normal(3, 2)
-
-        def loss():
-            masks = np.random.default_rng(5) if model.config.decoder_dropout > 0 else None
-            return model.forward(targets, decoder_ids, targets, eps, kl_weight, rng=masks)
-
-        def gradients():
-            model.zero_grad()
-            loss()
-            model.backward()
-            return model.gradients()
-
-        return Problem(loss, gradients, model.parameters(), ctx.B)
-    return build
-
-
-register("SentenceVAE LSTM encoder, h0 c0 = tanh(Dense(z))")(_model_case())
-register("SentenceVAE BiLSTM encoder, z every step, free bits")(
-    _model_case(bidirectional=True, z_every_step=True, free_bits=0.05, kl_weight=1.0))
-register("SentenceVAE h0 = Dense(z) linear, c0 = 0")(_model_case(init_state="h", init_activation="linear"))
-register("SentenceVAE decoder dropout 0.4, z every step")(_model_case(decoder_dropout=0.4, z_every_step=True))
-register("SentenceVAE tied embeddings (output = E^T), decoder dropout 0.4")(
-    _model_case(embedding_dim=4, tie_embeddings=True, decoder_dropout=0.4))

@@ -35,9 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import BACKENDS, get_backend
+from ..data.batching import bucket_batches
 from ..data.errors import DataError
 from ..data.imdb import load_imdb
-from ..data.tokenizer import OOV_ID, PAD_ID, Tokenizer, bucket_batches, pad_sequences, split_words
+from ..data.reserved import PAD_ID, UNK_ID
+from ..data.tokenizer import Tokenizer, pad_sequences, split_words
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
 from ..training.checkpoint import load_model_state
 from ..training.progress import progress_bar
@@ -340,7 +342,7 @@ def encode_report(task: IMDBTask, texts: list[str]) -> list[str]:
         p = float(model.backend.to_numpy(model.predict_sentiment(model.backend.asarray(trim(ids), np.int64)))[0])
         label = "positive" if p > 0.5 else "negative"
         note = f" (truncated: {n_words} words, kept the last {max_len})" if n_words > max_len else ""
-        unknown = int((ids == OOV_ID).sum())
+        unknown = int((ids == UNK_ID).sum())
         out.append(f"{label} (P(positive) = {p:.3f}, {unknown} unknown words){note}: {text[:80]!r}")
     return out
 

@@ -32,11 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import BACKENDS
-from ..data.corpus import (SPECIALS, EncodedSentences, Sentence, Vocab, bucketed_batches, csv_columns,
-                           encode_sentences, read_csv, read_ptb, read_text, word_dropout)
+from ..data.batching import bucket_batches
+from ..data.corpus import (EncodedSentences, Sentence, Vocab, csv_columns, encode_sentences, read_csv, read_ptb,
+                           read_text, word_dropout)
 from ..data.errors import DataError
 from ..data.glove import load_glove
 from ..data.pins import check_pin
+from ..data.reserved import SPECIALS
 from ..models import latent_metrics as lm
 from ..models.annealing import SCHEDULES, KLSchedule
 from ..models.sentence import INIT_ACTIVATIONS, INIT_STATES, SentenceVAE, SentenceVAEConfig
@@ -245,8 +247,8 @@ class SentenceTask:
                 **({"pinned": self.pinned} if self.pinned is not None else {})}
 
     def epoch_batches(self, rng: np.random.Generator) -> list:
-        """Batches of sentences of similar length (little padding), in random order."""
-        return list(bucketed_batches(self.train.lengths, self.batch_size, rng))
+        """Batches of sentences of similar length (little padding), in random order; the whole set is one pool."""
+        return bucket_batches(self.train.lengths, self.batch_size, rng, pool_batches=None)
 
     def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
         model, B = self.model, self.model.backend
@@ -258,9 +260,9 @@ class SentenceTask:
         eps = B.asarray(rng.standard_normal((len(batch), model.config.latent_dim)), dtype=model.dtype)
         targets = B.asarray(data.targets)
         beta = self.schedule(step)
-        loss = model.forward(targets, B.asarray(inputs), targets, eps, beta, rng=rng)
+        terms = model.forward(targets, B.asarray(inputs), eps, kl_weight=beta, rng=rng)
         model.backward()
-        return {"loss": loss, "rec": model.rec, "kl": model.kl, "beta": beta}
+        return {"loss": terms["loss"], "rec": terms["rec"], "kl": terms["kl"], "beta": beta}
 
     def validate(self) -> dict[str, float]:
         """One-sample negative ELBO (true KL) on the validation sentences, same noise every epoch."""
