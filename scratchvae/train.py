@@ -17,76 +17,61 @@ import argparse
 import importlib
 import sys
 
-from .backend import BACKENDS, BackendError, threads
-from .data.errors import DataError
-from .optim import OPTIMIZERS, make_optimizer
-from .tasks import HELP, TASKS
-from .tasks.flags import positive_int
-from .training import CheckpointError, LogError, Trainer, TrainingError
+from .backend import threads
+from .cli.errors import USER_ERRORS
+from .cli.flags import FLAGS, TRAINING_FLAGS, HelpFormatter, add_flag, examples
+from .cli.settings import Settings
+from .optim import make_optimizer
+from .tasks import EXAMPLES, HELP, TASKS
+from .training import Trainer, TrainingError
 from .training.distributed import MPICommunicator, SingleProcess
 
-USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError, LogError)
+__all__ = ["USER_ERRORS", "build_parser", "main", "resolve_settings", "run"]
 
 
-def decay_factor(text: str) -> float:
-    """argparse type: a learning-rate decay factor in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value:g} (1 keeps the rate constant)")
-    return value
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
-    """The flags every task shares; ``defaults`` are the task's own defaults."""
+def add_common_arguments(parser: argparse.ArgumentParser, module) -> None:
+    """The flags every task shares, with the task ``module``'s defaults (``DEFAULTS``), or its preset's."""
     g = parser.add_argument_group("training")
-    g.add_argument("--backend", choices=BACKENDS, default="numba",
-                   help="numba: compiled CPU kernels (default); numpy: the plain reference; cupy: CUDA GPU")
-    g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    g.add_argument("--epochs", type=int, default=defaults.get("epochs", 10))
-    g.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 32))
-    g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in all")
-    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=defaults.get("optimizer", "adam"))
-    g.add_argument("--lr", type=float, default=defaults.get("lr", 1e-3), help="learning rate")
-    g.add_argument("--lr-decay", type=decay_factor, default=defaults.get("lr_decay", 1.0), metavar="F",
-                   help="multiply the learning rate by F after every epoch (epoch e trains at lr * F**e)")
-    g.add_argument("--lr-drop-at", type=positive_int, nargs="+", default=None, metavar="E",
-                   help="from each of these epochs (counted from 1) on, multiply the learning rate by "
-                        "--lr-drop-factor: a step drop where the validation loss levels off")
-    g.add_argument("--lr-drop-factor", type=decay_factor, default=0.1, metavar="F",
-                   help="what each --lr-drop-at epoch multiplies the learning rate by")
-    g.add_argument("--clipnorm", type=float, default=defaults.get("clipnorm"),
-                   help="clip the global gradient norm to this value")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--data-dir", default=None,
-                   help="where the datasets are (default: $SCRATCHVAE_DATA, else ~/.cache/scratchvae)")
-    g.add_argument("--out", default=None, help="run directory for checkpoints and logs (default: runs/<task>)")
-    g.add_argument("--resume", action="store_true", help="continue from <out>/last.npz exactly where it stopped")
-    g.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS")
-    g.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads for BLAS and the numba kernels (default: every core). On a busy or "
-                        "shared machine use 1: oversubscribed threads made steps 5-10x slower in our runs")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    g.add_argument("--distributed", action="store_true",
-                   help="data-parallel over MPI ranks: launch with mpirun -n K; each rank takes 1/K of "
-                        "every batch (needs mpi4py; GPUs talk through NCCL)")
+    decided = getattr(module, "PRESET_DECIDED", ())
+    for key in TRAINING_FLAGS:
+        if key in decided:
+            add_flag(g, key, default=None,
+                     help=f"{FLAGS[key].options['help']} (default: {module.preset_default(key)})")
+        elif key in module.DEFAULTS:
+            add_flag(g, key, default=module.DEFAULTS[key])
+        else:
+            add_flag(g, key)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``only``, just that task's module is imported and given its flags."""
-    parser = argparse.ArgumentParser(prog="python -m scratchvae.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m scratchvae.train", formatter_class=HelpFormatter,
+        description="Train a model, with progress, logs and checkpoints (in --out, default runs/<task>).\n"
+                    "python -m scratchvae.train TASK --help lists a task's options.",
+        epilog=examples("python -m scratchvae.train mnist --epochs 5",
+                        "python -m scratchvae.train ptb --out runs/ptb",
+                        "python -m scratchvae.train imdb --out runs/imdb --resume    # continue where it stopped"))
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for name, module_name in TASKS.items():
-        p = sub.add_parser(name, help=HELP[name], description=HELP[name],
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = sub.add_parser(name, help=HELP[name], description=HELP[name], epilog=examples(*EXAMPLES[name]),
+                           formatter_class=HelpFormatter)
         if only is None or name == only:
             module = importlib.import_module(module_name)
             module.add_arguments(p, name)
-            add_common_arguments(p, module.DEFAULTS)
+            add_common_arguments(p, module)
     return parser
+
+
+def resolve_settings(args: argparse.Namespace, comm=None) -> Settings:
+    """The run's settings: the flags, the default --out, progress on rank 0 only, and the preset's values
+    (IMDB) for the flags not given."""
+    module = importlib.import_module(TASKS[args.task])
+    values = vars(args) | {"out": args.out or f"runs/{args.task}",
+                           "progress": args.progress and (comm is None or comm.rank == 0)}
+    if hasattr(module, "preset_values"):
+        values |= module.preset_values(args)
+    return Settings(values)
 
 
 def limit_threads(n: int) -> None:
@@ -99,13 +84,12 @@ def limit_threads(n: int) -> None:
 
 def run(args: argparse.Namespace, comm=None) -> dict:
     """Build the task and train it; returns the final validation metrics."""
+    comm = comm if comm is not None else SingleProcess()
+    args = resolve_settings(args, comm)
     if args.threads is not None:
         limit_threads(args.threads)
     module = importlib.import_module(TASKS[args.task])
-    args.out = args.out or f"runs/{args.task}"
-    comm = comm if comm is not None else SingleProcess()
-    args.progress = args.progress and comm.rank == 0
-    task = module.build_task(args)        # also fills the flags a task's preset decides (IMDB)
+    task = module.build_task(args)
     model = task.model
     optimizer = make_optimizer(args.optimizer, model.parameters(), model.gradients(),
                                learning_rate=args.lr, global_clipnorm=args.clipnorm,

@@ -1,29 +1,7 @@
-"""Argument types shared by the tasks' command-line flags."""
+"""Moved: flag types live in :mod:`scratchvae.cli.types`, shared flags in :mod:`scratchvae.cli.flags`.
 
-from __future__ import annotations
+Kept so code written against the old place (other branches) still imports.
+"""
 
-import argparse
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1, with a one-line error otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    """``--threads N``, as in ``train``: apply it with :func:`apply_threads`."""
-    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                        help="CPU threads for BLAS and the numba kernels (None: every core); "
-                             "1 on a busy or shared machine")
-
-
-def apply_threads(args: argparse.Namespace) -> None:
-    if args.threads is not None:
-        from ..backend.threads import limit_threads
-        limit_threads(args.threads)
+from ..cli.flags import apply_threads  # noqa: F401
+from ..cli.types import positive_int  # noqa: F401
