@@ -121,7 +121,7 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if ("default" in text or not action.option_strings or default is None or default is argparse.SUPPRESS
+        if ("(default" in text or "default:" in text or not action.option_strings or default is None or default is argparse.SUPPRESS
                 or isinstance(default, bool) or default == []):
             return text
         return text + " (default: %(default)s)"

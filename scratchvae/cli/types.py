@@ -78,10 +78,10 @@ def _unwritable(folder: Path) -> str | None:
 def image_file(text: str) -> str:
     """argparse type: an image to write, its format named by its suffix, in a folder that exists or can be made."""
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; name a file, e.g. {path / 'figure.png'}")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise argparse.ArgumentTypeError(f"{text!r} is not an image file name; end it in {', '.join(IMAGE_SUFFIXES)}")
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder; name a file, e.g. {path / ('figure' + path.suffix)}")
     problem = _unwritable(path.parent)
     if problem:
         raise argparse.ArgumentTypeError(f"cannot write {text}: {problem}")

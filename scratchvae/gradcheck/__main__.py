@@ -10,7 +10,7 @@ from . import CASES, TOLERANCE, load_model_cases, run_checks
 from .explain import EXAMPLES, explain_main
 
 
-def main(argv=None) -> int:
+def build_parser():
     parser = command_parser(
         "python -m scratchvae.gradcheck",
         "Compare every layer's, loss's and model's hand-written gradients with central "
@@ -29,7 +29,11 @@ def main(argv=None) -> int:
     parser.add_argument("--explain", metavar="LAYER",
                         help="instead, print a worked example for one layer or loss: every gradient entry, "
                              f"analytic and numeric side by side ({', '.join(EXAMPLES)})")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.explain is not None:
         return explain_main(args.explain, args.backend, args.dtype, args.seed)
 

@@ -113,7 +113,7 @@ def preset_values(args) -> dict:
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g = parser.add_argument_group("model (unset flags take the preset's value)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="seed: the Keras tutorial exactly; default: sized for the full data on a CPU")
+                   help="seed: the Keras tutorial exactly; default: sized for the full data on a CPU (the default)")
     for field in fields(IMDBVAEConfig):
         extra = {"choices": ("sigmoid", "hard_sigmoid")} if field.name == "recurrent_activation" else {}
         g.add_argument(_MODEL_FLAGS[field.name], dest=field.name, type=_MODEL_TYPES.get(field.name, positive_int),
