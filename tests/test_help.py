@@ -4,6 +4,7 @@ switches without a misleading default, and two or three examples at the end.  Pl
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -15,7 +16,7 @@ from cli import ROOT, run_cli, train_tiny, write_data
 from scratchvae import __main__ as console
 from scratchvae import curves, evaluate, interpolate, neighbours, sample, train
 from scratchvae.gradcheck import __main__ as gradcheck
-from scratchvae.tasks import TASKS
+from scratchvae.tasks import TASKS, task_module
 
 COMMANDS = {"sample": sample.main, "interpolate": interpolate.main, "neighbours": neighbours.main,
             "curves": curves.main, "gradcheck": gradcheck.main, "evaluate": evaluate.main, "train": train.main}
@@ -47,6 +48,26 @@ def option_entries(text: str) -> list[list[str]]:
         else:
             current = None
     return entries
+
+
+def example_lines(text: str) -> list[str]:
+    return text.rstrip().split("\nexamples:\n")[-1].splitlines()
+
+
+def parse_example(line: str) -> None:
+    """Parse an example command line with the parser of the command it runs (nothing runs)."""
+    argv = shlex.split(line.split("  #")[0].replace("mpirun -n 2 ", ""))
+    argv = argv[2:] if argv[0] == "python" else argv
+    command = argv[0].removeprefix("scratchvae.") if argv[0] != "scratchvae" else argv.pop(1)
+    args = argv[1:]
+    if command == "train":
+        train.build_parser(args[0]).parse_args(args)
+    elif command == "evaluate":
+        task = next(t for t in ("imdb", "ptb", "mnist", "mine") if f"runs/{t}" in args[0]).replace("mine", "text")
+        task_module(task).eval_parser(task).parse_args(args[1:])
+    else:
+        module = gradcheck if command == "gradcheck" else import_module(f"scratchvae.{command}")
+        module.build_parser().parse_args(args)
 
 
 def check_help(text: str) -> None:
@@ -85,6 +106,20 @@ def test_the_help_of_evaluate_on_a_checkpoint_lists_its_tasks_options(runs, caps
     check_help(text)
     own = {"imdb": "--encode", "ptb": "--split", "text": "--column", "mnist": "--plots"}[task]
     assert own in text and entry(text, "--seed").endswith("(default: 0)")
+
+
+def test_every_example_of_every_help_parses(runs, capsys):
+    texts = [help_of(COMMANDS[c], argv, capsys) for c, argv in [("train", []), *[("train", [t]) for t in TASKS],
+                                                                ("evaluate", []), ("sample", []),
+                                                                ("interpolate", []), ("neighbours", []),
+                                                                ("curves", []), ("gradcheck", [])]]
+    texts += [help_of(evaluate.main, [runs[task] / "last.npz"], capsys) for task in TASKS]
+    console.main([])
+    texts.append(capsys.readouterr().out)
+    lines = [line for text in texts for line in example_lines(text)]
+    assert len(lines) >= 3 * len(texts)
+    for line in lines:
+        parse_example(line)
 
 
 def test_evaluate_help_without_a_checkpoint_lists_every_tasks_options(capsys):
