@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .data.corpus import encode_text
     from .cli.errors import USER_ERRORS
+    from .data.corpus import encode_text
     from .tasks.sentence import generate_sentences, load_sentence_model, posterior_means
 
     args = build_parser().parse_args(argv)

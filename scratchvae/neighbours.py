@@ -45,8 +45,8 @@ def cosine_nearest(query: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndar
 
 
 def main(argv=None) -> int:
-    from .data.corpus import encode_text
     from .cli.errors import USER_ERRORS
+    from .data.corpus import encode_text
     from .tasks.sentence import load_sentence_model, posterior_means, training_sentences
 
     args = build_parser().parse_args(argv)

@@ -83,7 +83,8 @@ def check_help(text: str) -> None:
     examples = text.rstrip().split("\nexamples:\n")
     assert len(examples) == 2, "the help does not end with examples"
     lines = examples[1].splitlines()
-    assert 2 <= len(lines) <= 3 and all(re.match(r"  (python -m scratchvae|scratchvae |mpirun )", x) for x in lines), lines
+    assert 2 <= len(lines) <= 3, lines
+    assert all(re.match(r"  (python -m scratchvae|scratchvae |mpirun )", x) for x in lines), lines
 
 
 def entry(text: str, flag: str) -> str:

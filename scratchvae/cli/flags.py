@@ -49,7 +49,8 @@ FLAGS: dict[str, Flag] = {
     "checkpoint": Flag(("checkpoint",), dict(metavar="CKPT", help="a checkpoint of 'train ptb' or 'train text' "
                                                                    "(a run's best.npz or last.npz)")),
     # ---- train, every task
-    "epochs": Flag(("--epochs",), dict(type=positive_int, default=10, metavar="N", help="passes over the training data")),
+    "epochs": Flag(("--epochs",), dict(type=positive_int, default=10, metavar="N",
+                   help="passes over the training data")),
     "max_steps": Flag(("--max-steps",), dict(type=positive_int, default=None, metavar="N",
                       help="stop after this many optimiser steps in all (default: no limit)")),
     "optimizer": Flag(("--optimizer",), dict(choices=sorted(OPTIMIZERS), default="adam", help="the update rule")),
@@ -121,8 +122,8 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if ("(default" in text or "default:" in text or not action.option_strings or default is None or default is argparse.SUPPRESS
-                or isinstance(default, bool) or default == []):
+        if ("(default" in text or "default:" in text or not action.option_strings or default is None
+                or default is argparse.SUPPRESS or isinstance(default, bool) or default == []):
             return text
         return text + " (default: %(default)s)"
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.mnist import PIXELS, Mnist, load_mnist
-from ..models.mnist import DenseVAE, build_model
 from ..cli.flags import add_flag, add_flags, apply_threads, command_parser
 from ..cli.types import non_negative_int, output_folder, positive_int
+from ..data.mnist import PIXELS, Mnist, load_mnist
+from ..models.mnist import DenseVAE, build_model
 
 DEFAULTS = {"epochs": 50, "batch_size": 32, "optimizer": "adam", "lr": 1e-3}
 VALIDATION_BATCH = 500

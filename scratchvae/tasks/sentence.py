@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                        help="held-out sentences, in --file's format (default: --valid-fraction of --file)")
         g.add_argument("--valid-fraction", type=fraction, default=0.05, metavar="F",
                        help="fraction of --file held out for validation when there is no --valid-file")
-    g.add_argument("--max-len", type=positive_int, default=MAX_LEN[name], metavar="N", help="longest sentence, in words")
+    g.add_argument("--max-len", type=positive_int, default=MAX_LEN[name], metavar="N",
+                   help="longest sentence, in words")
     g.add_argument("--on-long", choices=("drop", "truncate"), default="drop",
                    help="what to do with training sentences over --max-len words")
     g.add_argument("--vocab-size", type=int_at_least(len(SPECIALS) + 1), default=20_000, metavar="N",
