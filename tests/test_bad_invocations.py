@@ -3,12 +3,15 @@ the last line of stderr, nothing written, and every checkpoint of the runs it po
 
 A case is (command, arguments, fragments of the error line). Arguments may name, in braces, the tiny runs
 and files of the ``world`` fixture: {data}, {text}, {ptb}, {mnist}, {imdb} (run folders; their
-checkpoints: {text_ckpt}, ...), {file} (a plain file) and {tmp} (an empty folder).  Add cases to CASES.
+checkpoints: {text_ckpt}, ...), {file} (a plain file) and {tmp} (an empty folder of the case's own, where it
+runs).  Add cases to CASES.  The cases run at once, a few at a time (``results``); each test checks one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -114,12 +117,11 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
-    """Tiny data, a one-epoch run of every task, a plain file and an empty folder: the names of CASES."""
+    """Tiny data, a one-epoch run of every task and a plain file: the names of CASES (and {tmp} per case)."""
     root = tmp_path_factory.mktemp("world")
     data = write_data(root / "data")
-    names = {"data": data, "file": root / "notes.txt", "tmp": root / "empty"}
+    names = {"data": data, "file": root / "notes.txt", "root": root}
     names["file"].write_text("a file, not a folder\n")
-    names["tmp"].mkdir()
     for task in TASKS:
         names[task] = train_tiny(task, data, root / "runs" / task)
         names[f"{task}_ckpt"] = names[task] / "last.npz"
@@ -132,15 +134,29 @@ def checkpoints(world: dict) -> dict[str, str]:
             for task in TASKS for p in sorted(Path(world[task]).glob("*.npz"))}
 
 
-@pytest.mark.parametrize("command, args, fragments", CASES,
-                         ids=[f"{c}-{' '.join(a[:1] + a[-2:])}" for c, a, _ in CASES])
-def test_a_bad_invocation_is_a_one_line_error_and_changes_nothing(world, command, args, fragments):
+@pytest.fixture(scope="module")
+def results(world) -> dict:
+    """Every case run at once (a subprocess each, in its own empty folder {tmp}, also its working directory),
+    and the runs' checkpoints before and after: case index -> (result, its folder)."""
+    def run(i):
+        tmp = Path(world["root"]) / f"case{i}"
+        tmp.mkdir()
+        command, args, _ = CASES[i]
+        return run_cli(command, *[a.format(**world, tmp=tmp) for a in args], cwd=tmp), tmp
+
     before = checkpoints(world)
-    result = run_cli(command, *[a.format(**world) for a in args], cwd=world["tmp"])
-    assert_one_line_error(result, *fragments)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2)) as pool:
+        out = dict(enumerate(pool.map(run, range(len(CASES)))))
+    return {"cases": out, "before": before, "after": checkpoints(world)}
+
+
+@pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{c}-{' '.join(a[:1] + a[-2:])}" for c, a, _ in CASES])
+def test_a_bad_invocation_is_a_one_line_error_and_changes_nothing(results, i):
+    result, tmp = results["cases"][i]
+    assert_one_line_error(result, *CASES[i][2])
     assert result.returncode == 2
-    assert checkpoints(world) == before
-    assert not any(Path(world["tmp"]).iterdir()), "a failed command left files behind"
+    assert not any(tmp.iterdir()), "a failed command left files behind"
+    assert results["after"] == results["before"], "a bad invocation changed a run's checkpoint"
 
 
 def test_the_table_covers_every_command_and_task():
