@@ -17,6 +17,8 @@ import sys
 
 import numpy as np
 
+from .cli.flags import command_parser
+from .cli.types import image_file, non_negative_int
 from .plotting import figure, require_matplotlib, save
 from .training.log import LogError, RunLog, read_log
 
@@ -24,13 +26,16 @@ KL_WEIGHT = "beta"   # the step metric the sentence VAE logs for its annealed KL
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scratchvae.curves", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("python -m scratchvae.curves", __doc__.split("\n\n")[1].replace("\n", " "),
+                       ("python -m scratchvae.curves runs/ptb",
+                        "python -m scratchvae.curves runs/ptb runs/ptb-512 --out curves.png",
+                        "python -m scratchvae.curves runs/mnist --metrics loss,kl,nll --validation-only --out m.svg"))
     p.add_argument("runs", nargs="+", metavar="RUN", help="a run's --out directory or its metrics.jsonl")
-    p.add_argument("--out", metavar="PNG", help="draw the curves into this image (png, pdf, svg)")
+    p.add_argument("--out", type=image_file, metavar="PNG",
+                   help="draw the curves into this image (.png, .pdf, .svg, ...)")
     p.add_argument("--metrics", default="loss,kl", type=lambda s: [m for m in s.split(",") if m],
                    help="comma-separated metrics, one panel each, as the runs log them (loss, kl, "
-                        "rec, reconstruction, nll, bce, accuracy, ...) (default: %(default)s)")
+                        "rec, reconstruction, nll, bce, accuracy, ...) (default: loss,kl)")
     p.add_argument("--label", action="append", dest="labels", metavar="NAME",
                    help="the name of a run in the table and the legend; once per run, in order "
                         "(default: their folder names)")
@@ -39,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-only", action="store_true",
                    help="draw only the validation values (the training lines of the sentence VAE, "
                         "whose batches are grouped by length, are noisy)")
-    p.add_argument("--skip-steps", type=int, default=0, metavar="S",
+    p.add_argument("--skip-steps", type=non_negative_int, default=0, metavar="S",
                    help="leave out the first S training steps, whose large early losses "
-                        "squash the rest of the y-axis (default: %(default)s)")
+                        "squash the rest of the y-axis")
     return p
 
 

@@ -12,27 +12,34 @@ import sys
 
 import numpy as np
 
+from .cli.flags import command_parser
+from .cli.types import int_at_least
+
 
 def build_parser() -> argparse.ArgumentParser:
     from .tasks.sentence import add_generation_arguments
-    parser = argparse.ArgumentParser(prog="python -m scratchvae.interpolate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(
+        "python -m scratchvae.interpolate",
+        "Decodes points on the line between two sentences' codes (Bowman et al.'s homotopy): "
+        "z(t) = (1 - t) z1 + t z2 for --steps values of t from 0 to 1, the ends included, "
+        "z1 and z2 the posterior means E_q[z|x] of the two sentences.",
+        ('python -m scratchvae.interpolate runs/ptb/best.npz "the market fell" "prices rose sharply"',
+         'python -m scratchvae.interpolate runs/ptb/best.npz "i went home" "she left early" --steps 10',
+         'python -m scratchvae.interpolate runs/mine/best.npz "how are you" "what time is it" --method beam'))
     add_generation_arguments(parser)
     parser.add_argument("first", help="the sentence at t = 0")
     parser.add_argument("second", help="the sentence at t = 1")
-    parser.add_argument("--steps", type=int, default=6, help="points on the line, both ends included (>= 2)")
+    parser.add_argument("--steps", type=int_at_least(2), default=6, metavar="N",
+                        help="points on the line, both ends included")
     return parser
 
 
 def main(argv=None) -> int:
+    from .cli.errors import USER_ERRORS
     from .data.corpus import encode_text
-    from .train import USER_ERRORS
     from .tasks.sentence import generate_sentences, load_sentence_model, posterior_means
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.steps < 2:
-        parser.error(f"--steps must be at least 2 (the two ends), got {args.steps}")
+    args = build_parser().parse_args(argv)
     try:
         task = load_sentence_model(args.checkpoint, args.backend, args.dtype)
         ends = encode_text([args.first, args.second], task.vocab, task.data_options.get("max_len", 50))

@@ -11,19 +11,26 @@ import sys
 
 import numpy as np
 
+from .cli.flags import add_flag, command_parser
+from .cli.types import positive_int
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from .backend import BACKENDS
-    parser = argparse.ArgumentParser(prog="python -m scratchvae.neighbours", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint of 'train ptb' or 'train text'")
+    parser = command_parser(
+        "python -m scratchvae.neighbours",
+        "The training sentences nearest a sentence in latent space: every training sentence and the query are "
+        "encoded to their posterior means E_q[z|x]; the neighbours are those of highest cosine similarity to "
+        "the query's, printed with it.",
+        ('python -m scratchvae.neighbours runs/ptb/best.npz "the market fell"',
+         'python -m scratchvae.neighbours runs/ptb/best.npz "the market fell" -k 20 --limit 5000',
+         'python -m scratchvae.neighbours runs/mine/best.npz "where is the station"'))
+    add_flag(parser, "checkpoint")
     parser.add_argument("sentence", help="the query")
-    parser.add_argument("-k", type=int, default=10, help="how many neighbours")
-    parser.add_argument("--data-dir", default=None, help="PTB models: where ptb/ is (default: as in training)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="search only the first N training sentences")
-    parser.add_argument("--backend", choices=BACKENDS, default="numba")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default=None, help="default: as trained")
+    parser.add_argument("-k", type=positive_int, default=10, metavar="K", help="how many neighbours")
+    add_flag(parser, "data_dir", help="PTB models: where ptb/ is (default: as in training)")
+    add_flag(parser, "limit", help="search only the first N training sentences (default: all)")
+    add_flag(parser, "backend")
+    add_flag(parser, "dtype", default=None, help="floating-point type of the arithmetic (default: as trained)")
     return parser
 
 
@@ -38,14 +45,11 @@ def cosine_nearest(query: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndar
 
 
 def main(argv=None) -> int:
+    from .cli.errors import USER_ERRORS
     from .data.corpus import encode_text
-    from .train import USER_ERRORS
     from .tasks.sentence import load_sentence_model, posterior_means, training_sentences
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.k < 1 or (args.limit is not None and args.limit < 1):
-        parser.error("-k and --limit must be at least 1")
+    args = build_parser().parse_args(argv)
     try:
         task = load_sentence_model(args.checkpoint, args.backend, args.dtype)
         max_len = task.data_options.get("max_len", 50)

@@ -7,23 +7,27 @@ import sys
 
 import numpy as np
 
+from .cli.flags import command_parser
+from .cli.types import positive_int
+
 
 def build_parser() -> argparse.ArgumentParser:
     from .tasks.sentence import add_generation_arguments
-    parser = argparse.ArgumentParser(prog="python -m scratchvae.sample", description=__doc__)
+    parser = command_parser("python -m scratchvae.sample", "Sentences decoded from latent codes drawn from the "
+                            "prior N(0, I), one a line.",
+                            ("python -m scratchvae.sample runs/ptb/best.npz -n 20",
+                             "python -m scratchvae.sample runs/ptb/best.npz --method sample --temperature 0.8",
+                             "python -m scratchvae.sample runs/ptb/best.npz --method beam --beam-width 10 --seed 3"))
     add_generation_arguments(parser)
-    parser.add_argument("-n", "--num", type=int, default=10, help="how many sentences")
+    parser.add_argument("-n", "--num", type=positive_int, default=10, metavar="N", help="how many sentences")
     return parser
 
 
 def main(argv=None) -> int:
-    from .train import USER_ERRORS
+    from .cli.errors import USER_ERRORS
     from .tasks.sentence import generate_sentences, load_sentence_model
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.num < 1:
-        parser.error(f"-n must be at least 1, got {args.num}")
+    args = build_parser().parse_args(argv)
     try:
         task = load_sentence_model(args.checkpoint, args.backend, args.dtype)
         rng = np.random.default_rng(args.seed)

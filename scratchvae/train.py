@@ -14,6 +14,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import shlex
 import signal
@@ -21,83 +22,62 @@ import sys
 import warnings
 from pathlib import Path
 
-from .backend import BACKENDS, BackendError, threads
-from .data.errors import DataError
-from .optim import OPTIMIZERS, make_optimizer
-from .tasks import HELP, TASKS
-from .tasks.flags import positive_int
-from .training import (CheckpointError, LogError, RunDirError, RunStopped, StopRequested, StopSignals, Trainer,
-                       TrainingError, load_checkpoint, run_dir)
+from .backend import threads
+from .cli.errors import USER_ERRORS
+from .cli.flags import FLAGS, TRAINING_FLAGS, HelpFormatter, add_flag, examples
+from .cli.settings import Settings
+from .optim import make_optimizer
+from .tasks import EXAMPLES, HELP, TASKS
+from .training import (RunDirError, RunStopped, StopRequested, StopSignals, Trainer, TrainingError,
+                       load_checkpoint, run_dir)
 from .training.distributed import MPICommunicator, SingleProcess
 
-USER_ERRORS = (DataError, BackendError, TrainingError, CheckpointError, LogError, RunDirError)
+__all__ = ["USER_ERRORS", "build_parser", "main", "resolve_settings", "run"]
 
 
-def decay_factor(text: str) -> float:
-    """argparse type: a learning-rate decay factor in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value:g} (1 keeps the rate constant)")
-    return value
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
-    """The flags every task shares; ``defaults`` are the task's own defaults."""
+def add_common_arguments(parser: argparse.ArgumentParser, module) -> None:
+    """The flags every task shares, with the task ``module``'s defaults (``DEFAULTS``), or its preset's."""
     g = parser.add_argument_group("training")
-    g.add_argument("--backend", choices=BACKENDS, default="numba",
-                   help="numba: compiled CPU kernels (default); numpy: the plain reference; cupy: CUDA GPU")
-    g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    g.add_argument("--epochs", type=int, default=defaults.get("epochs", 10))
-    g.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 32))
-    g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in all")
-    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=defaults.get("optimizer", "adam"))
-    g.add_argument("--lr", type=float, default=defaults.get("lr", 1e-3), help="learning rate")
-    g.add_argument("--lr-decay", type=decay_factor, default=defaults.get("lr_decay", 1.0), metavar="F",
-                   help="multiply the learning rate by F after every epoch (epoch e trains at lr * F**e)")
-    g.add_argument("--lr-drop-at", type=positive_int, nargs="+", default=None, metavar="E",
-                   help="from each of these epochs (counted from 1) on, multiply the learning rate by "
-                        "--lr-drop-factor: a step drop where the validation loss levels off")
-    g.add_argument("--lr-drop-factor", type=decay_factor, default=0.1, metavar="F",
-                   help="what each --lr-drop-at epoch multiplies the learning rate by")
-    g.add_argument("--clipnorm", type=float, default=defaults.get("clipnorm"),
-                   help="clip the global gradient norm to this value")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--data-dir", default=None,
-                   help="where the datasets are (default: $SCRATCHVAE_DATA, else ~/.cache/scratchvae)")
-    g.add_argument("--out", default=None, help="run directory for checkpoints and logs (default: runs/<task>)")
-    g.add_argument("--resume", action="store_true", help="continue from <out>/last.npz exactly where it stopped")
-    g.add_argument("--overwrite", action="store_true",
-                   help="replace the run already in --out (its checkpoints and log) with a new one")
-    g.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS")
-    g.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads for BLAS and the numba kernels (default: every core). On a busy or "
-                        "shared machine use 1: oversubscribed threads made steps 5-10x slower in our runs")
-    g.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bars: a line every --log-every steps and one per epoch instead "
-                        "(what a run piped into a file prints anyway)")
-    g.add_argument("--log-every", type=positive_int, default=20, metavar="N",
-                   help="log the training metrics every N steps (metrics.jsonl, and a line without bars)")
-    g.add_argument("--distributed", action="store_true",
-                   help="data-parallel over MPI ranks: launch with mpirun -n K; each rank takes 1/K of "
-                        "every batch (needs mpi4py; GPUs talk through NCCL)")
+    decided = getattr(module, "PRESET_DECIDED", ())
+    for key in TRAINING_FLAGS:
+        if key in decided:
+            add_flag(g, key, default=None,
+                     help=f"{FLAGS[key].options['help']} (default: {module.preset_default(key)})")
+        elif key in module.DEFAULTS:
+            add_flag(g, key, default=module.DEFAULTS[key])
+        else:
+            add_flag(g, key)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``only``, just that task's module is imported and given its flags."""
-    parser = argparse.ArgumentParser(prog="python -m scratchvae.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m scratchvae.train", formatter_class=HelpFormatter,
+        description="Train a model, with progress, logs and checkpoints (in --out, default runs/<task>).\n"
+                    "python -m scratchvae.train TASK --help lists a task's options.",
+        epilog=examples("python -m scratchvae.train mnist --epochs 5",
+                        "python -m scratchvae.train ptb --out runs/ptb",
+                        "python -m scratchvae.train imdb --out runs/imdb --resume    # continue where it stopped"))
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for name, module_name in TASKS.items():
-        p = sub.add_parser(name, help=HELP[name], description=HELP[name],
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = sub.add_parser(name, help=HELP[name], description=HELP[name], epilog=examples(*EXAMPLES[name]),
+                           formatter_class=HelpFormatter)
         if only is None or name == only:
             module = importlib.import_module(module_name)
             module.add_arguments(p, name)
-            add_common_arguments(p, module.DEFAULTS)
+            add_common_arguments(p, module)
     return parser
+
+
+def resolve_settings(args: argparse.Namespace, comm=None) -> Settings:
+    """The run's settings: the flags, the default --out, progress on rank 0 only, and the preset's values
+    (IMDB) for the flags not given."""
+    module = importlib.import_module(TASKS[args.task])
+    values = vars(args) | {"out": args.out or f"runs/{args.task}",
+                           "progress": args.progress and (comm is None or comm.rank == 0)}
+    if hasattr(module, "preset_values"):
+        values |= module.preset_values(args)
+    return Settings(values)
 
 
 def limit_threads(n: int) -> None:
@@ -147,22 +127,21 @@ def thread_count(args: argparse.Namespace, backend) -> str:
     return f"{threads.blas_thread_count()} BLAS threads"
 
 
-def run(args: argparse.Namespace, comm=None, stop_signals: StopSignals | None = None) -> dict:
+def run(args: argparse.Namespace | Settings, comm=None, stop_signals: StopSignals | None = None) -> dict:
     """Build the task and train it; returns the final validation metrics.
 
     ``--out`` is checked and locked first (before any data loads), and stays locked until the
     run ends; see :mod:`.training.run_dir`.
     """
+    comm = comm if comm is not None else SingleProcess()
+    args = resolve_settings(args, comm)
     if args.threads is not None:
         limit_threads(args.threads)
     module = importlib.import_module(TASKS[args.task])
-    args.out = args.out or f"runs/{args.task}"
-    comm = comm if comm is not None else SingleProcess()
     main_rank = comm.rank == 0
     lock = run_dir.RunLock(args.out)
     try:
         ckpt = open_run_dir(args, lock) if main_rank else None
-        args.progress = args.progress and main_rank
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a non-finite value is reported as an error
             return _train(args, module, comm, stop_signals, ckpt)
@@ -170,8 +149,8 @@ def run(args: argparse.Namespace, comm=None, stop_signals: StopSignals | None = 
         lock.release()
 
 
-def _train(args: argparse.Namespace, module, comm, stop_signals, ckpt=None) -> dict:
-    task = module.build_task(args)        # also fills the flags a task's preset decides (IMDB)
+def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
+    task = module.build_task(args)
     model = task.model
     optimizer = make_optimizer(args.optimizer, model.parameters(), model.gradients(),
                                learning_rate=args.lr, global_clipnorm=args.clipnorm,
@@ -196,9 +175,9 @@ def _train(args: argparse.Namespace, module, comm, stop_signals, ckpt=None) -> d
     elif args.overwrite and main_rank:
         run_dir.remove_run(out)
     if main_rank:
-        examples, steps = trainer.epoch_size()
+        n_examples, steps = trainer.epoch_size()
         ranks = f", {comm.size} ranks" if comm.size > 1 else ""
-        print(f"{args.task}: {examples:,} training examples, {steps:,} steps an epoch (batch {args.batch_size}), "
+        print(f"{args.task}: {n_examples:,} training examples, {steps:,} steps an epoch (batch {args.batch_size}), "
               f"{args.epochs} epochs; {model.num_parameters():,} parameters; backend {model.backend.name}, "
               f"{thread_count(args, model.backend)}, {args.dtype}{ranks}", flush=True)
     val = trainer.fit()
@@ -222,7 +201,7 @@ def main(argv=None) -> int:
         if args.distributed:
             from .backend import get_backend
             comm = MPICommunicator(get_backend(args.backend))
-        with stop_signals if comm.size == 1 else _nothing():
+        with stop_signals if comm.size == 1 else contextlib.nullcontext():  # MPI keeps Ctrl-C as it is
             run(args, comm, stop_signals)
     except RunStopped as exc:
         print(f"\n{exc}", file=sys.stderr)
@@ -244,16 +223,6 @@ def main(argv=None) -> int:
         print("\ninterrupted; resume with the same command plus --resume", file=sys.stderr)
         return 130
     return 0
-
-
-class _nothing:
-    """A context that does nothing (a distributed run keeps Python's own Ctrl-C handling)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
 
 
 if __name__ == "__main__":

@@ -101,26 +101,40 @@ def test_training_writes_checkpoints_and_metrics(trained):
     assert meta["data"]["max_len"] == 12 and '"words"' in meta["tokenizer"]
 
 
+def settings(argv):
+    """The settings ``python -m scratchvae.train`` resolves from argv."""
+    return train.resolve_settings(train.build_parser().parse_args(argv))
+
+
 def test_presets_and_flag_overrides(data_dir, tmp_path):
-    args = train.build_parser().parse_args(["imdb", "--preset", "seed", *TINY, "--data-dir", str(data_dir)])
+    args = settings(["imdb", "--preset", "seed", *TINY, "--data-dir", str(data_dir)])
     task = imdb_task.build_task(args)
     c = task.model.config
     assert (c.epsilon_std, c.vocab_size, c.latent_dim) == (0.01, 30, 3)  # the preset's, then the flags'
     assert task.data["padding"] == "pre" and args.batch_size == 4 and args.lr == 1e-3
-    args = train.build_parser().parse_args(["imdb", "--preset", "seed"])
+    args = settings(["imdb", "--preset", "seed"])
     config, data = imdb_task.resolve_preset(args)
     assert (config.encoder_units, config.hidden_units, data["max_len"], args.batch_size) == (500, 435, 300, 10)
     assert args.lr_decay == 1.0                                      # the tutorial: a constant rate
-    args = train.build_parser().parse_args(["imdb"])
+    args = settings(["imdb"])
     config, data = imdb_task.resolve_preset(args)
     assert (data["max_len"], args.epochs, args.lr, args.lr_decay) == (400, 3, 2e-3, 0.6)
-    args = train.build_parser().parse_args(["imdb", "--lr-decay", "0.9"])
+    args = settings(["imdb", "--lr-decay", "0.9"])
     imdb_task.resolve_preset(args)
     assert args.lr_decay == 0.9                                      # a flag beats the preset
 
 
+def test_the_preset_fills_settings_not_the_parsed_flags():
+    parsed = train.build_parser().parse_args(["imdb", "--preset", "seed", "--epochs", "2"])
+    resolved = train.resolve_settings(parsed)
+    assert (resolved.epochs, resolved.batch_size, resolved.lr, resolved.out) == (2, 10, 1e-3, "runs/imdb")
+    assert (parsed.batch_size, parsed.lr, parsed.out) == (None, None, None)     # what the user typed
+    with pytest.raises(AttributeError, match="read-only"):
+        resolved.lr = 0.1
+
+
 def test_semi_supervised_adds_unlabelled_reviews_with_weight_zero(data_dir):
-    args = train.build_parser().parse_args(["imdb", *TINY, "--data-dir", str(data_dir), "--unlabelled"])
+    args = settings(["imdb", *TINY, "--data-dir", str(data_dir), "--unlabelled"])
     task = imdb_task.build_task(args)
     p = task.prepared
     assert len(p.train_ids) == 2 * 12 - 4 + 6 and (p.train_weights == 0).sum() == 6

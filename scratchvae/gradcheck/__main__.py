@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ..backend import BACKENDS, BackendError
+from ..backend import BackendError
+from ..cli.flags import add_flag, command_parser
 from . import CASES, TOLERANCE, load_model_cases, run_checks
 from .explain import EXAMPLES, explain_main
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m scratchvae.gradcheck",
-        description="Compare every layer's, loss's and model's hand-written gradients with central "
-                    "finite differences, (L(x+h) - L(x-h)) / 2h. The error of an array is "
-                    "max|analytic - numeric| / max(|analytic|, |numeric|) over its entries; a check "
-                    f"passes at <= {TOLERANCE:g} (meaningful in float64).")
-    parser.add_argument("--backend", choices=BACKENDS, default="numpy")
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                        help="float32 runs, but finite differences in float32 are only good to ~1e-2")
-    parser.add_argument("--only", metavar="TEXT", help="run only the checks whose name contains TEXT")
+def build_parser():
+    parser = command_parser(
+        "python -m scratchvae.gradcheck",
+        "Compare every layer's, loss's and model's hand-written gradients with central "
+        "finite differences, (L(x+h) - L(x-h)) / 2h. The error of an array is "
+        "max|analytic - numeric| / max(|analytic|, |numeric|) over its entries; a check "
+        f"passes at <= {TOLERANCE:g} (meaningful in float64).",
+        ("python -m scratchvae.gradcheck",
+         "python -m scratchvae.gradcheck --only lstm --backend numba",
+         "python -m scratchvae.gradcheck --explain dense"))
+    add_flag(parser, "backend", default="numpy")
+    add_flag(parser, "dtype", default="float64",
+             help="float32 runs, but finite differences in float32 are only good to ~1e-2")
+    parser.add_argument("--only", metavar="TEXT", help="run only the checks whose name contains TEXT (default: all)")
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
-    parser.add_argument("--seed", type=int, default=0)
+    add_flag(parser, "seed", help="seed of the random inputs and parameters")
     parser.add_argument("--explain", metavar="LAYER",
                         help="instead, print a worked example for one layer or loss: every gradient entry, "
                              f"analytic and numeric side by side ({', '.join(EXAMPLES)})")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.explain is not None:
         return explain_main(args.explain, args.backend, args.dtype, args.seed)
 

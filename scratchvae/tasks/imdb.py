@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import BACKENDS, get_backend
+from ..backend import get_backend
+from ..cli.flags import add_flag, apply_threads, command_parser
+from ..cli.types import image_file, non_negative_float, non_negative_int, positive_int
 from ..data.batching import bucket_batches
 from ..data.errors import DataError
 from ..data.imdb import load_imdb
@@ -43,10 +45,9 @@ from ..data.tokenizer import Tokenizer, pad_sequences, split_words
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
 from ..training.checkpoint import load_model_state
 from ..training.progress import progress_bar
-from .flags import add_threads_argument, apply_threads, positive_int
 
-DEFAULTS = {"epochs": None, "batch_size": None, "optimizer": "adam", "lr": None, "lr_decay": None,
-            "clipnorm": None}
+DEFAULTS = {"optimizer": "adam", "clipnorm": None}
+PRESET_DECIDED = ("epochs", "batch_size", "lr", "lr_decay")     # train's flags whose default is the preset's
 EVAL_BATCH = 64
 
 
@@ -77,32 +78,69 @@ PRESETS = {
 _MODEL_FLAGS = {f.name: "--" + f.name.replace("_", "-") for f in fields(IMDBVAEConfig)}
 
 
+# The model flags' types and help: sizes are positive, the noise and the loss weights non-negative.
+_MODEL_TYPES = {"epsilon_std": non_negative_float, "kl_weight": non_negative_float,
+                "sentiment_weight": non_negative_float, "recurrent_activation": str}
+_MODEL_HELP = {
+    "vocab_size": "the most frequent training words kept, the 2 reserved ids (padding, unknown) included",
+    "embedding_dim": "size of the word vectors", "encoder_units": "units of each direction of the 2 encoder BiLSTMs",
+    "hidden_units": "units of the Dense layer between the encoder and z", "latent_dim": "size of the latent code z",
+    "decoder_units": "units of the 2 decoder LSTMs", "sentiment_units": "units of the sentiment head's hidden layer",
+    "epsilon_std": "std of the reparameterisation noise while training",
+    "kl_weight": "weight of the KL term in the loss", "sentiment_weight": "weight of the sentiment loss",
+    "recurrent_activation": "the LSTMs' gate activation (hard_sigmoid: Keras 2's)",
+}
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def preset_default(key: str) -> str:
+    """--help's default for a flag the preset decides, e.g. "the preset's: 0.002 for default, 0.001 for seed"."""
+    order = sorted(PRESETS, key=lambda name: name != "default")     # the default preset first
+    values = [(name, getattr(PRESETS[name].model if key in _MODEL_FLAGS else PRESETS[name], key)) for name in order]
+    if len({v for _, v in values}) == 1:
+        return f"the preset's, {_shown(values[0][1])} for every preset"
+    return "the preset's: " + ", ".join(f"{_shown(v)} for {name}" for name, v in values)
+
+
+def preset_values(args) -> dict:
+    """The values of :data:`PRESET_DECIDED` that ``args`` leaves to its preset."""
+    preset = PRESETS[args.preset]
+    return {key: getattr(preset, key) for key in PRESET_DECIDED if getattr(args, key) is None}
+
+
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g = parser.add_argument_group("model (unset flags take the preset's value)")
     g.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="seed: the Keras tutorial exactly; default: sized for the full data on a CPU")
+                   help="seed: the Keras tutorial exactly; default: sized for the full data on a CPU (the default)")
     for field in fields(IMDBVAEConfig):
-        kind = {"int": int, "float": float, "str": str}[field.type]
         extra = {"choices": ("sigmoid", "hard_sigmoid")} if field.name == "recurrent_activation" else {}
-        g.add_argument(_MODEL_FLAGS[field.name], dest=field.name, type=kind, default=None, **extra)
+        g.add_argument(_MODEL_FLAGS[field.name], dest=field.name, type=_MODEL_TYPES.get(field.name, positive_int),
+                       default=None, help=f"{_MODEL_HELP[field.name]} (default: {preset_default(field.name)})",
+                       **extra or {"metavar": "X" if field.type == "float" else "N"})
     g = parser.add_argument_group("data")
-    g.add_argument("--max-len", type=positive_int, default=None, help="words kept per review (the last ones)")
-    g.add_argument("--padding", choices=("pre", "post"), default=None)
+    g.add_argument("--max-len", type=positive_int, default=None, metavar="N",
+                   help=f"words kept per review, the last ones (default: {preset_default('max_len')})")
+    g.add_argument("--padding", choices=("pre", "post"), default=None,
+                   help=f"pad short reviews at the start or the end (default: {preset_default('padding')})")
     g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=None,
-                   help="batch reviews of similar lengths together")
+                   help=f"batch reviews of similar lengths together (default: {preset_default('bucket')})")
     g.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                    help="train on N labelled reviews (default: all not held out)")
-    g.add_argument("--val-size", type=int, default=None, metavar="N",
-                   help="labelled training reviews held out for validation")
-    g.add_argument("--unlabelled", nargs="?", const=-1, type=int, default=0, metavar="N",
+    g.add_argument("--val-size", type=non_negative_int, default=None, metavar="N",
+                   help=f"labelled training reviews held out for validation (default: {preset_default('val_size')})")
+    g.add_argument("--unlabelled", nargs="?", const=-1, type=positive_int, default=0, metavar="N",
                    help="semi-supervised: also train reconstruction and KL on the unlabelled reviews "
-                        "(all 50k, or N of them)")
-    g.add_argument("--no-download", dest="download", action="store_false",
-                   help="fail instead of downloading the dataset when it is missing")
+                        "(all 50k, or N of them; default: none)")
+    add_flag(g, "no_download")
 
 
 # --------------------------------------------------------------------- data
-def resolve_preset(args: argparse.Namespace) -> tuple[IMDBVAEConfig, dict]:
+def resolve_preset(args) -> tuple[IMDBVAEConfig, dict]:
     """The model config and data settings: the preset, overridden by every flag given."""
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k, None) is not None}
@@ -110,17 +148,10 @@ def resolve_preset(args: argparse.Namespace) -> tuple[IMDBVAEConfig, dict]:
         config = replace(preset.model, **overrides)
     except ValueError as exc:  # e.g. a vocabulary with no room beside the reserved ids
         raise DataError(f"{exc} (set by --preset {args.preset} and the size flags)") from None
-    for key in ("epochs", "batch_size", "lr", "lr_decay"):
-        if getattr(args, key) is None:
-            setattr(args, key, getattr(preset, key))
-    if args.batch_size < 1 or args.epochs < 1:
-        raise DataError("--batch-size and --epochs must be at least 1")
     pick = lambda key: getattr(preset, key) if getattr(args, key) is None else getattr(args, key)
     data = {"max_len": pick("max_len"), "padding": pick("padding"), "bucket": pick("bucket"),
             "val_size": pick("val_size"), "train_size": args.train_size, "unlabelled": args.unlabelled,
             "split_seed": args.seed}
-    if data["val_size"] < 0:
-        raise DataError(f"--val-size must be >= 0, got {data['val_size']}")
     return config, data
 
 
@@ -265,7 +296,8 @@ class IMDBTask:
         return {"val_loss": m["loss"], **{f"val_{k}": v for k, v in m.items() if k != "loss"}}
 
 
-def build_task(args: argparse.Namespace) -> IMDBTask:
+def build_task(args) -> IMDBTask:
+    """The task for a run's settings (:func:`scratchvae.train.resolve_settings`)."""
     config, data = resolve_preset(args)  # bad sizes fail here, before minutes of loading
     prepared = prepare_data(config, data, args.data_dir, args.download, args.progress)
     model = IMDBVAE(config, rng=np.random.default_rng(args.seed), backend=args.backend, dtype=args.dtype)
@@ -285,32 +317,33 @@ def load_task(ckpt, backend) -> IMDBTask:
 
 
 # --------------------------------------------------------------------- evaluation
-def _eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m scratchvae.evaluate CKPT",
-        description="Evaluate an IMDB VAE on the 25k test reviews (reconstruction NLL per token, "
-                    "token accuracy, KL, sentiment accuracy; z = z_mean), show reconstructions, "
-                    "encode your own text, plot the latent space. With only --encode/--encode-file "
-                    "the test set is not read.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--backend", choices=BACKENDS, default="numba")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--no-download", dest="download", action="store_false")
+def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
+    p = command_parser(
+        "python -m scratchvae.evaluate CKPT",
+        "Evaluate an IMDB VAE on the 25k test reviews (reconstruction NLL per token, token accuracy, KL, "
+        "sentiment accuracy; z = z_mean), show reconstructions, encode your own text, plot the latent space. "
+        "With only --encode/--encode-file the test set is not read.",
+        ("python -m scratchvae.evaluate runs/imdb/best.npz --show 3 --plot latent.png",
+         "python -m scratchvae.evaluate runs/imdb/best.npz --encode \"a wonderful film\"",
+         "python -m scratchvae.evaluate runs/imdb/best.npz --test-size 2000 --threads 1"))
+    add_flag(p, "backend")
+    add_flag(p, "data_dir")
+    add_flag(p, "no_download")
     p.add_argument("--test-size", type=positive_int, default=None, metavar="N",
                    help="evaluate on N test reviews drawn at random (default: all)")
-    p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH)
-    p.add_argument("--show", type=int, default=0, metavar="N",
+    add_flag(p, "batch_size", default=EVAL_BATCH)
+    p.add_argument("--show", type=non_negative_int, default=0, metavar="N",
                    help="print N test reviews and their greedy reconstructions")
     p.add_argument("--encode", action="append", default=[], metavar="TEXT",
                    help="encode TEXT and print its predicted sentiment (repeatable); longer than "
                         "--max-len words, it keeps its last max-len words, as in training")
     p.add_argument("--encode-file", metavar="PATH",
                    help="encode every non-empty line of a UTF-8 file, one review per line")
-    p.add_argument("--plot", metavar="PNG", help="write the PCA of the test reviews' z_mean, "
-                   "coloured by sentiment")
-    p.add_argument("--seed", type=int, default=0)
-    add_threads_argument(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--plot", type=image_file, metavar="PNG", help="write the PCA of the test reviews' z_mean, "
+                   "coloured by sentiment, into this image")
+    add_flag(p, "seed", help="seed of the --test-size and --show draws")
+    add_flag(p, "threads")
+    add_flag(p, "no_progress")
     return p
 
 
@@ -348,7 +381,7 @@ def encode_report(task: IMDBTask, texts: list[str]) -> list[str]:
 
 
 def evaluate_main(ckpt, argv) -> int:
-    args = _eval_parser().parse_args(argv)
+    args = eval_parser().parse_args(argv)
     apply_threads(args)
     if args.plot:
         from ..plotting import require_matplotlib

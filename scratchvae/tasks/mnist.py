@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli.flags import add_flag, add_flags, apply_threads, command_parser
+from ..cli.types import non_negative_int, output_folder, positive_int
 from ..data.mnist import PIXELS, Mnist, load_mnist
 from ..models.mnist import DenseVAE, build_model
 from ..training.checkpoint import load_model_state
 from ..training.progress import progress_bar
-from .flags import add_threads_argument, apply_threads, positive_int
 
 DEFAULTS = {"epochs": 50, "batch_size": 32, "optimizer": "adam", "lr": 1e-3}
 VALIDATION_BATCH = 500
@@ -31,8 +32,8 @@ VALIDATION_BATCH = 500
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g = parser.add_argument_group("model")
-    g.add_argument("--latent-dim", type=positive_int, default=2, help="size of the latent code z")
-    g.add_argument("--hidden", type=positive_int, default=256,
+    g.add_argument("--latent-dim", type=positive_int, default=2, metavar="N", help="size of the latent code z")
+    g.add_argument("--hidden", type=positive_int, default=256, metavar="N",
                    help="units of the encoder's and of the decoder's hidden layer")
     g.add_argument("--binarize", action="store_true",
                    help="threshold pixels at 0.5; without it the grey levels are the Bernoulli targets, "
@@ -77,7 +78,7 @@ class MnistTask:
         return {"val_loss": float((nll + kl).mean()), "val_nll": float(nll.mean()), "val_kl": float(kl.mean())}
 
 
-def build_task(args: argparse.Namespace) -> MnistTask:
+def build_task(args) -> MnistTask:
     data = load_mnist(args.data_dir, binarize=args.binarize, dtype=args.dtype, progress=args.progress)
     model = DenseVAE(PIXELS, args.hidden, args.latent_dim, rng=np.random.default_rng(args.seed),
                      backend=args.backend, dtype=args.dtype)
@@ -97,31 +98,29 @@ def load_task(ckpt, backend, data_dir=None, progress: bool = True) -> MnistTask:
 
 
 # --------------------------------------------------------------------- evaluation
-def _eval_parser() -> argparse.ArgumentParser:
-    from ..backend import BACKENDS
-    p = argparse.ArgumentParser(
-        prog="python -m scratchvae.evaluate CKPT",
-        description="Evaluate an MNIST VAE on the 10,000 test images: the negative ELBO, an "
-                    "importance-weighted estimate of -log p(x) (Burda et al. 2016), and the "
-                    "tutorial's figures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--backend", choices=BACKENDS, default="numba")
-    p.add_argument("--data-dir", default=None, help="where mnist.npz is (default: $SCRATCHVAE_DATA, "
-                   "else ~/.cache/scratchvae)")
-    p.add_argument("--iw-samples", type=int, default=500, metavar="K",
+def eval_parser(name: str = "mnist") -> argparse.ArgumentParser:
+    p = command_parser(
+        "python -m scratchvae.evaluate CKPT",
+        "Evaluate an MNIST VAE on the 10,000 test images: the negative ELBO, an importance-weighted estimate "
+        "of -log p(x) (Burda et al. 2016), and the tutorial's figures.",
+        ("python -m scratchvae.evaluate runs/mnist/best.npz --plots docs/img/mnist",
+         "python -m scratchvae.evaluate runs/mnist/best.npz --iw-samples 5000 --iw-images 1000",
+         "python -m scratchvae.evaluate runs/mnist/best.npz --iw-samples 0 --threads 1"))
+    add_flag(p, "backend")
+    add_flag(p, "data_dir", help="where mnist.npz is (default: $SCRATCHVAE_DATA, else ~/.cache/scratchvae)")
+    p.add_argument("--iw-samples", type=non_negative_int, default=500, metavar="K",
                    help="importance samples per image for the IW-NLL estimate (0: skip it)")
     p.add_argument("--iw-images", type=positive_int, default=None, metavar="N",
                    help="estimate the IW-NLL on the first N test images only (default: all)")
-    p.add_argument("--plots", default=None, metavar="DIR",
-                   help="write latent.png, manifold.png and reconstructions.png into DIR")
-    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise")
-    add_threads_argument(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--plots", type=output_folder, default=None, metavar="DIR",
+                   help="write latent.png, manifold.png and reconstructions.png into DIR (made if missing)")
+    add_flag(p, "seed", help="seed of the evaluation noise")
+    add_flags(p, "threads", "no_progress")
     return p
 
 
 def evaluate_main(ckpt, argv) -> int:
-    args = _eval_parser().parse_args(argv)
+    args = eval_parser().parse_args(argv)
     apply_threads(args)
     if args.plots:
         from ..plotting import require_matplotlib

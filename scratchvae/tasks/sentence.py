@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import BACKENDS
+from ..cli.flags import add_flag, add_flags, apply_threads, command_parser
+from ..cli.types import (fraction, int_at_least, non_negative_float, non_negative_int, positive_float, positive_int,
+                         share)
 from ..data.batching import bucket_batches
 from ..data.corpus import (EncodedSentences, Sentence, Vocab, csv_columns, encode_sentences, read_csv, read_ptb,
                            read_text, word_dropout)
@@ -44,7 +46,6 @@ from ..models.annealing import SCHEDULES, KLSchedule
 from ..models.sentence import INIT_ACTIVATIONS, INIT_STATES, SentenceVAE, SentenceVAEConfig
 from ..training.checkpoint import CheckpointError, load_checkpoint, load_model_state
 from ..training.progress import progress_bar
-from .flags import add_threads_argument, apply_threads, positive_int
 
 DEFAULTS = {"epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "clipnorm": 5.0}
 MAX_LEN = {"ptb": 100, "text": 50}     # PTB's longest sentence has 82 words: all are kept
@@ -58,37 +59,34 @@ KL_SHARPNESS = 6.25      # logistic: k = KL_SHARPNESS / x0, beta(0) = 0.002
 KL_LINEAR_FRACTION = 0.4  # linear: the warm-up spans the 40% (0 to 2 x0) in which the logistic rises
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """The flags of ``train ptb`` and ``train text``."""
     g = parser.add_argument_group("data")
     if name == "text":
-        g.add_argument("--file", required=True, help="UTF-8 text, one sentence a line, or a CSV file with --column")
-        g.add_argument("--column", default=None, help="read this column of a CSV file with a header row")
-        g.add_argument("--valid-file", default=None, help="held-out sentences (same format); default: a part of --file")
-        g.add_argument("--valid-fraction", type=_fraction, default=0.05,
+        g.add_argument("--file", required=True, metavar="PATH",
+                       help="UTF-8 text, one sentence a line, or a CSV file with --column")
+        g.add_argument("--column", default=None, metavar="NAME",
+                       help="read this column of a CSV file with a header row")
+        g.add_argument("--valid-file", default=None, metavar="PATH",
+                       help="held-out sentences, in --file's format (default: --valid-fraction of --file)")
+        g.add_argument("--valid-fraction", type=fraction, default=0.05, metavar="F",
                        help="fraction of --file held out for validation when there is no --valid-file")
     else:
         g.add_argument("--no-download", dest="download", action="store_false",
                        help="fail instead of downloading ptb.train.txt and ptb.valid.txt when they are missing")
-    g.add_argument("--max-len", type=positive_int, default=MAX_LEN[name], help="longest sentence, in words")
+    g.add_argument("--max-len", type=positive_int, default=MAX_LEN[name], metavar="N",
+                   help="longest sentence, in words")
     g.add_argument("--on-long", choices=("drop", "truncate"), default="drop",
                    help="what to do with training sentences over --max-len words")
-    g.add_argument("--vocab-size", type=positive_int, default=20_000,
-                   help="keep the most frequent words (the 4 reserved tokens included)")
-    g.add_argument("--min-count", type=positive_int, default=1, help="drop words seen fewer times")
+    g.add_argument("--vocab-size", type=int_at_least(len(SPECIALS) + 1), default=20_000, metavar="N",
+                   help=f"keep the most frequent words (the {len(SPECIALS)} reserved tokens included)")
+    g.add_argument("--min-count", type=positive_int, default=1, metavar="N", help="drop words seen fewer times")
 
     g = parser.add_argument_group("model")
-    g.add_argument("--embedding-dim", type=positive_int, default=353)
-    g.add_argument("--encoder-units", type=positive_int, default=191)
-    g.add_argument("--decoder-units", type=positive_int, default=191)
-    g.add_argument("--latent-dim", type=positive_int, default=32, help="size of the latent code z")
+    g.add_argument("--embedding-dim", type=positive_int, default=353, metavar="N", help="size of the word vectors")
+    g.add_argument("--encoder-units", type=positive_int, default=191, metavar="N", help="units of the encoder LSTM")
+    g.add_argument("--decoder-units", type=positive_int, default=191, metavar="N", help="units of the decoder LSTM")
+    g.add_argument("--latent-dim", type=positive_int, default=32, metavar="N", help="size of the latent code z")
     g.add_argument("--bidirectional", action="store_true", help="BiLSTM encoder")
     g.add_argument("--z-every-step", action="store_true", help="also feed z to the decoder at every step")
     g.add_argument("--init-state", choices=INIT_STATES, default="hc",
@@ -101,27 +99,29 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                    help="the output layer's weights are the embedding table, transposed (Press & Wolf "
                         "2017): one vector per word for input and output; needs --embedding-dim equal "
                         "to --decoder-units")
-    g.add_argument("--decoder-dropout", type=_fraction, default=0.0, metavar="P",
+    g.add_argument("--decoder-dropout", type=fraction, default=0.0, metavar="P",
                    help="dropout at rate P on the decoder's input embeddings and on its outputs before "
                         "the vocabulary projection, in training only (texar's PTB VAE uses 0.5)")
 
     g = parser.add_argument_group("objective")
-    g.add_argument("--word-dropout", type=_fraction, default=0.3,
+    g.add_argument("--word-dropout", type=fraction, default=0.3, metavar="P",
                    help="rate at which decoder input words become <unk>")
     g.add_argument("--kl-schedule", choices=SCHEDULES, default="logistic", help="KL annealing")
     scaled = name == "text"  # PTB keeps the fixed values its README results were trained with
-    g.add_argument("--kl-steps", type=int, default=None if scaled else 10_000,
+    g.add_argument("--kl-steps", type=non_negative_int, default=None if scaled else 10_000, metavar="STEPS",
                    help="linear: warm-up steps; cyclical: steps of all the cycles together"
                         + (" (default: 40%% of the run's steps for linear, all of them for cyclical)"
                            if scaled else ""))
-    g.add_argument("--kl-k", type=float, default=None if scaled else 0.0025,
+    g.add_argument("--kl-k", type=positive_float, default=None if scaled else 0.0025, metavar="K",
                    help="logistic: slope" + (f" (default: {KL_SHARPNESS:g} / x0)" if scaled else ""))
-    g.add_argument("--kl-x0", type=float, default=None if scaled else 2500,
+    g.add_argument("--kl-x0", type=non_negative_float, default=None if scaled else 2500, metavar="STEP",
                    help="logistic: step at which beta = 1/2"
                         + (f" (default: {KL_X0_FRACTION * 100:.0f}%% of the run's steps)" if scaled else ""))
-    g.add_argument("--kl-cycles", type=positive_int, default=4, help="cyclical: number of cycles")
-    g.add_argument("--kl-ratio", type=float, default=0.5, help="cyclical: rising fraction of each cycle")
-    g.add_argument("--free-bits", type=float, default=0.0, help="nats per latent unit below which KL is not pushed down")
+    g.add_argument("--kl-cycles", type=positive_int, default=4, metavar="N", help="cyclical: number of cycles")
+    g.add_argument("--kl-ratio", type=share, default=0.5, metavar="F",
+                   help="cyclical: rising fraction of each cycle")
+    g.add_argument("--free-bits", type=non_negative_float, default=0.0, metavar="NATS",
+                   help="nats per latent unit below which KL is not pushed down")
 
 
 # --------------------------------------------------------------------- data
@@ -191,7 +191,7 @@ def _read_file(path: str, column: str | None) -> list[Sentence]:
     return read_csv(path, column) if column else read_text(path)
 
 
-def _source(args: argparse.Namespace) -> dict:
+def _source(args) -> dict:
     if args.task == "ptb":
         data_dir = None if args.data_dir is None else str(Path(args.data_dir).expanduser().resolve())
         return {"dataset": "ptb", "data_dir": data_dir}
@@ -332,7 +332,7 @@ def kl_schedule(args: argparse.Namespace, steps: int, resumed: dict | None = Non
     return KLSchedule(args.kl_schedule, steps=warmup, k=k, x0=x0, cycles=args.kl_cycles, ratio=args.kl_ratio)
 
 
-def build_task(args: argparse.Namespace) -> SentenceTask:
+def build_task(args) -> SentenceTask:
     source = _source(args)
     resumed = _resumed_meta(args)
     corpus = read_corpus(source, download=getattr(args, "download", False), progress=args.progress,
@@ -470,39 +470,43 @@ def format_metrics(m: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def _eval_parser(task_name: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m scratchvae.evaluate CKPT",
-        description="Evaluate a sentence VAE on a split: importance-weighted NLL (He et al. 2019), KL, "
-                    "perplexity, active units, mutual information.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def eval_parser(task_name: str) -> argparse.ArgumentParser:
+    run = "runs/ptb" if task_name == "ptb" else "runs/mine"
+    p = command_parser(
+        "python -m scratchvae.evaluate CKPT",
+        "Evaluate a sentence VAE on a split: importance-weighted NLL (He et al. 2019), KL, "
+        "perplexity, active units, mutual information.",
+        (f"python -m scratchvae.evaluate {run}/best.npz",
+         f"python -m scratchvae.evaluate {run}/best.npz --split test --samples 500" if task_name == "ptb" else
+         f"python -m scratchvae.evaluate {run}/best.npz --file other.txt --samples 500",
+         f"python -m scratchvae.evaluate {run}/best.npz --limit 200 --samples 10 --threads 1"))
     if task_name == "ptb":
         p.add_argument("--split", choices=("valid", "test", "train"), default="valid",
                        help="PTB split (test: only for the final evaluation)")
-        p.add_argument("--data-dir", default=None, help="where ptb/ is (default: the one used in training)")
+        add_flag(p, "data_dir", help="where ptb/ is (default: the one used in training)")
         p.add_argument("--no-download", dest="download", action="store_false",
                        help="fail instead of downloading the split when it is missing")
     else:
-        p.add_argument("--file", default=None, help="evaluate on this file (default: the held-out sentences)")
-        p.add_argument("--column", default=None, help="CSV column of --file")
+        p.add_argument("--file", default=None, metavar="PATH",
+                       help="evaluate on this file (default: the held-out sentences)")
+        p.add_argument("--column", default=None, metavar="NAME", help="CSV column of --file")
     p.add_argument("--samples", type=positive_int, default=100, metavar="K", help="importance samples per sentence")
-    p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N sentences")
-    p.add_argument("--max-len", type=positive_int, default=None,
+    add_flag(p, "limit")
+    p.add_argument("--max-len", type=positive_int, default=None, metavar="N",
                    help="drop sentences over this many words (default: the training --max-len)")
-    p.add_argument("--mi-batch", type=positive_int, default=None,
+    p.add_argument("--mi-batch", type=positive_int, default=None, metavar="N",
                    help="estimate MI per batch of this size as He et al. (default: over the whole split)")
-    p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH)
-    p.add_argument("--backend", choices=BACKENDS, default="numba")
-    p.add_argument("--dtype", choices=("float32", "float64"), default=None, help="default: as trained")
-    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation noise")
-    add_threads_argument(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_flag(p, "batch_size", default=EVAL_BATCH)
+    add_flag(p, "backend")
+    add_flag(p, "dtype", default=None, help="floating-point type of the arithmetic (default: as trained)")
+    add_flag(p, "seed", help="seed of the evaluation noise")
+    add_flags(p, "threads", "no_progress")
     return p
 
 
 def evaluate_main(ckpt, argv) -> int:
     task_name = ckpt.meta.get("task")
-    args = _eval_parser(task_name).parse_args(argv)
+    args = eval_parser(task_name).parse_args(argv)
     apply_threads(args)
     task = load_task(ckpt, args.backend, args.dtype)
     source = dict(task.source)
@@ -532,17 +536,11 @@ def evaluate_main(ckpt, argv) -> int:
 
 # --------------------------------------------------------------------- generation CLIs
 def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags shared by ``interpolate``, ``sample`` and ``neighbours``: checkpoint, decoding, backend."""
-    from ..models.generate import METHODS
-    parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint of 'train ptb' or 'train text'")
-    parser.add_argument("--method", choices=METHODS, default="greedy", help="how to decode a latent code")
-    parser.add_argument("--temperature", type=float, default=1.0, help="--method sample: softmax temperature")
-    parser.add_argument("--beam-width", type=positive_int, default=5, help="--method beam: hypotheses kept")
-    parser.add_argument("--max-words", type=positive_int, default=None,
-                        help="longest generated sentence (default: the training --max-len)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of sampled codes and words")
-    parser.add_argument("--backend", choices=BACKENDS, default="numba")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default=None, help="default: as trained")
+    """The flags shared by ``interpolate`` and ``sample``: checkpoint, decoding, backend."""
+    add_flags(parser, "checkpoint", "method", "temperature", "beam_width", "max_words")
+    add_flag(parser, "seed", help="seed of sampled codes and words")
+    add_flag(parser, "backend")
+    add_flag(parser, "dtype", default=None, help="floating-point type of the arithmetic (default: as trained)")
 
 
 def generate_sentences(task: SentenceTask, z: np.ndarray, args: argparse.Namespace,
