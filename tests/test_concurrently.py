@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from scratchvae.backend.numba_backend import NumbaBackend
+from scratchvae.backend.numba import NumbaBackend
 from scratchvae.backend.numpy_backend import NumpyBackend
 from scratchvae.backend.threads import blas_thread_count, blas_threads
 

@@ -26,7 +26,7 @@ def get_backend(name: str | NumpyBackend = "numpy") -> NumpyBackend:
         if name == "numpy":
             _cache[name] = NumpyBackend()
         elif name == "numba":
-            from .numba_backend import NumbaBackend
+            from .numba import NumbaBackend
             _cache[name] = NumbaBackend()
         elif name == "cupy":
             from .cupy_backend import CupyBackend

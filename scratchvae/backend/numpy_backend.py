@@ -22,9 +22,8 @@ import threading
 
 import numpy as np
 
+from .gates import RECURRENT_ACTIVATIONS
 from .threads import blas_thread_count, run_concurrently
-
-RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 
 
 def sigmoid(x):
