@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gates import RECURRENT_ACTIVATIONS
+from .gates import RECURRENT_ACTIVATIONS, split_gates
 from .threads import ThreadSharing
 
 
@@ -83,7 +83,7 @@ class NumpyBackend(ThreadSharing):
         """
         u = c_prev.shape[1]
         act = _gate_activation(recurrent_activation)
-        i, f, g, o = (gates[:, k * u:(k + 1) * u] for k in range(4))
+        i, f, g, o = split_gates(gates, 0, u)
         i[...] = act(i)
         f[...] = act(f)
         np.tanh(g, out=g)
@@ -102,8 +102,8 @@ class NumpyBackend(ThreadSharing):
         dgates_out (B, 4U)  out: dL/dz, the gradient of the gate pre-activations
         """
         u = c.shape[1]
-        i, f, g, o = (gates[:, k * u:(k + 1) * u] for k in range(4))
-        di, df, dg, do = (dgates_out[:, k * u:(k + 1) * u] for k in range(4))
+        i, f, g, o = split_gates(gates, 0, u)
+        di, df, dg, do = split_gates(dgates_out, 0, u)
         tc = np.tanh(c)
         dc_total = dc + dh * o * (1.0 - tc * tc)            # h = o tanh(c)
         do[...] = dh * tc * _gate_derivative(o, recurrent_activation)

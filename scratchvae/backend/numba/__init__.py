@@ -14,6 +14,11 @@ numpy reference it must equal and the measurements that chose its shape:
     adam.py               the Adam update
     embedding.py          the embedding's scatter-add backward
     backend.py            NumbaBackend: the kernels behind the backend methods; thread policy
+
+Editing a kernel: numba's on-disk cache checks only the file of the function it caches, so
+a kernel that inlines a function from another file (every kernel calls vector_math) keeps
+its old machine code until its own file changes.  After editing one file, clear the cache:
+``find scratchvae -name '*.nb[ic]' -delete``.
 """
 
 from __future__ import annotations

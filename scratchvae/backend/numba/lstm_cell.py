@@ -36,11 +36,14 @@ from __future__ import annotations
 
 from numba import njit, prange
 
+from .. import gates as _gates
 from .options import KERNEL_OPTIONS
 from .recurrent_product import add_matmul_columns
 from .vector_math import hard_sigmoid, sigmoid, tanh
 
 PARALLEL_FLOPS = 2_000_000      # a step's product must be this large to be split across threads
+
+split_gates = njit(cache=True, inline="always")(_gates.split_gates)   # the numpy reference's, compiled
 
 
 @njit(cache=True, inline="always")
@@ -69,13 +72,11 @@ def times_derivative(dz, y, hard):
 @njit(**KERNEL_OPTIONS)
 def cell_forward(gates, c_prev, c_out, h_out, j0, j1, hard):
     """The cell forward on units j0 <= j < j1 of every row."""
-    u = c_prev.shape[1]
     for b in range(c_prev.shape[0]):
-        activate(gates[b, j0:j1], hard)                           # i
-        activate(gates[b, u + j0:u + j1], hard)                   # f
-        activate(gates[b, 3 * u + j0:3 * u + j1], hard)           # o
-        i, f = gates[b, j0:j1], gates[b, u + j0:u + j1]
-        g, o = gates[b, 2 * u + j0:2 * u + j1], gates[b, 3 * u + j0:3 * u + j1]
+        i, f, g, o = split_gates(gates[b], j0, j1)
+        activate(i, hard)
+        activate(f, hard)
+        activate(o, hard)
         cp, c, h = c_prev[b, j0:j1], c_out[b, j0:j1], h_out[b, j0:j1]
         for j in range(j1 - j0):
             g[j] = tanh(g[j])
@@ -86,12 +87,9 @@ def cell_forward(gates, c_prev, c_out, h_out, j0, j1, hard):
 @njit(**KERNEL_OPTIONS)
 def cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, j0, j1, hard):
     """The cell backward on units j0 <= j < j1 of every row."""
-    u = c.shape[1]
     for b in range(c.shape[0]):
-        i, f = gates[b, j0:j1], gates[b, u + j0:u + j1]
-        g, o = gates[b, 2 * u + j0:2 * u + j1], gates[b, 3 * u + j0:3 * u + j1]
-        di, df = dgates[b, j0:j1], dgates[b, u + j0:u + j1]
-        dg, do = dgates[b, 2 * u + j0:2 * u + j1], dgates[b, 3 * u + j0:3 * u + j1]
+        i, f, g, o = split_gates(gates[b], j0, j1)
+        di, df, dg, do = split_gates(dgates[b], j0, j1)
         for j in range(j1 - j0):
             tc = tanh(c[b, j0 + j])
             dc_total = dc[b, j0 + j] + dh[b, j0 + j] * o[j] * (1.0 - tc * tc)   # h = o tanh(c)
