@@ -35,20 +35,20 @@ class _Ctx:
     """Backend, dtype and seeded host RNG shared by a case's arrays."""
 
     def __init__(self, backend, dtype, rng):
-        self.B, self.dtype, self.rng = get_backend(backend), np.dtype(dtype), rng
-        self.xp = self.B.xp
+        self.backend, self.dtype, self.rng = get_backend(backend), np.dtype(dtype), rng
+        self.xp = self.backend.xp
 
     def normal(self, *shape, scale=1.0):
-        return self.B.asarray(scale * self.rng.standard_normal(shape), dtype=self.dtype)
+        return self.backend.asarray(scale * self.rng.standard_normal(shape), dtype=self.dtype)
 
     def uniform(self, *shape, low=0.0, high=1.0):
-        return self.B.asarray(self.rng.uniform(low, high, shape), dtype=self.dtype)
+        return self.backend.asarray(self.rng.uniform(low, high, shape), dtype=self.dtype)
 
     def ids(self, *shape, high):
-        return self.B.asarray(self.rng.integers(1, high, shape), dtype=np.int64)
+        return self.backend.asarray(self.rng.integers(1, high, shape), dtype=np.int64)
 
     def kw(self):
-        return dict(backend=self.B, dtype=self.dtype, rng=self.rng)
+        return dict(backend=self.backend, dtype=self.dtype, rng=self.rng)
 
 
 def _dot(xp, y, r) -> float:
@@ -70,7 +70,7 @@ def layer_problem(ctx: _Ctx, layer, inputs: dict, run, back) -> Problem:
         run(**inputs)
         return {**back(R), **layer.gradients()}
 
-    return Problem(loss, gradients, {**inputs, **layer.parameters()}, ctx.B)
+    return Problem(loss, gradients, {**inputs, **layer.parameters()}, ctx.backend)
 
 
 def _mask(ctx, n, T, padding="post"):
@@ -79,7 +79,7 @@ def _mask(ctx, n, T, padding="post"):
     lengths[0] = T  # one full row
     pos = np.arange(T)[None, :]
     host = pos < lengths[:, None] if padding == "post" else pos >= (T - lengths)[:, None]
-    return ctx.B.asarray(host, dtype=bool)
+    return ctx.backend.asarray(host, dtype=bool)
 
 
 # ----------------------------------------------------------------- layers
@@ -113,7 +113,7 @@ def _embedding(backend, dtype, rng):
 @register("Dropout training")
 def _dropout(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    layer = Dropout(0.4, backend=c.B, dtype=c.dtype)
+    layer = Dropout(0.4, backend=c.backend, dtype=c.dtype)
     x = c.normal(4, 6)
     run = lambda x: layer.forward(x, training=True, rng=np.random.default_rng(7))  # same mask each call
     return layer_problem(c, layer, {"x": x}, run, lambda R: {"x": layer.backward(R)})
@@ -122,7 +122,7 @@ def _dropout(backend, dtype, rng):
 @register("RepeatVector")
 def _repeat(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    layer = RepeatVector(4, backend=c.B, dtype=c.dtype)
+    layer = RepeatVector(4, backend=c.backend, dtype=c.dtype)
     return layer_problem(c, layer, {"x": c.normal(3, 2)}, lambda x: layer.forward(x),
                          lambda R: {"x": layer.backward(R)})
 
@@ -130,7 +130,7 @@ def _repeat(backend, dtype, rng):
 @register("GaussianSample")
 def _sample(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    layer = GaussianSample(backend=c.B, dtype=c.dtype)
+    layer = GaussianSample(backend=c.backend, dtype=c.dtype)
     eps = c.normal(3, 4)
     inputs = {"mean": c.normal(3, 4), "logvar": c.normal(3, 4, scale=0.5)}
 
@@ -199,7 +199,7 @@ def _lstm_constant(backend, dtype, rng):
 @register("LSTM stacked x2")
 def _lstm_stacked(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    stack = Layer(backend=c.B, dtype=c.dtype, name="stack")  # a plain container
+    stack = Layer(backend=c.backend, dtype=c.dtype, name="stack")  # a plain container
     first = stack.add_child("lstm_0", LSTM(3, 4, return_sequences=True, **c.kw()))
     second = stack.add_child("lstm_1", LSTM(4, 2, **c.kw()))
     m = _mask(c, 3, 5)
@@ -228,13 +228,13 @@ def _loss_problem(c: _Ctx, loss_layer, inputs: dict, run, back) -> Problem:
     def gradients():
         run(**inputs)
         return back()
-    return Problem(lambda: run(**inputs), gradients, inputs, c.B)
+    return Problem(lambda: run(**inputs), gradients, inputs, c.backend)
 
 
 def _softmax_xent_case(reduction):
     def build(backend, dtype, rng):
         c = _Ctx(backend, dtype, rng)
-        loss = SparseSoftmaxCrossEntropy(reduction, backend=c.B, dtype=c.dtype)
+        loss = SparseSoftmaxCrossEntropy(reduction, backend=c.backend, dtype=c.dtype)
         targets = c.ids(3, 4, high=6)
         mask = _mask(c, 3, 4)
         return _loss_problem(c, loss, {"logits": c.normal(3, 4, 6, scale=2.0)},
@@ -250,9 +250,9 @@ register("SparseSoftmaxCrossEntropy mean, mask")(_softmax_xent_case("mean"))
 def _bce_case(cls, weighted):
     def build(backend, dtype, rng):
         c = _Ctx(backend, dtype, rng)
-        loss = cls(backend=c.B, dtype=c.dtype)
+        loss = cls(backend=c.backend, dtype=c.dtype)
         targets = c.uniform(4, 3)
-        weights = c.B.asarray([1.0, 0.0, 1.0, 1.0], dtype=c.dtype) if weighted else None
+        weights = c.backend.asarray([1.0, 0.0, 1.0, 1.0], dtype=c.dtype) if weighted else None
         return _loss_problem(c, loss, {"logits": c.normal(4, 3, scale=3.0)},
                              lambda logits: loss.forward(logits, targets, weights),
                              lambda: {"logits": loss.backward()})
@@ -267,7 +267,7 @@ register("BernoulliNLL")(_bce_case(BernoulliNLL, False))
 def _kl_case(free_bits):
     def build(backend, dtype, rng):
         c = _Ctx(backend, dtype, rng)
-        loss = GaussianKL(free_bits, backend=c.B, dtype=c.dtype)
+        loss = GaussianKL(free_bits, backend=c.backend, dtype=c.dtype)
         inputs = {"mean": c.normal(3, 5), "logvar": c.normal(3, 5, scale=0.7)}
 
         def back():

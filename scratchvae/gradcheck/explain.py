@@ -71,7 +71,7 @@ def _loss_problem(c: _Ctx, inputs: dict, run, back) -> Problem:
     def gradients():
         run(**inputs)
         return back()
-    return Problem(lambda: run(**inputs), gradients, inputs, c.B)
+    return Problem(lambda: run(**inputs), gradients, inputs, c.backend)
 
 
 # ------------------------------------------------------------------ layers
@@ -95,7 +95,7 @@ def _dense(backend, dtype, rng):
 def _embedding(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
     layer = Embedding(5, 2, mask_zero=True, **c.kw())
-    ids = c.B.asarray(np.array([[3, 1, 3], [2, 4, 0]]))
+    ids = c.backend.asarray(np.array([[3, 1, 3], [2, 4, 0]]))
     keep = layer.compute_mask(ids)[..., None]
     return layer_problem(c, layer, {}, lambda: layer.forward(ids) * keep,
                          lambda R: (layer.backward(R * keep), {})[1])
@@ -107,7 +107,7 @@ def _embedding(backend, dtype, rng):
          "backward: dx = R * keep / (1 - rate)         (dropped entries get exactly 0)")
 def _dropout(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    layer = Dropout(0.5, backend=c.B, dtype=c.dtype)
+    layer = Dropout(0.5, backend=c.backend, dtype=c.dtype)
     run = lambda x: layer.forward(x, training=True, rng=np.random.default_rng(3))  # noqa: E731
     return layer_problem(c, layer, {"x": c.normal(2, 3)}, run, lambda R: {"x": layer.backward(R)})
 
@@ -159,7 +159,7 @@ def _bidirectional(backend, dtype, rng):
          "backward: dx = sum_t R[:, t]                  (every copy sends its gradient back)")
 def _repeat(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    layer = RepeatVector(3, backend=c.B, dtype=c.dtype)
+    layer = RepeatVector(3, backend=c.backend, dtype=c.dtype)
     return layer_problem(c, layer, {"x": c.normal(2, 2)}, lambda x: layer.forward(x),
                          lambda R: {"x": layer.backward(R)})
 
@@ -170,7 +170,7 @@ def _repeat(backend, dtype, rng):
          "backward: dmean = R,   dlogvar = R * eps * exp(logvar / 2) / 2")
 def _sample(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    layer = GaussianSample(backend=c.B, dtype=c.dtype)
+    layer = GaussianSample(backend=c.backend, dtype=c.dtype)
     eps = c.normal(1, 3)
     inputs = {"mean": c.normal(1, 3), "logvar": c.normal(1, 3, scale=0.5)}
 
@@ -187,7 +187,7 @@ def _sample(backend, dtype, rng):
          "backward: dmean = mean / B,   dlogvar = (exp(logvar) - 1) / (2 B)")
 def _kl(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    loss = GaussianKL(backend=c.B, dtype=c.dtype)
+    loss = GaussianKL(backend=c.backend, dtype=c.dtype)
     inputs = {"mean": c.normal(2, 2), "logvar": c.normal(2, 2, scale=0.7)}
 
     def back():
@@ -204,9 +204,9 @@ def _kl(backend, dtype, rng):
          "          w = 1/B at real steps, 0 at padding (whose rows are all exactly 0)")
 def _softmax(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    loss = SparseSoftmaxCrossEntropy("sum", backend=c.B, dtype=c.dtype)
-    targets = c.B.asarray(np.array([[2, 0], [1, 1]]))
-    mask = c.B.asarray(np.array([[True, True], [True, False]]))
+    loss = SparseSoftmaxCrossEntropy("sum", backend=c.backend, dtype=c.dtype)
+    targets = c.backend.asarray(np.array([[2, 0], [1, 1]]))
+    mask = c.backend.asarray(np.array([[True, True], [True, False]]))
     return _loss_problem(c, {"logits": c.normal(2, 2, 3, scale=2.0)},
                          lambda logits: loss.forward(logits, targets, mask),
                          lambda: {"logits": loss.backward()})
@@ -217,7 +217,7 @@ def _softmax(backend, dtype, rng):
          "backward: dx = (sigmoid(x) - y) / (B K)")
 def _bce(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
-    loss = BinaryCrossEntropy(backend=c.B, dtype=c.dtype)
+    loss = BinaryCrossEntropy(backend=c.backend, dtype=c.dtype)
     targets = c.uniform(2, 3)
     return _loss_problem(c, {"logits": c.normal(2, 3, scale=2.0)},
                          lambda logits: loss.forward(logits, targets),

@@ -265,7 +265,7 @@ def _model_case(kl_weight: float = 0.7, **options):
             words = rng.integers(4, 7, n)
             decoder_ids[row, :n + 1] = [2, *words]          # <s> w1 .. wn
             targets[row, :n + 1] = [*words, 3]              # w1 .. wn </s>
-        decoder_ids, targets = ctx.B.asarray(decoder_ids), ctx.B.asarray(targets)
+        decoder_ids, targets = ctx.backend.asarray(decoder_ids), ctx.backend.asarray(targets)
         eps = ctx.normal(3, 2)
 
         def loss():
@@ -278,7 +278,7 @@ def _model_case(kl_weight: float = 0.7, **options):
             model.backward()
             return model.gradients()
 
-        return Problem(loss, gradients, model.parameters(), ctx.B)
+        return Problem(loss, gradients, model.parameters(), ctx.backend)
     return build
 
 
