@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import BackendError
 from .numpy_backend import NumpyBackend
 
 BACKENDS = ("numpy", "numba", "cupy")
+Array = Any   # an array of the backend's array module: a numpy.ndarray, or a cupy.ndarray on the GPU
 _cache: dict[str, NumpyBackend] = {}
 
 
@@ -48,4 +51,4 @@ def available_backends() -> list[str]:
     return names
 
 
-__all__ = ["BACKENDS", "BackendError", "NumpyBackend", "available_backends", "get_backend"]
+__all__ = ["Array", "BACKENDS", "BackendError", "NumpyBackend", "available_backends", "get_backend"]

@@ -173,26 +173,24 @@ def _lstm_state(backend, dtype, rng):
     m = _mask(c, 2, 5, "pre")
 
     def run(x, h0, c0):
-        y = layer.forward(x, m, initial_state=(h0, c0))
-        h, cT = layer.final_state
+        y, (h, cT) = layer.forward(x, m, initial_state=(h0, c0), return_state=True)
         return c.xp.concatenate([y.reshape(-1), (h * Rh).reshape(-1), (cT * Rc).reshape(-1)])
 
     def back(R):
         n = 2 * 5 * 4
-        dx = layer.backward(R[:n].reshape(2, 5, 4),
-                            d_final_state=(Rh * R[n:n + 8].reshape(2, 4), Rc * R[n + 8:].reshape(2, 4)))
-        dh0, dc0 = layer.d_initial_state
+        dx, (dh0, dc0) = layer.backward(R[:n].reshape(2, 5, 4), return_state=True,
+                                        d_state=(Rh * R[n:n + 8].reshape(2, 4), Rc * R[n + 8:].reshape(2, 4)))
         return {"x": dx, "h0": dh0, "c0": dc0}
 
     inputs = {"x": c.normal(2, 5, 3), "h0": c.normal(2, 4, scale=0.5), "c0": c.normal(2, 4, scale=0.5)}
     return layer_problem(c, layer, inputs, run, back)
 
 
-@register("LSTM constant input (steps=T)")
+@register("LSTM constant input (forward_repeated)")
 def _lstm_constant(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
     layer = LSTM(3, 4, return_sequences=True, **c.kw())
-    return layer_problem(c, layer, {"v": c.normal(2, 3)}, lambda v: layer.forward(v, steps=6),
+    return layer_problem(c, layer, {"v": c.normal(2, 3)}, lambda v: layer.forward_repeated(v, 6),
                          lambda R: {"v": layer.backward(R)})
 
 

@@ -113,11 +113,11 @@ def _dropout(backend, dtype, rng):
 
 
 @example("lstm", "LSTM(D=2 -> U=2), return_sequences, one sequence of T=3 steps",
-         "forward:  z_t = x_t W + h_{t-1} U + b;  i, f, o = sigmoid, g = tanh of z_t's four blocks",
-         "          c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)      x (1, 3, 2), W (2, 8), U (2, 8), b (8,)",
+         "forward:  z_t = x_t Wx + h_{t-1} Wh + b;  i, f, o = sigmoid, g = tanh of z_t's four blocks",
+         "          c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)      x (1, 3, 2), Wx (2, 8), Wh (2, 8), b (8,)",
          "loss:     L = sum(h * R)                      h (1, 3, 2): every step's output",
          "backward: through time, t = 3, 2, 1, carrying dh and dc; then",
-         "          dW = X^T dZ,  dU = H_prev^T dZ,  db = sum dZ   (one product over all steps)",
+         "          dWx = X^T dZ,  dWh = H_prev^T dZ,  db = sum dZ   (one product over all steps)",
          note=lstm_gate_note(2))
 def _lstm(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
@@ -128,15 +128,15 @@ def _lstm(backend, dtype, rng):
 
 
 @example("lstm-steps", "LSTM(D=2 -> U=2) fed one vector v at all T=3 steps (RepeatVector + LSTM fused)",
-         "forward:  lstm.forward(v, steps=3) = lstm.forward(RepeatVector(3)(v)),  v (1, 2)",
-         "          v W + b is computed once instead of 3 times",
+         "forward:  lstm.forward_repeated(v, 3) = lstm.forward(RepeatVector(3)(v)),  v (1, 2)",
+         "          v Wx + b is computed once instead of 3 times",
          "loss:     L = sum(h * R)                      h (1, 3, 2)",
-         "backward: dv = (sum_t dz_t) W^T,  dW = v^T (sum_t dz_t)",
+         "backward: dv = (sum_t dz_t) Wx^T,  dWx = v^T (sum_t dz_t)",
          note=lstm_gate_note(2))
 def _lstm_steps(backend, dtype, rng):
     c = _Ctx(backend, dtype, rng)
     layer = LSTM(2, 2, return_sequences=True, **c.kw())
-    return layer_problem(c, layer, {"v": c.normal(1, 2)}, lambda v: layer.forward(v, steps=3),
+    return layer_problem(c, layer, {"v": c.normal(1, 2)}, lambda v: layer.forward_repeated(v, 3),
                          lambda R: {"v": layer.backward(R)})
 
 
