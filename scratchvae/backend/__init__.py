@@ -1,12 +1,14 @@
 """Backends: where arrays live and how the hot kernels run.
 
 >>> from scratchvae.backend import get_backend
->>> B = get_backend("numba")
->>> B.xp        # the array module (numpy or cupy)
->>> B.lstm_cell_forward(...)   # one of the fused kernels
+>>> backend = get_backend("numba")
+>>> backend.xp        # the array module (numpy or cupy)
+>>> backend.lstm_cell_forward(...)   # one of the fused kernels
 
-``numpy`` is the readable reference, ``numba`` compiles the kernels for the CPU and
-``cupy`` runs them on a CUDA GPU.  All three compute the same formulas.
+``numpy`` is the readable reference (numpy_backend.py), ``numba`` compiles the kernels for
+the CPU (the numba/ package, one kernel topic a file) and ``cupy`` runs them on a CUDA GPU
+(cupy_backend.py).  All three compute the same formulas.  gates.py holds what they share
+about the LSTM's gates; threads.py how the CPU backends share threads between calls.
 """
 
 from __future__ import annotations
