@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from scratchvae.backend.numba_backend import NumbaBackend
+from scratchvae.backend.numba import NumbaBackend
 from scratchvae.backend.numpy_backend import NumpyBackend
 from scratchvae.backend.threads import blas_thread_count, blas_threads
 
@@ -140,3 +140,22 @@ def test_four_threads_give_each_direction_two(tmp_path):
     layer = out.stdout.split()[1]
     expected = "[2]" if layer in ("omp", "tbb") else "[4]"   # workqueue: one direction after the other
     assert out.stdout.strip().endswith(f"shares {expected}"), out.stdout
+
+
+def test_the_numpy_reference_runs_without_threadpoolctl():
+    """The reference backend reads without thread code: threadpoolctl is imported only when
+    threads are first shared, so a layer runs on numpy with threadpoolctl unimportable."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["threadpoolctl"] = None          # import threadpoolctl now raises ImportError
+        import numpy as np
+        from scratchvae.layers import LSTM
+        layer = LSTM(3, 4, backend="numpy", dtype=np.float64, rng=np.random.default_rng(0))
+        y = layer.forward(np.ones((2, 5, 3)))
+        dx = layer.backward(np.ones_like(y))
+        print(dx.shape, layer.backend.concurrently(lambda: "one call"))
+    """)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "(2, 5, 3) ['one call']"

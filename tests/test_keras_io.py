@@ -21,7 +21,7 @@ V, E, U, Z, STEPS = 9, 3, 4, 2, 5
 
 
 class TinySeqModel(Layer):
-    """Embedding -> Bidirectional LSTM -> Dense (latent) -> LSTM(steps) -> TimeDistributed Dense."""
+    """Embedding -> Bidirectional LSTM -> Dense (latent) -> LSTM.forward_repeated -> TimeDistributed Dense."""
 
     def __init__(self, rng, dtype=F64, recurrent_activation="sigmoid"):
         super().__init__(dtype=dtype, name="tiny")
@@ -38,7 +38,7 @@ class TinySeqModel(Layer):
     def forward(self, ids):
         h = self.encoder.forward(self.embedding.forward(ids), self.embedding.compute_mask(ids))
         z = self.latent.forward(h)
-        return self.output.forward(self.decoder.forward(z, steps=STEPS))
+        return self.output.forward(self.decoder.forward_repeated(z, STEPS))
 
     def keras_layout(self):
         # (kind, scratchvae layer, Keras layer name), in keras_tiny's model.layers order

@@ -178,11 +178,9 @@ def test_lstm(seed, n, steps, d, units, return_sequences, go_backwards, recurren
                                                holes=mask == "holes")
     state = (rng.standard_normal((n, units)) * 0.5, rng.standard_normal((n, units)) * 0.5) if with_state else None
 
-    y = layer.forward(x, m, initial_state=state)
-    hT, cT = layer.final_state
+    y, (hT, cT) = layer.forward(x, m, initial_state=state, return_state=True)
     R, Rh, Rc = (rng.standard_normal(a.shape) for a in (y, hT, cT))
-    dx = layer.backward(R, d_final_state=(Rh, Rc))
-    dh0, dc0 = layer.d_initial_state
+    dx, (dh0, dc0) = layer.backward(R, d_state=(Rh, Rc), return_state=True)
 
     xt = T(x, grad=True)
     st_t = [T(s, grad=True) for s in state] if with_state else None
@@ -222,15 +220,15 @@ def test_lstm_constant_input_is_repeat_vector_then_lstm(seed, n, steps, d, units
     _perturb_bias(layer, rng)
     k = keras_lstm(layer)
     v = rng.standard_normal((n, d))
-    y = layer.forward(v, steps=steps)
+    y = layer.forward_repeated(v, steps)
     R = rng.standard_normal(y.shape)
     dv = layer.backward(R)
     vt = T(v, grad=True)
     yt = k(keras.layers.RepeatVector(steps)(vt))
     sum_times(yt, R).backward()
-    assert_out(y, N(yt), "LSTM(steps) output", "LSTM constant input")
-    assert_grad(dv, N(vt.grad), "LSTM(steps) dv", "LSTM constant input dx")
-    assert_param_grads(layer, keras_variables(layer, k), "LSTM(steps)", "LSTM constant input")
+    assert_out(y, N(yt), "LSTM.forward_repeated output", "LSTM constant input")
+    assert_grad(dv, N(vt.grad), "LSTM.forward_repeated dv", "LSTM constant input dx")
+    assert_param_grads(layer, keras_variables(layer, k), "LSTM.forward_repeated", "LSTM constant input")
 
 
 # ----------------------------------------------------------------- Bidirectional

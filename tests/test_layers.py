@@ -14,12 +14,12 @@ def _lstm(backend_name="numpy", **kw):
     return LSTM(3, 4, backend=backend_name, dtype=np.float64, rng=np.random.default_rng(0), **kw)
 
 
-def test_repeatvector_then_lstm_equals_lstm_with_steps(backend_name):
+def test_repeatvector_then_lstm_equals_lstm_forward_repeated(backend_name):
     B = get_backend(backend_name)
     v = B.asarray(np.random.default_rng(1).standard_normal((2, 3)))
     a, b = _lstm(backend_name, return_sequences=True), _lstm(backend_name, return_sequences=True)
     repeat = RepeatVector(5, backend=backend_name, dtype=np.float64)
-    ya, yb = a.forward(repeat.forward(v)), b.forward(v, steps=5)
+    ya, yb = a.forward(repeat.forward(v)), b.forward_repeated(v, 5)
     np.testing.assert_allclose(B.to_numpy(ya), B.to_numpy(yb), rtol=1e-13, atol=1e-15)
     dy = B.asarray(np.random.default_rng(2).standard_normal(ya.shape))
     dva, dvb = repeat.backward(a.backward(dy)), b.backward(dy)
@@ -31,13 +31,12 @@ def test_repeatvector_then_lstm_equals_lstm_with_steps(backend_name):
 def test_masked_steps_carry_the_state():
     x = np.random.default_rng(1).standard_normal((2, 6, 3))
     full = _lstm(return_sequences=True)
-    y_short = full.forward(x[:, :4])
-    h_short = full.final_state[0].copy()
+    y_short, (h_short, _) = full.forward(x[:, :4], return_state=True)
     mask = np.array([[1, 1, 1, 1, 0, 0]] * 2, dtype=bool)
     y = _lstm(return_sequences=True).forward(x, mask)
     layer = _lstm(return_sequences=True)
-    layer.forward(x, mask)
-    np.testing.assert_array_equal(layer.final_state[0], h_short)  # padding changes nothing
+    _, (h_padded, _) = layer.forward(x, mask, return_state=True)
+    np.testing.assert_array_equal(h_padded, h_short)  # padding changes nothing
     np.testing.assert_array_equal(y[:, :4], y_short)
     np.testing.assert_array_equal(y[:, 4], y[:, 3])  # output at padding: the carried h
     zero = _lstm(return_sequences=True, zero_output_for_mask=True).forward(x, mask)
@@ -90,9 +89,10 @@ def test_lstm_step_by_hand():
     sig = lambda a: 1 / (1 + np.exp(-a))
     i, f, g, o = sig(z[:, :4]), sig(z[:, 4:8]), np.tanh(z[:, 8:12]), sig(z[:, 12:])
     c = f * c0 + i * g
-    h = layer.forward(x, initial_state=(h0, c0))
+    h, (h_T, c_T) = layer.forward(x, initial_state=(h0, c0), return_state=True)
     np.testing.assert_allclose(h, o * np.tanh(c), rtol=1e-14)
-    np.testing.assert_allclose(layer.final_state[1], c, rtol=1e-14)
+    np.testing.assert_allclose(c_T, c, rtol=1e-14)
+    np.testing.assert_array_equal(h_T, h)
 
 
 def test_embedding_lookup_mask_and_padding_gradient():
@@ -160,3 +160,36 @@ def test_cupy_request_without_gpu_suggests_numba():
         assert "--backend numba" in str(exc) and "\n" not in str(exc)
     else:
         pytest.skip("CuPy and a GPU are present")
+
+
+def test_lstm_state_goes_in_and_out_explicitly():
+    """forward(..., return_state=True) -> (y, (h_T, c_T)); backward(dy, d_state, return_state=True)
+    -> (dx, (dh0, dc0)); the plain calls return y and dx alone, and nothing travels in attributes."""
+    rng = np.random.default_rng(4)
+    x, h0, c0 = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    layer = _lstm(return_sequences=True)
+    y, (h_T, c_T) = layer.forward(x, initial_state=(h0, c0), return_state=True)
+    np.testing.assert_array_equal(h_T, y[:, -1])
+    np.testing.assert_array_equal(layer.forward(x, initial_state=(h0, c0)), y)
+    dy = rng.standard_normal(y.shape)
+    dx_plain = layer.backward(dy)
+    layer.zero_grad()
+    dx, (dh0, dc0) = layer.backward(dy, d_state=(np.zeros((2, 4)), np.zeros((2, 4))), return_state=True)
+    np.testing.assert_array_equal(dx, dx_plain)                 # d_state=None means zeros
+    assert dh0.shape == dc0.shape == (2, 4) and np.abs(dh0).max() > 0 and np.abs(dc0).max() > 0
+    for leftover in ("final_state", "d_initial_state", "x_t", "U_T", "constant_input"):
+        assert not hasattr(layer, leftover)
+
+
+def test_lstm_refuses_inputs_of_the_wrong_shape_before_any_work():
+    layer = _lstm()
+    with pytest.raises(ValueError, match=r"LSTM.forward takes x \(B, T, 3\), not shape \(2, 3\); .*forward_repeated"):
+        layer.forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"takes x \(B, T, 3\), not shape \(2, 5, 4\)"):
+        layer.forward(np.zeros((2, 5, 4)))
+    with pytest.raises(ValueError, match=r"forward_repeated takes v \(B, 3\), not shape \(2, 5, 3\); .*forward\(x\)"):
+        layer.forward_repeated(np.zeros((2, 5, 3)), 5)
+    with pytest.raises(ValueError, match="steps >= 1, got 0"):
+        layer.forward_repeated(np.zeros((2, 3)), 0)
+    with pytest.raises(RuntimeError, match="call forward first"):
+        _lstm().backward(np.zeros((2, 4)))

@@ -1,20 +1,25 @@
 """Backends: where arrays live and how the hot kernels run.
 
 >>> from scratchvae.backend import get_backend
->>> B = get_backend("numba")
->>> B.xp        # the array module (numpy or cupy)
->>> B.lstm_cell_forward(...)   # one of the fused kernels
+>>> backend = get_backend("numba")
+>>> backend.xp        # the array module (numpy or cupy)
+>>> backend.lstm_cell_forward(...)   # one of the fused kernels
 
-``numpy`` is the readable reference, ``numba`` compiles the kernels for the CPU and
-``cupy`` runs them on a CUDA GPU.  All three compute the same formulas.
+``numpy`` is the readable reference (numpy_backend.py), ``numba`` compiles the kernels for
+the CPU (the numba/ package, one kernel topic a file) and ``cupy`` runs them on a CUDA GPU
+(cupy_backend.py).  All three compute the same formulas.  gates.py holds what they share
+about the LSTM's gates; threads.py how the CPU backends share threads between calls.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .errors import BackendError
 from .numpy_backend import NumpyBackend
 
 BACKENDS = ("numpy", "numba", "cupy")
+Array = Any   # an array of the backend's array module: a numpy.ndarray, or a cupy.ndarray on the GPU
 _cache: dict[str, NumpyBackend] = {}
 
 
@@ -26,7 +31,7 @@ def get_backend(name: str | NumpyBackend = "numpy") -> NumpyBackend:
         if name == "numpy":
             _cache[name] = NumpyBackend()
         elif name == "numba":
-            from .numba_backend import NumbaBackend
+            from .numba import NumbaBackend
             _cache[name] = NumbaBackend()
         elif name == "cupy":
             from .cupy_backend import CupyBackend
@@ -48,4 +53,4 @@ def available_backends() -> list[str]:
     return names
 
 
-__all__ = ["BACKENDS", "BackendError", "NumpyBackend", "available_backends", "get_backend"]
+__all__ = ["Array", "BACKENDS", "BackendError", "NumpyBackend", "available_backends", "get_backend"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import BackendError
 from .numpy_backend import NumpyBackend
-from .numba_backend import _is_hard
+from .gates import is_hard_sigmoid as _is_hard
 
 _GATE = """
 template <typename T> __device__ T gate(T x, bool hard) {

@@ -18,13 +18,10 @@ Kernel conventions
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
-from .threads import blas_thread_count, run_concurrently
-
-RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+from .gates import RECURRENT_ACTIVATIONS, split_gates
+from .threads import ThreadSharing
 
 
 def sigmoid(x):
@@ -53,14 +50,15 @@ def _gate_derivative(y, name: str):
     return np.where((y > 0.0) & (y < 1.0), 0.2, 0.0).astype(y.dtype)  # slope 0.2 inside the ramp
 
 
-class NumpyBackend:
-    """Reference backend: NumPy arrays, kernels written as array expressions."""
+class NumpyBackend(ThreadSharing):
+    """Reference backend: NumPy arrays, kernels written as array expressions.
+
+    ``concurrently(*calls)``, which runs independent calls side by side, each on a share of
+    the CPU's threads, comes from :class:`~scratchvae.backend.threads.ThreadSharing`.
+    """
 
     name = "numpy"
     xp = np
-
-    def __init__(self):
-        self._local = threading.local()     # .threads: this thread's share inside concurrently()
 
     # ------------------------------------------------------------------ arrays
     def asarray(self, a, dtype=None):
@@ -74,54 +72,18 @@ class NumpyBackend:
     def synchronize(self) -> None:
         """Wait for queued work (only asynchronous devices have any)."""
 
-    # ------------------------------------------------------------------ threads
-    def concurrently(self, *calls):
-        """Runs independent calls (the two directions of a bidirectional LSTM) at the same
-        time, each with ``threads // len(calls)`` of the CPU threads, and returns their
-        results in order.  The arithmetic is exactly that of running them one after
-        another, which is what happens when there are fewer threads than calls, and inside
-        a call that is itself running concurrently (no nesting: the worker threads are few).
-        See :mod:`scratchvae.backend.threads`.
-        """
-        nested = getattr(self._local, "threads", None) is not None
-        share = self._thread_count() // len(calls) if calls else 0
-        if nested or len(calls) < 2 or share < 1 or not self._can_share(share):
-            return [call() for call in calls]
-        return run_concurrently(calls, share, lambda call: self._with_threads(share, call))
-
-    def _thread_count(self) -> int:
-        """The threads this thread may use: its share inside :meth:`concurrently`, else all."""
-        share = getattr(self._local, "threads", None)
-        return share if share is not None else self._all_threads()
-
-    def _all_threads(self) -> int:
-        """The threads this backend's work may use outside :meth:`concurrently`: BLAS's."""
-        return blas_thread_count()
-
-    def _can_share(self, share: int) -> bool:
-        return True
-
-    def _with_threads(self, share: int, call):
-        """call() with this thread's work limited to ``share`` threads."""
-        previous = getattr(self._local, "threads", None)
-        self._local.threads = share
-        try:
-            return call()
-        finally:
-            self._local.threads = previous
-
     # ------------------------------------------------------------------ LSTM
     def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
         """One LSTM step, Keras gate order (i, f, c~, o).
 
-        gates  (B, 4U)  in: z = x W + h U + b; out: the activated gates [i, f, g, o]
+        gates  (B, 4U)  in: z = x Wx + h Wh + b; out: the activated gates [i, f, g, o]
         c_prev (B, U)   previous cell state
         c_out  (B, U)   out: c = f * c_prev + i * g
         h_out  (B, U)   out: h = o * tanh(c)
         """
         u = c_prev.shape[1]
         act = _gate_activation(recurrent_activation)
-        i, f, g, o = (gates[:, k * u:(k + 1) * u] for k in range(4))
+        i, f, g, o = split_gates(gates, 0, u)
         i[...] = act(i)
         f[...] = act(f)
         np.tanh(g, out=g)
@@ -140,8 +102,8 @@ class NumpyBackend:
         dgates_out (B, 4U)  out: dL/dz, the gradient of the gate pre-activations
         """
         u = c.shape[1]
-        i, f, g, o = (gates[:, k * u:(k + 1) * u] for k in range(4))
-        di, df, dg, do = (dgates_out[:, k * u:(k + 1) * u] for k in range(4))
+        i, f, g, o = split_gates(gates, 0, u)
+        di, df, dg, do = split_gates(dgates_out, 0, u)
         tc = np.tanh(c)
         dc_total = dc + dh * o * (1.0 - tc * tc)            # h = o tanh(c)
         do[...] = dh * tc * _gate_derivative(o, recurrent_activation)
@@ -150,28 +112,28 @@ class NumpyBackend:
         dg[...] = dc_total * i * (1.0 - g * g)               # g = tanh(z_g)
         return dc_total * f
 
-    def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out,
+    def lstm_step_forward(self, gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out,
                           recurrent_activation="sigmoid"):
         """One LSTM step: the recurrent product, then :meth:`lstm_cell_forward`.
 
-        gates  (B, 4U)  in: x_t W + b; out: the activated gates
-        h_prev (B, U)   h_{t-1};  z = gates + h_prev U
-        U (U, 4U), U_T (4U, U)  the recurrent kernel and a C-contiguous copy of its
+        gates  (B, 4U)  in: x_t Wx + b; out: the activated gates
+        h_prev (B, U)   h_{t-1};  z = gates + h_prev Wh
+        Wh (U, 4U), Wh_T (4U, U)  the recurrent kernel and a C-contiguous copy of its
                         transpose: each backend multiplies with the layout it reads fastest
         c_prev, c_out, h_out  as in :meth:`lstm_cell_forward`
         """
-        gates += h_prev @ U
+        gates += h_prev @ Wh
         self.lstm_cell_forward(gates, c_prev, c_out, h_out, recurrent_activation)
 
-    def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, U, U_T, dh_prev_out,
+    def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, Wh, Wh_T, dh_prev_out,
                            recurrent_activation="sigmoid"):
         """Backward of :meth:`lstm_step_forward`: :meth:`lstm_cell_backward`, then the product.
 
-        dh_prev_out (B, U)  out: dz U^T, the gradient reaching h_{t-1} through z
+        dh_prev_out (B, U)  out: dz Wh^T, the gradient reaching h_{t-1} through z
         returns dc_prev (B, U); the other arguments as in :meth:`lstm_cell_backward`.
         """
         dc_prev = self.lstm_cell_backward(dh, dc, gates, c_prev, c, dgates_out, recurrent_activation)
-        self.xp.matmul(dgates_out, U_T, out=dh_prev_out)  # a plain product: BLAS is slow on a transposed view
+        self.xp.matmul(dgates_out, Wh_T, out=dh_prev_out)  # a plain product: BLAS is slow on a transposed view
         return dc_prev
 
     # ------------------------------------------------------------------ embedding

@@ -11,10 +11,12 @@ exactly what it computes alone.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from threadpoolctl import ThreadpoolController
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
 
 _controller: ThreadpoolController | None = None
 _pool: ThreadPoolExecutor | None = None
@@ -24,6 +26,7 @@ _pool_size = 0
 def _threadpools() -> ThreadpoolController:
     global _controller
     if _controller is None:
+        from threadpoolctl import ThreadpoolController   # imported when threads are first shared
         _controller = ThreadpoolController()   # finds the loaded libraries once (~ms): NumPy's BLAS
     return _controller
 
@@ -43,6 +46,7 @@ def limit_threads(n: int) -> None:
     parallel kernels (what ``--threads N`` does)."""
     if n < 1:
         raise ValueError(f"--threads must be at least 1, got {n}")
+    from threadpoolctl import ThreadpoolController
     ThreadpoolController().limit(limits=n)   # every BLAS and OpenMP library loaded by now, until reset
     import numba
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
@@ -62,3 +66,51 @@ def run_concurrently(calls: Sequence[Callable], share: int, run_one: Callable) -
         finally:
             wait(futures)
         return [first] + [f.result() for f in futures]
+
+
+class ThreadSharing:
+    """What a CPU backend does in ``backend.concurrently``: the threads, shared between the calls.
+
+    A mixin of :class:`~scratchvae.backend.numpy_backend.NumpyBackend` (BLAS's threads) and,
+    through it, of the numba backend (numba's threads: it overrides ``_all_threads``,
+    ``_can_share`` and ``_with_threads``).
+    """
+
+    def __init__(self):
+        self._local = threading.local()     # .threads: this thread's share inside concurrently()
+
+    def concurrently(self, *calls):
+        """Runs independent calls (the two directions of a bidirectional LSTM) at the same
+        time, each with ``threads // len(calls)`` of the CPU threads, and returns their
+        results in order.  The arithmetic is exactly that of running them one after
+        another, which is what happens when there are fewer threads than calls, and inside
+        a call that is itself running concurrently (no nesting: the worker threads are few).
+        """
+        nested = getattr(self._local, "threads", None) is not None
+        if nested or len(calls) < 2:
+            return [call() for call in calls]
+        share = self._thread_count() // len(calls)
+        if share < 1 or not self._can_share(share):
+            return [call() for call in calls]
+        return run_concurrently(calls, share, lambda call: self._with_threads(share, call))
+
+    def _thread_count(self) -> int:
+        """The threads this thread may use: its share inside :meth:`concurrently`, else all."""
+        share = getattr(self._local, "threads", None)
+        return share if share is not None else self._all_threads()
+
+    def _all_threads(self) -> int:
+        """The threads this backend's work may use outside :meth:`concurrently`: BLAS's."""
+        return blas_thread_count()
+
+    def _can_share(self, share: int) -> bool:
+        return True
+
+    def _with_threads(self, share: int, call):
+        """call() with this thread's work limited to ``share`` threads."""
+        previous = getattr(self._local, "threads", None)
+        self._local.threads = share
+        try:
+            return call()
+        finally:
+            self._local.threads = previous

@@ -31,31 +31,31 @@ def register(name: str):
 
 
 # ----------------------------------------------------------------- helpers
-class _Ctx:
+class CaseContext:
     """Backend, dtype and seeded host RNG shared by a case's arrays."""
 
     def __init__(self, backend, dtype, rng):
-        self.B, self.dtype, self.rng = get_backend(backend), np.dtype(dtype), rng
-        self.xp = self.B.xp
+        self.backend, self.dtype, self.rng = get_backend(backend), np.dtype(dtype), rng
+        self.xp = self.backend.xp
 
     def normal(self, *shape, scale=1.0):
-        return self.B.asarray(scale * self.rng.standard_normal(shape), dtype=self.dtype)
+        return self.backend.asarray(scale * self.rng.standard_normal(shape), dtype=self.dtype)
 
     def uniform(self, *shape, low=0.0, high=1.0):
-        return self.B.asarray(self.rng.uniform(low, high, shape), dtype=self.dtype)
+        return self.backend.asarray(self.rng.uniform(low, high, shape), dtype=self.dtype)
 
     def ids(self, *shape, high):
-        return self.B.asarray(self.rng.integers(1, high, shape), dtype=np.int64)
+        return self.backend.asarray(self.rng.integers(1, high, shape), dtype=np.int64)
 
     def kw(self):
-        return dict(backend=self.B, dtype=self.dtype, rng=self.rng)
+        return dict(backend=self.backend, dtype=self.dtype, rng=self.rng)
 
 
 def _dot(xp, y, r) -> float:
     return float(xp.sum(y * r))
 
 
-def layer_problem(ctx: _Ctx, layer, inputs: dict, run, back) -> Problem:
+def layer_problem(ctx: CaseContext, layer, inputs: dict, run, back) -> Problem:
     """Problem for L = sum(run(**inputs) * R): ``back(R)`` must return {input: dL/dinput}.
 
     Parameters of ``layer`` are checked along with the named inputs.
@@ -70,7 +70,7 @@ def layer_problem(ctx: _Ctx, layer, inputs: dict, run, back) -> Problem:
         run(**inputs)
         return {**back(R), **layer.gradients()}
 
-    return Problem(loss, gradients, {**inputs, **layer.parameters()}, ctx.B)
+    return Problem(loss, gradients, {**inputs, **layer.parameters()}, ctx.backend)
 
 
 def _mask(ctx, n, T, padding="post"):
@@ -79,13 +79,13 @@ def _mask(ctx, n, T, padding="post"):
     lengths[0] = T  # one full row
     pos = np.arange(T)[None, :]
     host = pos < lengths[:, None] if padding == "post" else pos >= (T - lengths)[:, None]
-    return ctx.B.asarray(host, dtype=bool)
+    return ctx.backend.asarray(host, dtype=bool)
 
 
 # ----------------------------------------------------------------- layers
 def _dense_case(activation, time_distributed=False):
     def build(backend, dtype, rng):
-        c = _Ctx(backend, dtype, rng)
+        c = CaseContext(backend, dtype, rng)
         layer = Dense(4, 3, activation, **c.kw())
         layer.params["bias"][...] = c.normal(3, scale=0.3)
         x = c.normal(2, 5, 4) if time_distributed else c.normal(3, 4)
@@ -101,7 +101,7 @@ register("Dense time-distributed")(_dense_case("tanh", time_distributed=True))
 
 @register("Embedding mask_zero")
 def _embedding(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
+    c = CaseContext(backend, dtype, rng)
     layer = Embedding(7, 3, mask_zero=True, **c.kw())
     ids = c.ids(3, 5, high=7)
     ids[0, -2:] = 0  # padding: consumers ignore it (the mask), and row 0 gets no gradient
@@ -116,8 +116,8 @@ def _embedding(backend, dtype, rng):
 
 @register("Dropout training")
 def _dropout(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    layer = Dropout(0.4, backend=c.B, dtype=c.dtype)
+    c = CaseContext(backend, dtype, rng)
+    layer = Dropout(0.4, backend=c.backend, dtype=c.dtype)
     x = c.normal(4, 6)
     run = lambda x: layer.forward(x, training=True, rng=np.random.default_rng(7))  # same mask each call
     return layer_problem(c, layer, {"x": x}, run, lambda R: {"x": layer.backward(R)})
@@ -125,16 +125,16 @@ def _dropout(backend, dtype, rng):
 
 @register("RepeatVector")
 def _repeat(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    layer = RepeatVector(4, backend=c.B, dtype=c.dtype)
+    c = CaseContext(backend, dtype, rng)
+    layer = RepeatVector(4, backend=c.backend, dtype=c.dtype)
     return layer_problem(c, layer, {"x": c.normal(3, 2)}, lambda x: layer.forward(x),
                          lambda R: {"x": layer.backward(R)})
 
 
 @register("GaussianSample")
 def _sample(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    layer = GaussianSample(backend=c.B, dtype=c.dtype)
+    c = CaseContext(backend, dtype, rng)
+    layer = GaussianSample(backend=c.backend, dtype=c.dtype)
     eps = c.normal(3, 4)
     inputs = {"mean": c.normal(3, 4), "logvar": c.normal(3, 4, scale=0.5)}
 
@@ -147,7 +147,7 @@ def _sample(backend, dtype, rng):
 
 def _lstm_case(T=5, mask=None, **options):
     def build(backend, dtype, rng):
-        c = _Ctx(backend, dtype, rng)
+        c = CaseContext(backend, dtype, rng)
         layer = LSTM(3, 4, **options, **c.kw())
         layer.params["bias"][...] += c.normal(16, scale=0.3)
         m = None if mask is None else _mask(c, 3, T, mask)
@@ -171,39 +171,37 @@ register("LSTM one step")(_lstm_case(T=1, return_sequences=True))
 
 @register("LSTM initial and final state")
 def _lstm_state(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
+    c = CaseContext(backend, dtype, rng)
     layer = LSTM(3, 4, return_sequences=True, **c.kw())
     Rh, Rc = c.normal(2, 4), c.normal(2, 4)
     m = _mask(c, 2, 5, "pre")
 
     def run(x, h0, c0):
-        y = layer.forward(x, m, initial_state=(h0, c0))
-        h, cT = layer.final_state
+        y, (h, cT) = layer.forward(x, m, initial_state=(h0, c0), return_state=True)
         return c.xp.concatenate([y.reshape(-1), (h * Rh).reshape(-1), (cT * Rc).reshape(-1)])
 
     def back(R):
         n = 2 * 5 * 4
-        dx = layer.backward(R[:n].reshape(2, 5, 4),
-                            d_final_state=(Rh * R[n:n + 8].reshape(2, 4), Rc * R[n + 8:].reshape(2, 4)))
-        dh0, dc0 = layer.d_initial_state
+        dx, (dh0, dc0) = layer.backward(R[:n].reshape(2, 5, 4), return_state=True,
+                                        d_state=(Rh * R[n:n + 8].reshape(2, 4), Rc * R[n + 8:].reshape(2, 4)))
         return {"x": dx, "h0": dh0, "c0": dc0}
 
     inputs = {"x": c.normal(2, 5, 3), "h0": c.normal(2, 4, scale=0.5), "c0": c.normal(2, 4, scale=0.5)}
     return layer_problem(c, layer, inputs, run, back)
 
 
-@register("LSTM constant input (steps=T)")
+@register("LSTM constant input (forward_repeated)")
 def _lstm_constant(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
+    c = CaseContext(backend, dtype, rng)
     layer = LSTM(3, 4, return_sequences=True, **c.kw())
-    return layer_problem(c, layer, {"v": c.normal(2, 3)}, lambda v: layer.forward(v, steps=6),
+    return layer_problem(c, layer, {"v": c.normal(2, 3)}, lambda v: layer.forward_repeated(v, 6),
                          lambda R: {"v": layer.backward(R)})
 
 
 @register("LSTM stacked x2")
 def _lstm_stacked(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    stack = Layer(backend=c.B, dtype=c.dtype, name="stack")  # a plain container
+    c = CaseContext(backend, dtype, rng)
+    stack = Layer(backend=c.backend, dtype=c.dtype, name="stack")  # a plain container
     first = stack.add_child("lstm_0", LSTM(3, 4, return_sequences=True, **c.kw()))
     second = stack.add_child("lstm_1", LSTM(4, 2, **c.kw()))
     m = _mask(c, 3, 5)
@@ -214,7 +212,7 @@ def _lstm_stacked(backend, dtype, rng):
 
 def _bidirectional_case(return_sequences, mask):
     def build(backend, dtype, rng):
-        c = _Ctx(backend, dtype, rng)
+        c = CaseContext(backend, dtype, rng)
         layer = Bidirectional(3, 4, return_sequences=return_sequences, **c.kw())
         m = _mask(c, 3, 5) if mask else None
         return layer_problem(c, layer, {"x": c.normal(3, 5, 3)}, lambda x: layer.forward(x, m),
@@ -228,18 +226,18 @@ register("Bidirectional return_sequences, mask")(_bidirectional_case(True, True)
 
 
 # ----------------------------------------------------------------- losses
-def loss_problem(c: _Ctx, inputs: dict, run, back) -> Problem:
+def loss_problem(c: CaseContext, inputs: dict, run, back) -> Problem:
     """Problem for L = run(**inputs): ``back()`` returns {input: dL/dinput} after a forward."""
     def gradients():
         run(**inputs)
         return back()
-    return Problem(lambda: run(**inputs), gradients, inputs, c.B)
+    return Problem(lambda: run(**inputs), gradients, inputs, c.backend)
 
 
 def _softmax_xent_case(reduction):
     def build(backend, dtype, rng):
-        c = _Ctx(backend, dtype, rng)
-        loss = SparseSoftmaxCrossEntropy(reduction, backend=c.B, dtype=c.dtype)
+        c = CaseContext(backend, dtype, rng)
+        loss = SparseSoftmaxCrossEntropy(reduction, backend=c.backend, dtype=c.dtype)
         targets = c.ids(3, 4, high=6)
         mask = _mask(c, 3, 4)
         return loss_problem(c, {"logits": c.normal(3, 4, 6, scale=2.0)},
@@ -254,10 +252,10 @@ register("SparseSoftmaxCrossEntropy mean, mask")(_softmax_xent_case("mean"))
 
 def _bce_case(cls, weighted):
     def build(backend, dtype, rng):
-        c = _Ctx(backend, dtype, rng)
-        loss = cls(backend=c.B, dtype=c.dtype)
+        c = CaseContext(backend, dtype, rng)
+        loss = cls(backend=c.backend, dtype=c.dtype)
         targets = c.uniform(4, 3)
-        weights = c.B.asarray([1.0, 0.0, 1.0, 1.0], dtype=c.dtype) if weighted else None
+        weights = c.backend.asarray([1.0, 0.0, 1.0, 1.0], dtype=c.dtype) if weighted else None
         return loss_problem(c, {"logits": c.normal(4, 3, scale=3.0)},
                              lambda logits: loss.forward(logits, targets, weights),
                              lambda: {"logits": loss.backward()})
@@ -271,8 +269,8 @@ register("BernoulliNLL")(_bce_case(BernoulliNLL, False))
 
 def _kl_case(free_bits):
     def build(backend, dtype, rng):
-        c = _Ctx(backend, dtype, rng)
-        loss = GaussianKL(free_bits, backend=c.B, dtype=c.dtype)
+        c = CaseContext(backend, dtype, rng)
+        loss = GaussianKL(free_bits, backend=c.backend, dtype=c.dtype)
         inputs = {"mean": c.normal(3, 5), "logvar": c.normal(3, 5, scale=0.7)}
 
         def back():

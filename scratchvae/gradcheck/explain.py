@@ -24,7 +24,7 @@ from ..backend import BackendError
 from ..layers import (Bidirectional, Dense, Dropout, Embedding, GaussianSample, LSTM,
                       RepeatVector)
 from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
-from .cases import _Ctx, layer_problem, loss_problem
+from .cases import CaseContext, layer_problem, loss_problem
 from .core import STEP, TOLERANCE, Problem, Result, numeric_gradient, relative_error
 
 GATES = "ifgo"  # Keras gate order of an LSTM's 4U columns: input, forget, cell candidate, output
@@ -72,7 +72,7 @@ def lstm_gate_note(units: int):
          "loss:     L = sum(y * R)                      so dL/dy = R",
          "backward: dz = R * (1 - y^2)   dW = x^T dz   db = sum_rows dz   dx = dz W^T")
 def _dense(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
+    c = CaseContext(backend, dtype, rng)
     layer = Dense(3, 2, "tanh", **c.kw())
     layer.params["bias"][...] = c.normal(2, scale=0.3)
     return layer_problem(c, layer, {"x": c.normal(2, 3)}, lambda x: layer.forward(x),
@@ -85,9 +85,9 @@ def _dense(backend, dtype, rng):
          "backward: dW[v] = sum of R[b, t] over the positions where ids[b, t] == v",
          "          (id 3 appears twice, so its row adds two gradients; row 0 gets none)")
 def _embedding(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
+    c = CaseContext(backend, dtype, rng)
     layer = Embedding(5, 2, mask_zero=True, **c.kw())
-    ids = c.B.asarray(np.array([[3, 1, 3], [2, 4, 0]]))
+    ids = c.backend.asarray(np.array([[3, 1, 3], [2, 4, 0]]))
     keep = layer.compute_mask(ids)[..., None]
 
     def back(R):
@@ -102,21 +102,21 @@ def _embedding(backend, dtype, rng):
          "loss:     L = sum(y * R)",
          "backward: dx = R * keep / (1 - rate)         (dropped entries get exactly 0)")
 def _dropout(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    layer = Dropout(0.5, backend=c.B, dtype=c.dtype)
+    c = CaseContext(backend, dtype, rng)
+    layer = Dropout(0.5, backend=c.backend, dtype=c.dtype)
     run = lambda x: layer.forward(x, training=True, rng=np.random.default_rng(3))  # noqa: E731
     return layer_problem(c, layer, {"x": c.normal(2, 3)}, run, lambda R: {"x": layer.backward(R)})
 
 
 @example("lstm", "LSTM(D=2 -> U=2), return_sequences, one sequence of T=3 steps",
-         "forward:  z_t = x_t W + h_{t-1} U + b;  i, f, o = sigmoid, g = tanh of z_t's four blocks",
-         "          c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)      x (1, 3, 2), W (2, 8), U (2, 8), b (8,)",
+         "forward:  z_t = x_t Wx + h_{t-1} Wh + b;  i, f, o = sigmoid, g = tanh of z_t's four blocks",
+         "          c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)      x (1, 3, 2), Wx (2, 8), Wh (2, 8), b (8,)",
          "loss:     L = sum(h * R)                      h (1, 3, 2): every step's output",
          "backward: through time, t = 3, 2, 1, carrying dh and dc; then",
-         "          dW = X^T dZ,  dU = H_prev^T dZ,  db = sum dZ   (one product over all steps)",
+         "          dWx = X^T dZ,  dWh = H_prev^T dZ,  db = sum dZ   (one product over all steps)",
          note=lstm_gate_note(2))
 def _lstm(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
+    c = CaseContext(backend, dtype, rng)
     layer = LSTM(2, 2, return_sequences=True, **c.kw())
     layer.params["bias"][...] += c.normal(8, scale=0.3)
     return layer_problem(c, layer, {"x": c.normal(1, 3, 2)}, lambda x: layer.forward(x),
@@ -124,15 +124,15 @@ def _lstm(backend, dtype, rng):
 
 
 @example("lstm-steps", "LSTM(D=2 -> U=2) fed one vector v at all T=3 steps (RepeatVector + LSTM fused)",
-         "forward:  lstm.forward(v, steps=3) = lstm.forward(RepeatVector(3)(v)),  v (1, 2)",
-         "          v W + b is computed once instead of 3 times",
+         "forward:  lstm.forward_repeated(v, 3) = lstm.forward(RepeatVector(3)(v)),  v (1, 2)",
+         "          v Wx + b is computed once instead of 3 times",
          "loss:     L = sum(h * R)                      h (1, 3, 2)",
-         "backward: dv = (sum_t dz_t) W^T,  dW = v^T (sum_t dz_t)",
+         "backward: dv = (sum_t dz_t) Wx^T,  dWx = v^T (sum_t dz_t)",
          note=lstm_gate_note(2))
 def _lstm_steps(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
+    c = CaseContext(backend, dtype, rng)
     layer = LSTM(2, 2, return_sequences=True, **c.kw())
-    return layer_problem(c, layer, {"v": c.normal(1, 2)}, lambda v: layer.forward(v, steps=3),
+    return layer_problem(c, layer, {"v": c.normal(1, 2)}, lambda v: layer.forward_repeated(v, 3),
                          lambda R: {"v": layer.backward(R)})
 
 
@@ -143,7 +143,7 @@ def _lstm_steps(backend, dtype, rng):
          "          LSTM; dx = dx_forward + dx_backward (both LSTMs read the same x)",
          note=lstm_gate_note(1))
 def _bidirectional(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
+    c = CaseContext(backend, dtype, rng)
     layer = Bidirectional(2, 1, return_sequences=True, **c.kw())
     return layer_problem(c, layer, {"x": c.normal(1, 3, 2)}, lambda x: layer.forward(x),
                          lambda R: {"x": layer.backward(R)})
@@ -154,8 +154,8 @@ def _bidirectional(backend, dtype, rng):
          "loss:     L = sum(y * R)",
          "backward: dx = sum_t R[:, t]                  (every copy sends its gradient back)")
 def _repeat(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    layer = RepeatVector(3, backend=c.B, dtype=c.dtype)
+    c = CaseContext(backend, dtype, rng)
+    layer = RepeatVector(3, backend=c.backend, dtype=c.dtype)
     return layer_problem(c, layer, {"x": c.normal(2, 2)}, lambda x: layer.forward(x),
                          lambda R: {"x": layer.backward(R)})
 
@@ -165,8 +165,8 @@ def _repeat(backend, dtype, rng):
          "loss:     L = sum(z * R)",
          "backward: dmean = R,   dlogvar = R * eps * exp(logvar / 2) / 2")
 def _sample(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    layer = GaussianSample(backend=c.B, dtype=c.dtype)
+    c = CaseContext(backend, dtype, rng)
+    layer = GaussianSample(backend=c.backend, dtype=c.dtype)
     eps = c.normal(1, 3)
     inputs = {"mean": c.normal(1, 3), "logvar": c.normal(1, 3, scale=0.5)}
 
@@ -182,8 +182,8 @@ def _sample(backend, dtype, rng):
          "loss:     L = (1/B) sum_b -1/2 sum_j (1 + logvar - mean^2 - exp(logvar))",
          "backward: dmean = mean / B,   dlogvar = (exp(logvar) - 1) / (2 B)")
 def _kl(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    loss = GaussianKL(backend=c.B, dtype=c.dtype)
+    c = CaseContext(backend, dtype, rng)
+    loss = GaussianKL(backend=c.backend, dtype=c.dtype)
     inputs = {"mean": c.normal(2, 2), "logvar": c.normal(2, 2, scale=0.7)}
 
     def back():
@@ -199,10 +199,10 @@ def _kl(backend, dtype, rng):
          "backward: dlogits[b, t] = w[b, t] (softmax(logits[b, t]) - onehot(target))",
          "          w = 1/B at real steps, 0 at padding (whose rows are all exactly 0)")
 def _softmax(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    loss = SparseSoftmaxCrossEntropy("sum", backend=c.B, dtype=c.dtype)
-    targets = c.B.asarray(np.array([[2, 0], [1, 1]]))
-    mask = c.B.asarray(np.array([[True, True], [True, False]]))
+    c = CaseContext(backend, dtype, rng)
+    loss = SparseSoftmaxCrossEntropy("sum", backend=c.backend, dtype=c.dtype)
+    targets = c.backend.asarray(np.array([[2, 0], [1, 1]]))
+    mask = c.backend.asarray(np.array([[True, True], [True, False]]))
     return loss_problem(c, {"logits": c.normal(2, 2, 3, scale=2.0)},
                          lambda logits: loss.forward(logits, targets, mask),
                          lambda: {"logits": loss.backward()})
@@ -212,8 +212,8 @@ def _softmax(backend, dtype, rng):
          "loss:     L = mean over b, k of softplus(x) - y x     (= -y log p - (1 - y) log(1 - p))",
          "backward: dx = (sigmoid(x) - y) / (B K)")
 def _bce(backend, dtype, rng):
-    c = _Ctx(backend, dtype, rng)
-    loss = BinaryCrossEntropy(backend=c.B, dtype=c.dtype)
+    c = CaseContext(backend, dtype, rng)
+    loss = BinaryCrossEntropy(backend=c.backend, dtype=c.dtype)
     targets = c.uniform(2, 3)
     return loss_problem(c, {"logits": c.normal(2, 3, scale=2.0)},
                          lambda logits: loss.forward(logits, targets),

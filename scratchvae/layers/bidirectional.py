@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import Array
 from .base import Layer
 from .lstm import LSTM
 
@@ -23,7 +24,7 @@ class Bidirectional(Layer):
     """
 
     def __init__(self, input_dim: int, units: int, *, return_sequences: bool = False,
-                 rng: np.random.Generator | None = None, **kwargs):
+                 rng: np.random.Generator | None = None, **kwargs) -> None:
         lstm_options = {k: kwargs.pop(k) for k in ("recurrent_activation", "unit_forget_bias",
                                                     "zero_output_for_mask") if k in kwargs}
         lstm_options.setdefault("zero_output_for_mask", return_sequences)
@@ -36,7 +37,8 @@ class Bidirectional(Layer):
             "backward_layer", LSTM(input_dim, units, go_backwards=True, **common))
         self.units, self.return_sequences = units, return_sequences
 
-    def forward(self, x, mask=None):
+    def forward(self, x: Array, mask: Array | None = None) -> Array:
+        """x (B, T, D), mask (B, T) bool or None -> y (B, T, 2U) with return_sequences, else (B, 2U)."""
         # The directions share nothing but x: the backend may run them at the same time.
         y_fwd, y_bwd = self.backend.concurrently(lambda: self.forward_layer.forward(x, mask),
                                                  lambda: self.backward_layer.forward(x, mask))
@@ -44,7 +46,8 @@ class Bidirectional(Layer):
             y_bwd = y_bwd[:, ::-1]
         return self.xp.concatenate([y_fwd, y_bwd], axis=-1)
 
-    def backward(self, dy):
+    def backward(self, dy: Array) -> Array:
+        """dy like y -> dx (B, T, D) = dx_forward + dx_backward."""
         u = self.units
         dy_fwd, dy_bwd = dy[..., :u], dy[..., u:]
         if self.return_sequences:

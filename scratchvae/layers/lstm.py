@@ -1,45 +1,70 @@
 """LSTM with Keras conventions, and backpropagation through time written out.
 
-One step, with gates in Keras order (i, f, c~, o) and r the recurrent activation:
+Shapes: B the batch, T the steps, D the input features, U the units.  Parameters: the
+input kernel Wx (D, 4U) ("kernel"), the recurrent kernel Wh (U, 4U) ("recurrent_kernel")
+and the bias b (4U,), gates in Keras order (i, f, g, o), r the recurrent activation.
+One step, forward on the left and its backward on the right (the backward runs bottom up,
+carrying dh and dc from step t+1 to step t):
 
-    z_t = x_t W + h_{t-1} U + b            (B, 4U)
-    i = r(z_i)  f = r(z_f)  g = tanh(z_g)  o = r(z_o)
-    c_t = f * c_{t-1} + i * g
-    h_t = o * tanh(c_t)
-
-Backward through time runs the steps in reverse, carrying dh and dc:
-
-    dc_t  += dh_t * o * (1 - tanh(c_t)^2)
-    do = dh_t tanh(c_t)   di = dc_t g   df = dc_t c_{t-1}   dg = dc_t i   (times each gate's derivative)
-    dh_{t-1} = dz_t U^T   dc_{t-1} = dc_t * f
+    forward                                  backward
+    z_t = x_t Wx + h_{t-1} Wh + b  (B, 4U)   dx_t = dz_t Wx^T     dh_{t-1} = dz_t Wh^T
+    i, f, o = r(z_i), r(z_f), r(z_o)         dz_i = di r'(z_i)    (likewise f, o; r' from r's output)
+    g = tanh(z_g)                            dz_g = dg (1 - g^2)
+    c_t = f c_{t-1} + i g          (B, U)    di = dc_t g   df = dc_t c_{t-1}   dg = dc_t i   dc_{t-1} = dc_t f
+    h_t = o tanh(c_t)              (B, U)    do = dh_t tanh(c_t)  dc_t += dh_t o (1 - tanh(c_t)^2)
 
 Because z_t is linear in x_t and h_{t-1}, the parameter gradients are sums over steps
 that collapse into single matrix products once every dz_t is known:
 
-    dW = X^T dZ      dU = H_prev^T dZ      db = sum dZ
+    dWx = X^T dZ      dWh = H_prev^T dZ      db = sum dZ
 
 where X, H_prev and dZ stack all T steps as rows.  Likewise the input projection of all
-steps is one GEMM before the loop; only h_{t-1} U stays inside it.
+steps is one GEMM before the loop; only h_{t-1} Wh stays inside it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..backend.numpy_backend import RECURRENT_ACTIVATIONS
+from ..backend import Array
+from ..backend.gates import RECURRENT_ACTIVATIONS
 from .base import Layer
 from .init import glorot_uniform, orthogonal
+
+State = tuple[Array, Array]   # (h, c), each (B, U)
+
+
+@dataclass
+class LSTMCache:
+    """What a forward pass keeps for its backward pass (time-major: step t is index t)."""
+
+    inputs: Array               # x (T, B, D) in processing order; or v (B, D), the input of every step
+    repeated: bool              # True when ``inputs`` is the one vector v fed at every step
+    gates: Array                # (T, B, 4U) the activated gates [i, f, g, o] of every step
+    hs: Array                   # (T + 1, B, U) h_0 .. h_T
+    cs: Array                   # (T + 1, B, U) c_0 .. c_T
+    step_mask: Array | None     # (T, B, 1) bool, False at padding; None: every step is real
+    output_weight: Array | None  # (T, B, 1) weight of h_t in the output at step t; None: all 1
+    Wh_T: Array                 # (4U, U) Wh^T, C-contiguous: each backend reads Wh or Wh^T
 
 
 class LSTM(Layer):
     """Long short-term memory layer (Keras ``LSTM``).
 
-    forward(x, mask=None, initial_state=None)
-        x (B, T, D); mask (B, T) bool, False at padding; initial_state (h0, c0), each (B, U).
-        Returns (B, T, U) with ``return_sequences``, else (B, U); keeps ``final_state`` (h_T, c_T).
-    backward(dy, d_final_state=None)
-        dy shaped like the output; d_final_state (dh_T, dc_T) or None.
-        Returns dx (B, T, D); keeps ``d_initial_state`` (dh0, dc0).
+    forward(x, mask=None, initial_state=None, return_state=False)
+        x (B, T, D); mask (B, T) bool, False at padding; initial_state (h0, c0), each (B, U),
+        zeros when None.  Returns y: (B, T, U) with ``return_sequences``, else (B, U);
+        with ``return_state``, (y, (h_T, c_T)).
+    forward_repeated(v, steps, mask=None, initial_state=None, return_state=False)
+        v (B, D) fed at each of ``steps`` steps: the result of ``RepeatVector(steps)``
+        followed by the LSTM, but v Wx + b is computed once instead of T times.
+    backward(dy, d_state=None, return_state=False)
+        dy shaped like y; d_state (dh_T, dc_T), the gradient arriving at the final state,
+        zeros when None.  Returns dx, shaped like the forward's input ((B, T, D), or (B, D)
+        after forward_repeated: dv = (sum_t dz_t) Wx^T); with ``return_state``,
+        (dx, (dh0, dc0)), the gradient at the initial state.
 
     Keras semantics:
     * ``go_backwards`` reads the sequence from its end, and the returned sequence is in
@@ -50,17 +75,13 @@ class LSTM(Layer):
     * ``unit_forget_bias`` starts the forget-gate bias at 1.
     * ``recurrent_activation`` is "sigmoid" (Keras 3) or "hard_sigmoid" (Keras 2's
       clip(0.2 x + 0.5, 0, 1), used by the original tutorial).
-    Parameters: kernel (D, 4U), recurrent_kernel (U, 4U), bias (4U,).
-
-    ``forward(v, steps=T)`` with v (B, D) feeds the same vector at every step: the same
-    result as ``RepeatVector(T)`` followed by the LSTM, but v W + b is computed once
-    instead of T times, and backward returns dv (B, D) = (sum_t dz_t) W^T.
+    Parameters: kernel Wx (D, 4U), recurrent_kernel Wh (U, 4U), bias b (4U,).
     """
 
     def __init__(self, input_dim: int, units: int, *, return_sequences: bool = False,
                  go_backwards: bool = False, recurrent_activation: str = "sigmoid",
                  unit_forget_bias: bool = True, zero_output_for_mask: bool = False,
-                 rng: np.random.Generator | None = None, **kwargs):
+                 rng: np.random.Generator | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         if recurrent_activation not in RECURRENT_ACTIVATIONS:
             raise ValueError(f"unknown recurrent_activation {recurrent_activation!r}; "
@@ -76,115 +97,171 @@ class LSTM(Layer):
         self.add_param("kernel", glorot_uniform(rng, (input_dim, 4 * units)))
         self.add_param("recurrent_kernel", orthogonal(rng, (units, 4 * units)))
         self.add_param("bias", bias)
+        self.cache: LSTMCache | None = None
 
-    # ------------------------------------------------------------------ forward
-    def forward(self, x, mask=None, initial_state=None, steps: int | None = None):
-        xp, K = self.xp, self.backend
-        W, U, b = self.params["kernel"], self.params["recurrent_kernel"], self.params["bias"]
-        self.constant_input = steps is not None
-        if self.constant_input:
-            (n, D), T = x.shape, steps
-        else:
-            n, T, D = x.shape
-        u = self.units
+    # ------------------------------------------------------------------ public
+    def forward(self, x: Array, mask: Array | None = None, initial_state: State | None = None,
+                return_state: bool = False) -> Array | tuple[Array, State]:
+        """x (B, T, D) -> y (B, T, U) or (B, U); with ``return_state``, (y, (h_T, c_T))."""
+        if x.ndim != 3 or x.shape[2] != self.input_dim:
+            raise ValueError(f"LSTM.forward takes x (B, T, {self.input_dim}), not shape {tuple(x.shape)}; "
+                             "for one vector fed at every step use forward_repeated(v, steps)")
         if self.go_backwards:
-            x = x if self.constant_input else x[:, ::-1]
-            mask = None if mask is None else mask[:, ::-1]
-        self.x_shape = (n, T, D)
+            x = x[:, ::-1]
+        x_steps = self.xp.ascontiguousarray(x.transpose(1, 0, 2))      # (T, B, D), time-major
+        return self._time_loop(x_steps, self._project_sequence(x_steps), mask, initial_state, return_state,
+                               repeated=False)
 
-        # Input projections of all steps: one GEMM, time-major (T, B, 4U).
-        if self.constant_input:
-            self.x_t = x                                         # (B, D), the same every step
-            gates = xp.empty((T, n, 4 * u), dtype=self.dtype)
-            gates[...] = x @ W + b
+    def forward_repeated(self, v: Array, steps: int, mask: Array | None = None,
+                         initial_state: State | None = None,
+                         return_state: bool = False) -> Array | tuple[Array, State]:
+        """v (B, D), the input of each of ``steps`` steps -> y as :meth:`forward` (v needs no reversal)."""
+        if v.ndim != 2 or v.shape[1] != self.input_dim:
+            raise ValueError(f"LSTM.forward_repeated takes v (B, {self.input_dim}), not shape {tuple(v.shape)}; "
+                             "for a sequence use forward(x)")
+        if int(steps) != steps or steps < 1:
+            raise ValueError(f"LSTM.forward_repeated needs steps >= 1, got {steps!r}")
+        return self._time_loop(v, self._project_repeated(v, steps), mask, initial_state, return_state,
+                               repeated=True)
+
+    def backward(self, dy: Array, d_state: State | None = None,
+                 return_state: bool = False) -> Array | tuple[Array, State]:
+        """dy like y; d_state (dh_T, dc_T) or None -> dx like the input; with ``return_state``,
+        (dx, (dh0, dc0))."""
+        cache = self.cache
+        if cache is None:
+            raise RuntimeError("LSTM.backward needs the forward pass's cache: call forward first")
+        dgates, d_initial = self._time_loop_backward(dy, d_state)        # (T, B, 4U), (dh0, dc0)
+        self._recurrent_param_grads(dgates)
+        if cache.repeated:
+            dx = self._project_repeated_backward(dgates)
         else:
-            self.x_t = xp.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
-            gates = (self.x_t.reshape(T * n, D) @ W).reshape(T, n, 4 * u)
-            gates += b
+            dx = self._project_sequence_backward(dgates)
+        return (dx, d_initial) if return_state else dx
 
+    # ------------------------------------------------------------------ input projection, both ways
+    def _project_sequence(self, x_steps):
+        """x (T, B, D) -> x_t Wx + b of every step (T, B, 4U): one GEMM."""
+        T, n, D = x_steps.shape
+        Wx, b = self.params["kernel"], self.params["bias"]
+        gates = (x_steps.reshape(T * n, D) @ Wx).reshape(T, n, 4 * self.units)
+        gates += b
+        return gates
+
+    def _project_sequence_backward(self, dgates):
+        """dz (T, B, 4U) -> dx (B, T, D) = dz Wx^T; dWx += X^T dZ (X: the steps stacked as rows)."""
+        x_steps, Wx = self.cache.inputs, self.params["kernel"]
+        T, n, D = x_steps.shape
+        dZ = dgates.reshape(T * n, 4 * self.units)
+        self.grads["kernel"] += x_steps.reshape(T * n, D).T @ dZ
+        dx = (dZ @ Wx.T).reshape(T, n, D).transpose(1, 0, 2)
+        if self.go_backwards:
+            dx = dx[:, ::-1]
+        return self.xp.ascontiguousarray(dx)
+
+    def _project_repeated(self, v, steps):
+        """v (B, D) -> v Wx + b, computed once and copied into each of the (T, B, 4U) steps."""
+        Wx, b = self.params["kernel"], self.params["bias"]
+        gates = self.xp.empty((steps, v.shape[0], 4 * self.units), dtype=self.dtype)
+        gates[...] = v @ Wx + b
+        return gates
+
+    def _project_repeated_backward(self, dgates):
+        """dz (T, B, 4U) -> dv (B, D) = (sum_t dz_t) Wx^T; dWx += v^T sum_t dz_t (v read at every step)."""
+        v, Wx = self.cache.inputs, self.params["kernel"]
+        dZ_sum = dgates.sum(axis=0)                                       # (B, 4U)
+        self.grads["kernel"] += v.T @ dZ_sum
+        return self.xp.ascontiguousarray(dZ_sum @ Wx.T)
+
+    # ------------------------------------------------------------------ the recurrence, both ways
+    def _time_loop(self, inputs, gates, mask, initial_state, return_state, *, repeated):
+        """The time loop from gates (T, B, 4U) = x_t Wx + b; fills the cache; returns y [, (h_T, c_T)]."""
+        xp, backend = self.xp, self.backend
+        Wh = self.params["recurrent_kernel"]
+        T, n, _ = gates.shape
+        u = self.units
+        if mask is not None and self.go_backwards:
+            mask = mask[:, ::-1]
         hs = xp.empty((T + 1, n, u), dtype=self.dtype)
         cs = xp.empty((T + 1, n, u), dtype=self.dtype)
         h0, c0 = initial_state if initial_state is not None else (0, 0)
         hs[0], cs[0] = h0, c0
-        m = None if mask is None else xp.ascontiguousarray(mask.T)[:, :, None]  # (T, B, 1) bool
-        pad = None if m is None else ~m
+        step_mask = None if mask is None else xp.ascontiguousarray(mask.T)[:, :, None]  # (T, B, 1) bool
+        pad = None if step_mask is None else ~step_mask
 
-        self.U_T = xp.ascontiguousarray(U.T)   # each backend's step kernel reads U or U^T, whichever is faster
-        for t in range(T):                    # z_t = x_t W + b + h_{t-1} U, then the cell
-            K.lstm_step_forward(gates[t], hs[t], U, self.U_T, cs[t], cs[t + 1], hs[t + 1],
-                                self.recurrent_activation)
-            if m is not None:  # padding: keep the previous state
+        Wh_T = xp.ascontiguousarray(Wh.T)
+        for t in range(T):                    # z_t = x_t Wx + b + h_{t-1} Wh, then the cell
+            backend.lstm_step_forward(gates[t], hs[t], Wh, Wh_T, cs[t], cs[t + 1], hs[t + 1],
+                                      self.recurrent_activation)
+            if pad is not None:               # padding: keep the previous state
                 xp.copyto(hs[t + 1], hs[t], where=pad[t])
                 xp.copyto(cs[t + 1], cs[t], where=pad[t])
 
-        self.gates, self.hs, self.cs, self.m = gates, hs, cs, m
-        self.out_mask = self._output_mask(m)
-        self.final_state = (hs[T], cs[T])
+        out_weight = self._output_weight(step_mask)
+        self.cache = LSTMCache(inputs=inputs, repeated=repeated, gates=gates, hs=hs, cs=cs, step_mask=step_mask,
+                               output_weight=out_weight, Wh_T=Wh_T)
         if self.return_sequences:
-            y = hs[1:] if self.out_mask is None else hs[1:] * self.out_mask
-            return y.transpose(1, 0, 2)
-        return hs[T] if self.out_mask is None else hs[T] * self.out_mask[T - 1]
+            y = hs[1:] if out_weight is None else hs[1:] * out_weight
+            y = y.transpose(1, 0, 2)
+        else:
+            y = hs[T] if out_weight is None else hs[T] * out_weight[T - 1]
+        return (y, (hs[T], cs[T])) if return_state else y
 
-    def _output_mask(self, m):
-        """(T, B, 1) weight of h_t in the output at step t, or None when every step counts."""
-        if m is None:
-            return None
-        if self.zero_output_for_mask:
-            return m.astype(self.dtype)
-        return (self.xp.cumsum(m, axis=0) > 0).astype(self.dtype)  # a real step has been seen
-
-    # ------------------------------------------------------------------ backward
-    def backward(self, dy, d_final_state=None):
-        xp, K = self.xp, self.backend
-        W, U = self.params["kernel"], self.params["recurrent_kernel"]
-        n, T, D = self.x_shape
+    def _time_loop_backward(self, dy, d_state):
+        """The time loop backward: dy (and dh_T, dc_T) -> dz of every step (T, B, 4U), (dh0, dc0)."""
+        xp, backend = self.xp, self.backend
+        cache = self.cache
+        Wh = self.params["recurrent_kernel"]
+        gates, cs, step_mask, out_weight = cache.gates, cache.cs, cache.step_mask, cache.output_weight
+        T, n, _ = gates.shape
         u = self.units
-        gates, hs, cs, m, om = self.gates, self.hs, self.cs, self.m, self.out_mask
 
         if self.return_sequences:
             dys = dy.transpose(1, 0, 2)                       # (T, B, U)
-            if om is not None:
-                dys = dys * om
+            if out_weight is not None:
+                dys = dys * out_weight
         else:
             dys = None
-            dy_last = dy if om is None else dy * om[T - 1]
-        if d_final_state is None:
+            dy_last = dy if out_weight is None else dy * out_weight[T - 1]
+        if d_state is None:
             dh, dc = xp.zeros((n, u), self.dtype), xp.zeros((n, u), self.dtype)
         else:
-            dh, dc = (xp.array(a, dtype=self.dtype) for a in d_final_state)
+            dh, dc = (xp.array(a, dtype=self.dtype) for a in d_state)
 
         dgates = xp.empty_like(gates)
-        dh_z = xp.empty((n, u), dtype=self.dtype)      # dz_t U^T, the part of dh_{t-1} that went through z_t
+        dh_z = xp.empty((n, u), dtype=self.dtype)      # dz_t Wh^T, the part of dh_{t-1} that went through z_t
         for t in range(T - 1, -1, -1):
             if dys is not None:
-                dh += dys[t]
+                dh += dys[t]                          # h_t feeds the output y_t and step t+1
             elif t == T - 1:
                 dh += dy_last
-            if m is None:
-                dc = K.lstm_step_backward(dh, dc, gates[t], cs[t], cs[t + 1], dgates[t], U, self.U_T,
-                                          dh_z, self.recurrent_activation)
+            # the step's backward: dz_t (into dgates[t]) and dc_{t-1} from dh_t, dc_t; dh_z = dz_t Wh^T
+            if step_mask is None:
+                dc = backend.lstm_step_backward(dh, dc, gates[t], cs[t], cs[t + 1], dgates[t], Wh, cache.Wh_T,
+                                                dh_z, self.recurrent_activation)
             else:  # a masked step passed dh and dc straight through to step t-1
-                keep = ~m[t]
-                dc_cell = K.lstm_step_backward(xp.where(keep, 0, dh), xp.where(keep, 0, dc),
-                                               gates[t], cs[t], cs[t + 1], dgates[t], U, self.U_T,
-                                               dh_z, self.recurrent_activation)
+                keep = ~step_mask[t]
+                dc_cell = backend.lstm_step_backward(xp.where(keep, 0, dh), xp.where(keep, 0, dc),
+                                                     gates[t], cs[t], cs[t + 1], dgates[t], Wh, cache.Wh_T,
+                                                     dh_z, self.recurrent_activation)
                 xp.copyto(dh_z, dh, where=keep)   # the cell saw zero gradients there: dz, dh_z, dc_cell are 0
                 xp.copyto(dc_cell, dc, where=keep)
                 dc = dc_cell
             dh, dh_z = dh_z, dh                   # dh_{t-1}; the old buffer takes the next product
+        return dgates, (dh, dc)
 
-        # Parameter gradients of all steps at once: dW = X^T dZ, dU = H_prev^T dZ.
+    def _recurrent_param_grads(self, dgates):
+        """dWh += H_prev^T dZ, db += sum dZ: every step's term in one product (dZ (T*B, 4U))."""
+        T, n, _ = dgates.shape
+        u = self.units
         dZ = dgates.reshape(T * n, 4 * u)
-        if self.constant_input:
-            dZ_sum = dgates.sum(axis=0)                       # (B, 4U)
-            self.grads["kernel"] += self.x_t.T @ dZ_sum
-            dx = dZ_sum @ W.T                                 # (B, D)
-        else:
-            self.grads["kernel"] += self.x_t.reshape(T * n, D).T @ dZ
-            dx = (dZ @ W.T).reshape(T, n, D).transpose(1, 0, 2)
-            if self.go_backwards:
-                dx = dx[:, ::-1]
-        self.grads["recurrent_kernel"] += hs[:-1].reshape(T * n, u).T @ dZ
+        self.grads["recurrent_kernel"] += self.cache.hs[:-1].reshape(T * n, u).T @ dZ
         self.grads["bias"] += dZ.sum(axis=0)
-        self.d_initial_state = (dh, dc)
-        return xp.ascontiguousarray(dx)
+
+    def _output_weight(self, step_mask):
+        """(T, B, 1) weight of h_t in the output at step t, or None when every step counts."""
+        if step_mask is None:
+            return None
+        if self.zero_output_for_mask:
+            return step_mask.astype(self.dtype)
+        return (self.xp.cumsum(step_mask, axis=0) > 0).astype(self.dtype)  # a real step has been seen

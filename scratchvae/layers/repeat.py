@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..backend import Array
 from .base import Layer
 
 
@@ -10,12 +11,14 @@ class RepeatVector(Layer):
     backward: dy (B, n, D) -> dx (B, D) = sum over t of dy[:, t]   (every copy gets gradient)
     """
 
-    def __init__(self, n: int, **kwargs):
+    def __init__(self, n: int, **kwargs) -> None:
         super().__init__(**kwargs)
         self.n = n
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
+        """x (B, D) -> y (B, n, D), a read-only view."""
         return self.xp.broadcast_to(x[:, None, :], (x.shape[0], self.n, x.shape[1]))
 
-    def backward(self, dy):
+    def backward(self, dy: Array) -> Array:
+        """dy (B, n, D) -> dx (B, D)."""
         return dy.sum(axis=1)

@@ -131,7 +131,7 @@ class IMDBVAE(Layer):
 
     def _decode(self, z, mask):
         """z (B, Z), mask (B, T) -> logits (B, T, V): the batch's one vocabulary-sized block."""
-        d = self.decoder_0.forward(z, mask, steps=mask.shape[1])   # = RepeatVector(T) + LSTM
+        d = self.decoder_0.forward_repeated(z, mask.shape[1], mask)   # = RepeatVector(T) + LSTM
         return self.output.forward(self.decoder_1.forward(d, mask))
 
     def _sentiment_logit(self, z):

@@ -170,14 +170,16 @@ class SentenceVAE(Layer):
         zs = self.xp.broadcast_to(z[:, None, :], (n, T, z.shape[1]))
         return self.xp.concatenate([x, zs], axis=-1)
 
-    def _decode(self, x, z, state=None, rng=None):
-        """Decoder inputs x (B, T, E), z (B, Z) -> logits (B, T, V); the LSTM keeps its final state.
+    def _decode(self, x, z, state=None, rng=None, return_state: bool = False):
+        """Decoder inputs x (B, T, E), z (B, Z) -> logits (B, T, V); with ``return_state``, (logits, (h_T, c_T)),
+        the decoder LSTM's final state.
         With ``rng`` (training) the dropout layers draw their masks from it; without, they pass through."""
         state = self._initial_state(z) if state is None else state
         training = rng is not None
         x = self.dropout_in.forward(x, training=training, rng=rng)
-        h = self.decoder.forward(self._with_z(x, z), initial_state=state)
-        return self.output.forward(self.dropout_out.forward(h, training=training, rng=rng))
+        h, final_state = self.decoder.forward(self._with_z(x, z), initial_state=state, return_state=True)
+        logits = self.output.forward(self.dropout_out.forward(h, training=training, rng=rng))
+        return (logits, final_state) if return_state else logits
 
     # ------------------------------------------------------------------ training
     def forward(self, targets: Array, decoder_ids: Array, eps: Array, *, kl_weight: float = 1.0,
@@ -201,8 +203,7 @@ class SentenceVAE(Layer):
         """Gradients of ``dloss`` times the last forward's loss, added into every parameter's gradient."""
         xp, c = self.xp, self.config
         dh = self.dropout_out.backward(self.output.backward(self.reconstruction.backward(dloss)))  # (B, T, U_d)
-        dx = self.decoder.backward(dh)                                     # (B, T, E [+ Z])
-        dh0, dc0 = self.decoder.d_initial_state
+        dx, (dh0, dc0) = self.decoder.backward(dh, return_state=True)     # (B, T, E [+ Z]), (B, U_d) each
         dz = self.to_state.backward(xp.concatenate([dh0, dc0], axis=1) if c.init_state == "hc" else dh0)
         if c.z_every_step:                 # z fed to every step: its gradient sums over the steps
             dz = dz + dx[..., c.embedding_dim:].sum(axis=1)
@@ -240,9 +241,9 @@ class SentenceVAE(Layer):
         step by step gives exactly the logits of the teacher-forced forward.
         """
         xp = self.xp
-        logits = self._decode(self.embedding.forward(tokens[:, None]), z, state)[:, 0]
+        logits, (h, c) = self._decode(self.embedding.forward(tokens[:, None]), z, state, return_state=True)
+        logits = logits[:, 0]
         shift = logits.max(axis=1, keepdims=True)
         logp = logits - shift
         logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
-        h, c = self.decoder.final_state
         return logp, (h.copy(), c.copy())

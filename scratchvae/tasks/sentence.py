@@ -251,16 +251,16 @@ class SentenceTask:
         return bucket_batches(self.train.lengths, self.batch_size, rng, pool_batches=None)
 
     def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
-        model, B = self.model, self.model.backend
+        model, backend = self.model, self.model.backend
         data = self.train[batch]
         inputs = data.inputs
         if self.word_dropout > 0:  # drawn at the corpus's full width: the same draws for a sentence
             full = word_dropout(self.train.inputs[batch], self.word_dropout, rng)  # whatever its batch mates
             inputs = full[:, :inputs.shape[1]]
-        eps = B.asarray(rng.standard_normal((len(batch), model.config.latent_dim)), dtype=model.dtype)
-        targets = B.asarray(data.targets)
+        eps = backend.asarray(rng.standard_normal((len(batch), model.config.latent_dim)), dtype=model.dtype)
+        targets = backend.asarray(data.targets)
         beta = self.schedule(step)
-        terms = model.forward(targets, B.asarray(inputs), eps, kl_weight=beta, rng=rng)
+        terms = model.forward(targets, backend.asarray(inputs), eps, kl_weight=beta, rng=rng)
         model.backward()
         return {"loss": terms["loss"], "rec": terms["rec"], "kl": terms["kl"], "beta": beta}
 
@@ -278,16 +278,17 @@ class SentenceTask:
 def negative_elbo(model: SentenceVAE, data: EncodedSentences, rng: np.random.Generator,
                   batch_size: int = EVAL_BATCH, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per sentence: -log p(x|z) for one z ~ q(z|x), and KL(q(z|x) || p(z)), as (N,) arrays each."""
-    B = model.backend
+    backend = model.backend
     rec, kl = np.empty(len(data)), np.empty(len(data))
     for idx in progress_bar(sort_by_length(data, batch_size), desc="validating", progress=progress):
         batch = data[idx]
-        inputs, targets = B.asarray(batch.inputs), B.asarray(batch.targets)
+        inputs, targets = backend.asarray(batch.inputs), backend.asarray(batch.targets)
         mean, logvar = model.encode(targets)
-        eps = B.asarray(rng.standard_normal(mean.shape), dtype=model.dtype)
+        eps = backend.asarray(rng.standard_normal(mean.shape), dtype=model.dtype)
         z = mean + model.xp.exp(0.5 * logvar) * eps
-        rec[idx] = -B.to_numpy(model.log_likelihood(inputs, targets, z))
-        kl[idx] = lm.gaussian_kl(B.to_numpy(mean).astype(np.float64), B.to_numpy(logvar).astype(np.float64))
+        rec[idx] = -backend.to_numpy(model.log_likelihood(inputs, targets, z))
+        kl[idx] = lm.gaussian_kl(backend.to_numpy(mean).astype(np.float64),
+                                 backend.to_numpy(logvar).astype(np.float64))
     return rec, kl
 
 
@@ -425,7 +426,7 @@ def training_sentences(task: SentenceTask, data_dir: str | None = None) -> list[
 def evaluate(model: SentenceVAE, data: EncodedSentences, samples: int, rng: np.random.Generator,
              batch_size: int = EVAL_BATCH, mi_batch: int | None = None, progress: bool = False) -> dict:
     """Metrics of ``data``: IW NLL with ``samples`` importance samples, KL, PPL, active units, MI."""
-    B, Z = model.backend, model.config.latent_dim
+    backend, Z = model.backend, model.config.latent_dim
     n = len(data)
     iw, rec1 = np.empty(n), np.empty(n)
     means, logvars = np.empty((n, Z)), np.empty((n, Z))
@@ -433,12 +434,13 @@ def evaluate(model: SentenceVAE, data: EncodedSentences, samples: int, rng: np.r
     with progress_bar(total=n, desc=f"IW NLL, K={samples}", progress=progress) as bar:
         for idx in batches:
             batch = data[idx]
-            inputs, targets = B.asarray(batch.inputs), B.asarray(batch.targets)
+            inputs, targets = backend.asarray(batch.inputs), backend.asarray(batch.targets)
             mean, logvar = model.encode(targets)
-            m, lv = B.to_numpy(mean).astype(np.float64), B.to_numpy(logvar).astype(np.float64)
+            m, lv = backend.to_numpy(mean).astype(np.float64), backend.to_numpy(logvar).astype(np.float64)
             eps = rng.standard_normal((samples, len(idx), Z))
             z = m + np.exp(0.5 * lv) * eps                                  # (K, b, Z) on the host
-            log_pxz = np.stack([B.to_numpy(model.log_likelihood(inputs, targets, B.asarray(zk, dtype=model.dtype)))
+            log_pxz = np.stack([backend.to_numpy(model.log_likelihood(inputs, targets,
+                                                                      backend.asarray(zk, dtype=model.dtype)))
                                 for zk in z], axis=1)                       # (b, K)
             iw[idx] = lm.importance_weighted_log_likelihood(log_pxz, z.transpose(1, 0, 2), m, lv)
             rec1[idx] = -log_pxz[:, 0]
