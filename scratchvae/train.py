@@ -123,8 +123,12 @@ def thread_count(args: argparse.Namespace, backend) -> str:
         return "GPU"
     if backend.name == "numba":
         import numba
-        return f"{numba.get_num_threads()} threads"
-    return f"{threads.blas_thread_count()} BLAS threads"
+        return _count(numba.get_num_threads(), "thread")
+    return _count(threads.blas_thread_count(), "BLAS thread")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def run(args: argparse.Namespace | Settings, comm=None, stop_signals: StopSignals | None = None) -> dict:
