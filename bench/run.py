@@ -5,6 +5,7 @@
     python bench/run.py --quick            # tiny sizes, one thread: the smoke test, not a measurement
     python bench/run.py --threads 1        # every library on one thread (steadier on a busy machine)
     python bench/run.py --only imdb-seed   # cases whose name contains this text
+    python bench/run.py --launches         # cupy kernel launches and syncs per step, counted without a GPU
 
 Times kernels (LSTM forward + backward, softmax cross-entropy) and full training steps
 (forward, backward, Adam) of the IMDB VAE (seed and default presets), the PTB sentence
@@ -46,6 +47,9 @@ def parse_args(argv=None):
                    help="threads for every library (BLAS, Numba, PyTorch); default: all CPUs, 1 with --quick")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--out", default=None, help="JSON file to write (default bench/results/<device>[-quick].json)")
+    p.add_argument("--launches", action="store_true",
+                   help="count the cupy backend's kernel launches and syncs per training step on the CuPy "
+                   "stand-in (no GPU needed) and print a line per model; no timing")
     p.add_argument("--memory", default=None, help=argparse.SUPPRESS)   # internal: the memory subprocess
     return p.parse_args(argv)
 
@@ -181,6 +185,16 @@ def main(argv=None) -> int:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")   # anchors on the CPU even on a GPU machine
     if args.memory:
         return memory_main(args)
+    if args.launches:
+        import launches
+        return launches.main(args.quick, args.only)
+    if args.device == "gpu":
+        from scratchvae.backend import BackendError, get_backend
+        try:
+            get_backend("cupy")
+        except BackendError as exc:
+            print(f"error: --device gpu: {exc}", file=sys.stderr)
+            return 2
 
     import numpy as np
 
