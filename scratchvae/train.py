@@ -101,6 +101,8 @@ def run(args: argparse.Namespace, comm=None) -> dict:
     """Build the task and train it; returns the final validation metrics."""
     if args.threads is not None:
         limit_threads(args.threads)
+    from .backend import get_backend
+    get_backend(args.backend)        # the backend's start-up check (cupy: compile, launch, GEMM) before any data
     module = importlib.import_module(TASKS[args.task])
     args.out = args.out or f"runs/{args.task}"
     comm = comm if comm is not None else SingleProcess()
