@@ -75,3 +75,22 @@ def test_cell_kernels_refuse_non_contiguous_arrays(cupy_backend):
     c_prev = xp.zeros((4, 4))[:, ::2]      # a strided view
     with pytest.raises(ValueError, match="c_prev must be C-contiguous"):
         cupy_backend.lstm_cell_forward(gates, c_prev, xp.zeros((4, 2)), xp.zeros((4, 2)))
+
+
+@pytest.mark.gpu
+def test_cupy_gpu_build_matches_the_cpu_build_of_the_same_source(fake_cupy_backend):
+    """On a GPU: NVRTC's build of the kernels against the C++ build that CI runs, in float64."""
+    from scratchvae.backend.cupy_backend import CupyBackend
+    rng = np.random.default_rng(3)
+    x = {k: rng.standard_normal((6, 4 * 5) if k == "gates" else (6, 5)) for k in ("gates", "c_prev", "dh", "dc")}
+    host_grads = _arrays(rng, SHAPES)
+    results = []
+    for B in (CupyBackend(), fake_cupy_backend):
+        d = {k: B.asarray(v) for k, v in x.items()}
+        c, h, dz = B.xp.empty_like(d["c_prev"]), B.xp.empty_like(d["c_prev"]), B.xp.empty_like(d["gates"])
+        B.lstm_cell_forward(d["gates"], d["c_prev"], c, h)
+        dc_prev = B.lstm_cell_backward(d["dh"], d["dc"], d["gates"], d["c_prev"], c, dz)
+        norm = float(B.global_norm([B.asarray(a) for a in host_grads]))
+        results.append([B.to_numpy(a) for a in (d["gates"], c, h, dz, dc_prev)] + [np.array(norm)])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
