@@ -22,7 +22,7 @@ from __future__ import annotations
 import builtins
 import sys
 import types
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -35,13 +35,15 @@ class Counters:
     h2d: int = 0
     d2h: int = 0
     syncs: int = 0
+    custom: dict = field(default_factory=dict)    # launches of each custom kernel, by name (within launches)
 
     def reset(self) -> None:
         for f in fields(self):
-            setattr(self, f.name, 0)
+            setattr(self, f.name, {} if f.name == "custom" else 0)
 
     def snapshot(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The four counts (``custom`` apart)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "custom"}
 
 
 counters = Counters()
@@ -561,6 +563,7 @@ class RawKernel:
                 raise TypeError("None as a kernel argument: pass a device array")
             host.append(a._a if isinstance(a, ndarray) else a)
         counters.launches += 1
+        counters.custom[self._k.name] = counters.custom.get(self._k.name, 0) + 1
         self._k(grid, block, host)
 
 
