@@ -97,3 +97,15 @@ def test_kernels_whose_threads_cooperate_do_not_build():
     source = "__global__ void k(float* a) { __shared__ float s[32]; s[threadIdx.x] = a[0]; __syncthreads(); }"
     with pytest.raises(RuntimeError, match="does not compile as C\\+\\+ on the CPU"):
         CpuModule(source, ["k"])
+
+
+def test_cublas_gemm_accumulates_in_one_launch():
+    a, b, c = cp.asarray(np.ones((2, 3))), cp.asarray(np.full((3, 4), 2.0)), cp.ones((2, 4))
+    cp.counters.reset()
+    assert cp.cublas.gemm("N", "N", a, b, out=c, alpha=1.0, beta=1.0) is c
+    assert cp.counters.launches == 1
+    np.testing.assert_array_equal(c.get(), np.full((2, 4), 7.0))
+    cp.cublas.gemm("T", "N", cp.asarray(np.ones((3, 2))), b, out=c, alpha=0.5, beta=0.0)
+    np.testing.assert_array_equal(c.get(), np.full((2, 4), 3.0))
+    with pytest.raises(TypeError, match="must be a 2-d device array"):
+        cp.cublas.gemm("N", "N", np.ones((2, 3)), b, out=c)

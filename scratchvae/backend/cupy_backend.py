@@ -14,6 +14,8 @@ step's Adam update is one launch and its global gradient norm three, with no hos
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from .cuda import kernels as cuda_kernels
@@ -72,6 +74,10 @@ class CupyBackend(NumpyBackend):
         super().__init__()
         cp = cupy_module if cupy_module is not None else _import_cupy()
         self.xp = cp
+        try:
+            self._gemm = cp.cublas.gemm
+        except AttributeError:      # a CuPy that does not import its cublas module itself
+            self._gemm = importlib.import_module(f"{cp.__name__}.cublas").gemm
         self._tables: dict = {}
         self._start_up_check()
 
@@ -121,6 +127,12 @@ class CupyBackend(NumpyBackend):
         _contiguous(gates=gates, c_prev=c_prev, c_out=c_out, h_out=h_out)
         self._launch("lstm_cell_forward", gates.dtype, c_prev.size, gates, c_prev, c_out, h_out,
                      np.int64(c_prev.size), np.int32(c_prev.shape[1]), hard)
+
+    def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
+        """gates += h_prev U as one GEMM with beta = 1 (cuBLAS accumulates in place), then the cell."""
+        _contiguous(gates=gates, h_prev=h_prev, U=U)
+        self._gemm("N", "N", h_prev, U, out=gates, alpha=1.0, beta=1.0)
+        self.lstm_cell_forward(gates, c_prev, c_out, h_out, recurrent_activation)
 
     def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out, recurrent_activation="sigmoid"):
         hard = np.int32(_is_hard(recurrent_activation))

@@ -547,6 +547,32 @@ for _name in ("float16 float32 float64 int8 int16 int32 int64 uint8 uint16 uint3
     globals()[_name] = getattr(np, _name)
 
 
+# ------------------------------------------------------------------ cupy.cublas
+def _gemm(transa, transb, a, b, out=None, alpha=1.0, beta=0.0):
+    """cupy.cublas.gemm: out = alpha op(a) op(b) + beta out, one cuBLAS launch."""
+    ops = {"N": lambda x: x, "T": lambda x: x.T}
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, ndarray) or x.ndim != 2:
+            raise TypeError(f"cublas.gemm: {name} must be a 2-d device array")
+    if a.dtype != b.dtype or transa not in ops or transb not in ops:
+        raise TypeError("cublas.gemm: a and b of one dtype, trans 'N' or 'T'")
+    product = ops[transa](a._a) @ ops[transb](b._a)
+    counters.launches += 1
+    if out is None:
+        return _wrap(alpha * product, 0)
+    if not isinstance(out, ndarray) or out.shape != product.shape or out.dtype != a.dtype:
+        raise TypeError(f"cublas.gemm: out must be a {product.shape} {a.dtype} device array")
+    if alpha == 1.0 and beta == 1.0:
+        out._a += product
+    else:
+        out._a[...] = alpha * product + beta * out._a
+    return out
+
+
+cublas = types.ModuleType("cupy.cublas", "The stand-in's cupy.cublas: gemm.")
+cublas.gemm = _gemm
+
+
 # ------------------------------------------------------------------ custom kernels
 class RawKernel:
     """A kernel of a :class:`RawModule`: ``kernel(grid, block, args)`` runs it on the CPU."""
@@ -651,6 +677,7 @@ def install() -> None:
     """Make ``import cupy`` import this stand-in (in this process)."""
     sys.modules["cupy"] = _module
     sys.modules["cupy.cuda"] = cuda
+    sys.modules["cupy.cublas"] = cublas
 
 
 def cupy_backend():
