@@ -74,15 +74,16 @@ def select(cases, only):
     return [c for c in cases if only in c.name or only == c.kind]
 
 
-def _sync(device):
+def _sync(device, impls=("pytorch",)):
     if device != "gpu":
         return lambda: None
     import cupy
-    import torch
+    torch = __import__("torch") if "pytorch" in impls else None
 
     def sync():
         cupy.cuda.Device().synchronize()
-        torch.cuda.synchronize()
+        if torch is not None:
+            torch.cuda.synchronize()
     return sync
 
 
@@ -201,7 +202,13 @@ def main(argv=None) -> int:
     import measure
     from cases import all_cases
     impls = args.impls.split(",") if args.impls else default_impls(args.device)
-    sync = _sync(args.device)
+    if args.device == "gpu" and "pytorch" in impls:
+        import torch
+        if not torch.cuda.is_available():
+            print(f"note: no pytorch anchor on the GPU (torch {torch.__version__} sees no CUDA device: "
+                  "install a CUDA build of PyTorch)", file=sys.stderr)
+            impls = [i for i in impls if i != "pytorch"]
+    sync = _sync(args.device, impls)
     info = measure.machine()
     info["load_average_start"] = info.pop("load_average")
     info["threads_option"] = args.threads
