@@ -74,3 +74,17 @@ def test_distributed_cupy_without_nccl_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr == ("error: --distributed with --backend cupy needs NCCL, which this CuPy cannot load: "
                            "pip install nvidia-nccl-cu12 (cu13 for CUDA 13)\n")
+
+
+@pytest.mark.skipif(REAL_CUPY_REASON is None, reason="CuPy and a GPU work here: nothing to refuse")
+def test_evaluate_and_sample_without_cupy_are_one_line(tmp_path, capsys):
+    from scratchvae import evaluate, train
+    from test_mnist_model import write_synthetic_mnist
+    write_synthetic_mnist(tmp_path, n_train=40, n_test=20)
+    assert train.main(["mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--max-steps", "1",
+                       "--batch-size", "20", "--hidden", "8", "--backend", "numpy", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert evaluate.main([str(tmp_path / "run" / "last.npz"), "--backend", "cupy", "--data-dir",
+                          str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the cupy backend needs CuPy: pip install 'scratchvae[gpu]'") and err.count("\n") == 1
