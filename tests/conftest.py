@@ -54,8 +54,10 @@ def fake_cupy_backend():
     try:
         if _fake_backend is None:
             _fake_backend = fake_cupy.cupy_backend()
-    except cuda_on_cpu.CompilerMissing as exc:
-        pytest.skip(f"the cupy stand-in cannot run the CUDA kernels: {exc}")
+    except BackendError as exc:
+        if isinstance(exc.__cause__, cuda_on_cpu.CompilerMissing):
+            pytest.skip(f"the cupy stand-in cannot run the CUDA kernels: {exc.__cause__}")
+        raise
     previous = backend_module._cache.get("cupy")
     backend_module._cache["cupy"] = _fake_backend
     try:

@@ -109,3 +109,10 @@ def test_cublas_gemm_accumulates_in_one_launch():
     np.testing.assert_array_equal(c.get(), np.full((2, 4), 3.0))
     with pytest.raises(TypeError, match="must be a 2-d device array"):
         cp.cublas.gemm("N", "N", np.ones((2, 3)), b, out=c)
+
+
+def test_without_a_cpp_compiler_the_reason_names_the_fix(monkeypatch):
+    from scratchvae.testing import cuda_on_cpu
+    monkeypatch.setattr(cuda_on_cpu.shutil, "which", lambda name: None)
+    with pytest.raises(cuda_on_cpu.CompilerMissing, match=r"no C\+\+ compiler .* install one \(apt-get install g\+\+\)"):
+        cuda_on_cpu.compiler()
