@@ -60,6 +60,7 @@ def test_launch_counts_of_a_cupy_step_without_a_gpu(tmp_path):
 
 def test_bench_on_gpu_without_cupy_is_a_one_line_error(tmp_path):
     import pytest
+
     from scratchvae.backend import BackendError, get_backend
     try:
         get_backend("cupy")

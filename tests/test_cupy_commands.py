@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REAL_CUPY_REASON
-from scratchvae import evaluate, interpolate, neighbours, sample, train
-from scratchvae.training import load_checkpoint
 from test_imdb_task import TINY as IMDB_TINY
 from test_imdb_task import make_archive
 from test_mnist_model import write_synthetic_mnist
 from test_sentence_task import sentences
+
+from scratchvae import evaluate, interpolate, neighbours, sample, train
+from scratchvae.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ON_STAND_IN = REAL_CUPY_REASON is not None
@@ -97,9 +97,9 @@ def test_imdb_trains_is_killed_resumes_evaluates_and_exports(cupy_backend_name, 
     assert out.strip()
 
     pytest.importorskip("h5py")
+    from scratchvae.backend import get_backend
     from scratchvae.interop import export_keras_weights
     from scratchvae.tasks.imdb import load_task
-    from scratchvae.backend import get_backend
     task = load_task(load_checkpoint(reference / "best.npz"), get_backend("cupy"))
     mapping = export_keras_weights(task.model, tmp_path / "imdb.weights.h5")
     assert mapping and (tmp_path / "imdb.weights.h5").stat().st_size > 0

@@ -10,8 +10,8 @@ import types
 from pathlib import Path
 
 import pytest
-
 from conftest import REAL_CUPY_REASON
+
 from scratchvae.backend import BackendError
 from scratchvae.backend.cupy_backend import CupyBackend
 from scratchvae.testing import fake_cupy
@@ -78,8 +78,9 @@ def test_distributed_cupy_without_nccl_is_one_line(tmp_path):
 
 @pytest.mark.skipif(REAL_CUPY_REASON is None, reason="CuPy and a GPU work here: nothing to refuse")
 def test_evaluate_and_sample_without_cupy_are_one_line(tmp_path, capsys):
-    from scratchvae import evaluate, train
     from test_mnist_model import write_synthetic_mnist
+
+    from scratchvae import evaluate, train
     write_synthetic_mnist(tmp_path, n_train=40, n_test=20)
     assert train.main(["mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--max-steps", "1",
                        "--batch-size", "20", "--hidden", "8", "--backend", "numpy", "--no-progress"]) == 0

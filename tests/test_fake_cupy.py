@@ -46,7 +46,7 @@ def test_names_and_keywords_cupy_lacks_are_missing(monkeypatch):
     with pytest.raises(TypeError, match="unexpected keyword"):
         x.sum(where=x > 1)
     with pytest.raises(AttributeError):
-        cp.nanpercentile  # noqa: B018
+        cp.nanpercentile
     monkeypatch.setitem(sys.modules, "cupy", cp)
     monkeypatch.setitem(sys.modules, "cupy.cuda", cp.cuda)
     with pytest.raises(ImportError):
@@ -114,5 +114,6 @@ def test_cublas_gemm_accumulates_in_one_launch():
 def test_without_a_cpp_compiler_the_reason_names_the_fix(monkeypatch):
     from scratchvae.testing import cuda_on_cpu
     monkeypatch.setattr(cuda_on_cpu.shutil, "which", lambda name: None)
-    with pytest.raises(cuda_on_cpu.CompilerMissing, match=r"no C\+\+ compiler .* install one \(apt-get install g\+\+\)"):
+    with pytest.raises(cuda_on_cpu.CompilerMissing,
+                       match=r"no C\+\+ compiler .* install one \(apt-get install g\+\+\)"):
         cuda_on_cpu.compiler()

@@ -514,7 +514,7 @@ _FUNCTIONS = {
 for _name, (_allowed, _n, _l, _v) in _FUNCTIONS.items():
     globals()[_name] = _function(_name, _allowed, _n, _l, _v)
 globals().update(_UFUNCS)
-abs = _UFUNCS["absolute"]   # noqa: A001 (cupy.abs)
+abs = _UFUNCS["absolute"]
 
 
 def copyto(dst, src, casting="same_kind", where=None):
