@@ -62,7 +62,7 @@ def gpu_name() -> str:
         import cupy
         name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
         return name.decode() if isinstance(name, bytes) else str(name)
-    except Exception:
+    except Exception:  # no CuPy or no GPU: the check's parts will say so
         return "unknown-gpu"
 
 

@@ -82,7 +82,6 @@ def lines(rows) -> list[str]:
 
 
 def main(quick: bool, only: str | None) -> int:
-    from cases import all_cases
     for line in lines(count(quick, only)):
         print(line, flush=True)
     return 0

@@ -514,7 +514,7 @@ _FUNCTIONS = {
 for _name, (_allowed, _n, _l, _v) in _FUNCTIONS.items():
     globals()[_name] = _function(_name, _allowed, _n, _l, _v)
 globals().update(_UFUNCS)
-abs = _UFUNCS["absolute"]
+abs = _UFUNCS["absolute"]     # cupy.abs, as numpy.abs
 
 
 def copyto(dst, src, casting="same_kind", where=None):
