@@ -141,6 +141,8 @@ def run(args: argparse.Namespace | Settings, comm=None, stop_signals: StopSignal
     args = resolve_settings(args, comm)
     if args.threads is not None:
         limit_threads(args.threads)
+    from .backend import get_backend
+    get_backend(args.backend)        # the backend's start-up check (cupy: compile, launch, GEMM) before any data
     module = importlib.import_module(TASKS[args.task])
     main_rank = comm.rank == 0
     lock = run_dir.RunLock(args.out)
