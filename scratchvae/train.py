@@ -32,6 +32,8 @@ from .training import (RunDirError, RunStopped, StopRequested, StopSignals, Trai
                        load_checkpoint, run_dir)
 from .training.distributed import MPICommunicator, SingleProcess
 
+LOG_EVERY = 20  # steps between the records of metrics.jsonl, unless --log-every says otherwise
+
 __all__ = ["USER_ERRORS", "build_parser", "main", "resolve_settings", "run"]
 
 
@@ -164,7 +166,8 @@ def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
     trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
                       seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress,
                       comm=comm, lr_decay=args.lr_decay, lr_drop_at=tuple(args.lr_drop_at or ()),
-                      lr_drop_factor=args.lr_drop_factor, log_every=args.log_every,
+                      lr_drop_factor=args.lr_drop_factor, log_every=args.log_every or LOG_EVERY,
+                      print_every=args.log_every,
                       stop_signals=stop_signals)
     main_rank = comm.rank == 0
     out = Path(args.out)
