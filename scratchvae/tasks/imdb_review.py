@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 import numpy as np
 
@@ -144,6 +145,8 @@ class ReviewTask(IMDBTask):
 def build_review_task(args, config: ReviewVAEConfig, data: dict, prepared: Prepared) -> ReviewTask:
     """The task for a run's settings (from :func:`scratchvae.tasks.imdb.build_task`)."""
     from .sentence import _resumed_meta, kl_schedule, run_steps
+    # ids past the tokenizer's words would be words the decoder could write and no one could read
+    config = replace(config, vocab_size=min(config.vocab_size, prepared.tokenizer.vocab_size + SHIFT))
     model = ReviewVAE(config, rng=np.random.default_rng(args.seed), backend=args.backend, dtype=args.dtype)
     steps = run_steps(len(prepared.train_ids), args)
     schedule_args = argparse.Namespace(**{k: getattr(args, k) for k in ("kl_steps", "kl_k", "kl_x0", "kl_cycles",
