@@ -236,3 +236,15 @@ def test_sentiment_needs_an_imdb_model(tmp_path, capsys):
     capsys.readouterr()
     assert sample.main([str(tmp_path / "t" / "last.npz"), "--sentiment", "positive", "--backend", "numpy"]) == 2
     assert "--sentiment needs an IMDB review model" in _error(capsys)
+
+
+def test_neighbours_are_training_reviews(trained, data_dir, capsys):
+    from scratchvae import neighbours
+    assert neighbours.main([str(trained), "a wonderful film", "-k", "3", "--data-dir", str(data_dir),
+                            "--backend", "numpy"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.split()[1] in ("[positive]", "[negative]") for line in lines)
+    similarities = [float(line.split()[0]) for line in lines]
+    assert similarities == sorted(similarities, reverse=True) and all(-1 <= s <= 1.0000001 for s in similarities)
+    assert neighbours.main([str(trained), "a film", "--data-dir", str(data_dir / "missing"), "--backend", "numpy"]) == 2
+    assert "error: " in capsys.readouterr().err

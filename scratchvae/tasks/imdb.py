@@ -410,9 +410,16 @@ def load_task(ckpt, backend) -> IMDBTask:
 
 # --------------------------------------------------------------------- evaluation
 def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
+    """The options of ``evaluate`` for the default preset's (autoregressive) checkpoints; those of the seed and
+    repeat presets are :func:`repeat_eval_parser`'s."""
+    from .imdb_review import eval_parser as review_eval_parser
+    return review_eval_parser(name)
+
+
+def repeat_eval_parser() -> argparse.ArgumentParser:
     p = command_parser(
         "python -m scratchvae.evaluate CKPT",
-        "Evaluate an IMDB VAE on the 25k test reviews (reconstruction NLL per token, token accuracy, KL, "
+        "Evaluate an IMDB VAE of the seed or repeat preset on the 25k test reviews (reconstruction NLL per token, token accuracy, KL, "
         "sentiment accuracy; z = z_mean), show reconstructions, encode your own text, plot the latent space. "
         "With only --encode/--encode-file the test set is not read.",
         ("python -m scratchvae.evaluate runs/imdb/best.npz --show 3 --plot latent.png",
@@ -476,7 +483,7 @@ def evaluate_main(ckpt, argv) -> int:
     if ckpt.meta.get("model") == "review":
         from .imdb_review import evaluate_main as review_evaluate_main
         return review_evaluate_main(ckpt, argv)
-    args = eval_parser().parse_args(argv)
+    args = repeat_eval_parser().parse_args(argv)
     apply_threads(args)
     if args.plot:
         from ..plotting import require_matplotlib

@@ -453,3 +453,17 @@ def interpolate_lines(ckpt, args) -> list[str]:
                            beam_width=args.beam_width, max_words=args.max_words)
     return [f"{ti:.2f}  P(positive) {p:.3f}  {text}" for ti, p, text in zip(t[:, 0], p_positive(task, z), texts)]
 
+
+
+def neighbours_lines(ckpt, args) -> list[str]:
+    """``python -m scratchvae.neighbours`` for a review VAE: the labelled training reviews whose E_q[z|x] is most
+    cosine-similar to the query's, each with its similarity, label and first words."""
+    from ..neighbours import cosine_nearest
+    task = review_task_of(ckpt, args.backend, args.dtype)
+    query = posterior_means(task, encode_user_texts(task, [args.sentence]))[0]
+    train = load_imdb(args.data_dir, download=False, progress=False).train
+    texts = train.texts[:args.limit]
+    ids = encode_texts(task.tokenizer, texts, task.data["max_len"], "post", task.data.get("truncating", "post"))
+    top, similarity = cosine_nearest(query, posterior_means(task, ids), args.k)
+    return [f"{s:.3f}  [{'positive' if train.labels[i] else 'negative'}]  {' '.join(split_words(texts[i])[:30])}"
+            for i, s in zip(top, similarity)]
