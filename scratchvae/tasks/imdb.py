@@ -115,7 +115,8 @@ _MODEL_HELP = {
     "embedding_dim": "size of the word vectors",
     "encoder_units": "units of each direction of the encoder BiLSTMs (2 of them; autoregressive 1)",
     "hidden_units": "units of the Dense layer between the encoder and z", "latent_dim": "size of the latent code z",
-    "decoder_units": "units of the decoder LSTMs (2 of them; autoregressive 1)", "sentiment_units": "units of the sentiment head's hidden layer",
+    "decoder_units": "units of the decoder LSTMs (2 of them; autoregressive 1)",
+    "sentiment_units": "units of the sentiment head's hidden layer",
     "epsilon_std": "std of the reparameterisation noise while training",
     "kl_weight": "weight of the KL term in the loss", "sentiment_weight": "weight of the sentiment loss",
     "recurrent_activation": "the LSTMs' gate activation (hard_sigmoid: Keras 2's)",
@@ -419,8 +420,8 @@ def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
 def repeat_eval_parser() -> argparse.ArgumentParser:
     p = command_parser(
         "python -m scratchvae.evaluate CKPT",
-        "Evaluate an IMDB VAE of the seed or repeat preset on the 25k test reviews (reconstruction NLL per token, token accuracy, KL, "
-        "sentiment accuracy; z = z_mean), show reconstructions, encode your own text, plot the latent space. "
+        "Evaluate an IMDB VAE of the seed or repeat preset on the 25k test reviews (reconstruction NLL per "
+        "token, token accuracy, KL, sentiment accuracy; z = z_mean), show reconstructions, encode your own text, plot the latent space. "
         "With only --encode/--encode-file the test set is not read.",
         ("python -m scratchvae.evaluate runs/imdb/best.npz --show 3 --plot latent.png",
          "python -m scratchvae.evaluate runs/imdb/best.npz --encode \"a wonderful film\"",
