@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-k", type=positive_int, default=10, metavar="K", help="how many neighbours")
     add_flag(parser, "data_dir", help="PTB models: where ptb/ is; IMDB models: where aclImdb_v1.tar.gz is (default: "
                                       "PTB's as in training, IMDB's $SCRATCHVAE_DATA, else ~/.cache/scratchvae)")
-    add_flag(parser, "limit", help="search only the first N training sentences (default: all)")
+    add_flag(parser, "limit", help="search only the first N training sentences (IMDB models: N reviews drawn at "
+                                   "random, seed 0) (default: all)")
     add_flag(parser, "backend")
     add_flag(parser, "dtype", default=None, help="floating-point type of the arithmetic (default: as trained)")
     return parser

@@ -4,6 +4,10 @@ end to end on a tiny aclImdb archive built in the test, with their one-line erro
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -128,7 +132,6 @@ def test_training_lowers_the_loss_and_records_the_model(trained):
     ckpt = load_checkpoint(trained)
     assert ckpt.meta["model"] == "review" and ckpt.meta["data"]["decoder_len"] == 8
     assert ckpt.meta["objective"]["kl_schedule"]["kind"] == "logistic"
-    import json
     lines = [json.loads(line) for line in (trained.parent / "metrics.jsonl").read_text().splitlines()]
     epochs = [line for line in lines if "val_rec" in line]
     assert len(epochs) == 2 and {"val_kl", "val_accuracy", "val_nll_per_token", "val_mi"} <= epochs[0].keys()
@@ -248,3 +251,20 @@ def test_neighbours_are_training_reviews(trained, data_dir, capsys):
     assert similarities == sorted(similarities, reverse=True) and all(-1 <= s <= 1.0000001 for s in similarities)
     assert neighbours.main([str(trained), "a film", "--data-dir", str(data_dir / "missing"), "--backend", "numpy"]) == 2
     assert "error: " in capsys.readouterr().err
+    assert neighbours.main([str(trained), "a wonderful film", "-k", "50", "--limit", "10", "--data-dir",
+                            str(data_dir), "--backend", "numpy"]) == 0
+    labels = {line.split()[1] for line in capsys.readouterr().out.splitlines()}
+    assert labels == {"[positive]", "[negative]"}     # --limit draws from both classes (listed by class)
+
+
+@pytest.mark.skipif(not (Path(os.environ.get("SCRATCHVAE_DATA", "/nonexistent")) / "aclImdb_v1.tar.gz").exists(),
+                    reason="the real data: set SCRATCHVAE_DATA to the folder holding aclImdb_v1.tar.gz")
+def test_real_data_a_few_steps(tmp_path, capsys):
+    assert train.main(["imdb", "--out", str(tmp_path), *TINY, "--vocab-size", "500", "--max-len", "40",
+                       "--decoder-len", "20", "--train-size", "40", "--val-size", "8", "--epochs", "1"]) == 0
+    meta = load_checkpoint(tmp_path / "best.npz").meta
+    assert len(json.loads(meta["tokenizer"])["words"]) == 496 and meta["config"]["vocab_size"] == 500
+    capsys.readouterr()
+    assert evaluate.main([str(tmp_path / "best.npz"), "--backend", "numpy", "--test-size", "6", "--samples", "2",
+                          "--show", "1", "--flip", "--no-progress"]) == 0
+    assert "sentiment accuracy" in capsys.readouterr().out

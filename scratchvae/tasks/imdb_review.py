@@ -457,13 +457,17 @@ def interpolate_lines(ckpt, args) -> list[str]:
 
 def neighbours_lines(ckpt, args) -> list[str]:
     """``python -m scratchvae.neighbours`` for a review VAE: the labelled training reviews whose E_q[z|x] is most
-    cosine-similar to the query's, each with its similarity, label and first words."""
+    cosine-similar to the query's, each with its similarity, label and first words. ``--limit N`` searches N
+    of them drawn at random (seed 0): the dataset lists the negative reviews first."""
     from ..neighbours import cosine_nearest
     task = review_task_of(ckpt, args.backend, args.dtype)
     query = posterior_means(task, encode_user_texts(task, [args.sentence]))[0]
     train = load_imdb(args.data_dir, download=False, progress=False).train
-    texts = train.texts[:args.limit]
+    pick = np.arange(len(train))
+    if args.limit is not None and args.limit < len(train):
+        pick = np.sort(np.random.default_rng([0, 6]).choice(len(train), args.limit, replace=False))
+    texts, labels = [train.texts[i] for i in pick], train.labels[pick]
     ids = encode_texts(task.tokenizer, texts, task.data["max_len"], "post", task.data.get("truncating", "post"))
     top, similarity = cosine_nearest(query, posterior_means(task, ids), args.k)
-    return [f"{s:.3f}  [{'positive' if train.labels[i] else 'negative'}]  {' '.join(split_words(texts[i])[:30])}"
+    return [f"{s:.3f}  [{'positive' if labels[i] else 'negative'}]  {' '.join(split_words(texts[i])[:30])}"
             for i, s in zip(top, similarity)]
