@@ -170,10 +170,12 @@ def test_autoregressive_settings_are_refused_by_the_old_presets(data_dir, tmp_pa
 
 
 # ------------------------------------------------------------------ the commands
-def test_evaluate_reports_every_metric_and_shows_reconstructions_and_flips(trained, data_dir, capsys):
+def test_evaluate_reports_every_metric_and_shows_reconstructions_and_flips(trained, data_dir, tmp_path, capsys):
     assert evaluate.main([str(trained), "--data-dir", str(data_dir), "--backend", "numpy", "--no-progress",
-                          "--no-download", "--samples", "3", "--show", "2", "--flip", "--beam-width", "2"]) == 0
+                          "--no-download", "--samples", "3", "--show", "2", "--flip", "--beam-width", "2",
+                          "--plot", str(tmp_path / "z.png")]) == 0
     out = capsys.readouterr().out
+    assert (tmp_path / "z.png").read_bytes()[:4] == b"\x89PNG"
     for text in ("test reviews              24", "reconstruction NLL/token", "importance-weighted, K=3", "KL",
                  "active units", "mutual information", "token accuracy", "sentiment accuracy",
                  "original:", "greedy:", "beam (2):", "flipped to"):
@@ -194,9 +196,11 @@ def test_evaluate_encode_takes_plain_text_without_the_dataset(trained, tmp_path,
     assert "original:       a wonderful film" in out
 
 
-@pytest.mark.parametrize("text, message", [("!!! ...", "has no words"), ("zzz qqq", "no word of 'zzz qqq'")])
-def test_evaluate_bad_text_is_one_line(trained, capsys, text, message):
-    assert evaluate.main([str(trained), "--backend", "numpy", "--encode", text]) == 2
+@pytest.mark.parametrize("argv, message", [(["--encode", "!!! ..."], "has no words"),
+                                           (["--encode", "zzz qqq"], "no word of 'zzz qqq'"),
+                                           (["--flip"], "--flip decodes the reviews shown or encoded")])
+def test_evaluate_bad_input_is_one_line(trained, capsys, argv, message):
+    assert evaluate.main([str(trained), "--backend", "numpy", *argv]) == 2
     assert message in _error(capsys)
 
 

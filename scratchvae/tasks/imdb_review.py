@@ -199,10 +199,11 @@ def _token_hits(generated: list[list[int]], targets: np.ndarray, decoder_len: in
 
 def measure(task: ReviewTask, ids: np.ndarray, labels: np.ndarray, *, samples: int, rng: np.random.Generator,
             batch_size: int = EVAL_BATCH, greedy: bool = False, mi_batch: int | None = None,
-            progress: bool = False, desc: str = "evaluating") -> dict:
+            progress: bool = False, desc: str = "evaluating", z_out: np.ndarray | None = None) -> dict:
     """Metrics of reviews (tokenizer ids (N, max_len), labels (N,)): IW NLL from ``samples`` z per review, the
     one-sample reconstruction, KL, active units, MI, sentiment accuracy and BCE from the posterior mean, and
-    with ``greedy`` the greedy reconstruction's token accuracy. Per review unless named per token."""
+    with ``greedy`` the greedy reconstruction's token accuracy. Per review unless named per token.
+    ``z_out`` (N, Z), if given, receives every review's E_q[z|x]."""
     model, backend = task.model, task.model.backend
     n, Z = len(ids), model.config.latent_dim
     iw, rec1, tokens, logits = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
@@ -226,6 +227,8 @@ def measure(task: ReviewTask, ids: np.ndarray, labels: np.ndarray, *, samples: i
         if greedy:
             hits += _token_hits(generate.greedy(model.vae, mean, task.data["decoder_len"]), targets,
                                 task.data["decoder_len"])
+    if z_out is not None:
+        z_out[...] = means
     kl = lm.gaussian_kl(means, logvars)
     y = np.asarray(labels, dtype=np.float64)
     bce = np.logaddexp(0.0, logits) - y * logits
@@ -384,6 +387,8 @@ def evaluate_main(ckpt, argv) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     texts = list(args.encode) + (read_review_file(args.encode_file) if args.encode_file else [])
+    if args.flip and not (texts or args.show):
+        raise DataError("--flip decodes the reviews shown or encoded: add --show N or --encode TEXT")
     task = load_review_task(ckpt, get_backend(args.backend))
     own = encode_user_texts(task, texts) if texts else None      # bad text fails before any work
     model, c, data = task.model, task.model.config, task.data
@@ -403,9 +408,10 @@ def evaluate_main(ckpt, argv) -> int:
     ids = encode_texts(task.tokenizer, [test.texts[i] for i in idx], data["max_len"], "post",
                        data.get("truncating", "post"))
     labels = test.labels[idx].astype(np.int64)
+    z = np.empty((len(ids), c.latent_dim))
     m = measure(task, ids, labels, samples=args.samples, rng=np.random.default_rng([args.seed, 5]),
                 batch_size=args.batch_size, greedy=True, mi_batch=args.mi_batch, progress=args.progress,
-                desc="test set")
+                desc="test set", z_out=z)
     per_review = m["tokens"] / max(m["reviews"], 1)
     print(f"test reviews              {m['reviews']}  ({m['tokens']:,} target tokens, {per_review:.1f} a review: "
           f"the first {data['decoder_len']} words, </s> where a review ends within them)")
@@ -426,7 +432,6 @@ def evaluate_main(ckpt, argv) -> int:
         print("\n".join(show_reviews(task, ids[shown], heads, args)))
     if args.plot:
         from . import imdb_plots
-        z = posterior_means(task, ids)
         print(f"wrote {imdb_plots.latent_pca_plot(z, labels, args.plot)}")
     return 0
 
