@@ -2,7 +2,8 @@
 
 Decodes points on the line between two sentences' codes (Bowman et al.'s homotopy):
 z(t) = (1 - t) z1 + t z2 for ``--steps`` values of t from 0 to 1, the ends included,
-z1 and z2 the posterior means E_q[z|x] of the two sentences.
+z1 and z2 the posterior means E_q[z|x] of the two sentences (or, for an IMDB review model, of two reviews,
+each line then with the sentiment head's P(positive) of its code).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m scratchvae.interpolate",
         "Decodes points on the line between two sentences' codes (Bowman et al.'s homotopy): "
         "z(t) = (1 - t) z1 + t z2 for --steps values of t from 0 to 1, the ends included, "
-        "z1 and z2 the posterior means E_q[z|x] of the two sentences.",
+        "z1 and z2 the posterior means E_q[z|x] of the two sentences (or IMDB reviews).",
         ('python -m scratchvae.interpolate runs/ptb/best.npz "the market fell" "prices rose sharply"',
          'python -m scratchvae.interpolate runs/ptb/best.npz "i went home" "she left early" --steps 10',
-         'python -m scratchvae.interpolate runs/mine/best.npz "how are you" "what time is it" --method beam'))
+         'python -m scratchvae.interpolate runs/imdb/best.npz "a wonderful film" "boring and far too long"'))
     add_generation_arguments(parser)
     parser.add_argument("first", help="the sentence at t = 0")
     parser.add_argument("second", help="the sentence at t = 1")
@@ -37,11 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .cli.errors import USER_ERRORS
     from .data.corpus import encode_text
-    from .tasks.sentence import generate_sentences, load_sentence_model, posterior_means
+    from .tasks.sentence import generate_sentences, load_task, posterior_means
+    from .training import load_checkpoint
 
     args = build_parser().parse_args(argv)
     try:
-        task = load_sentence_model(args.checkpoint, args.backend, args.dtype)
+        ckpt = load_checkpoint(args.checkpoint)
+        if ckpt.task() == "imdb":
+            from .tasks.imdb_review import interpolate_lines
+            print("\n".join(interpolate_lines(ckpt, args)))
+            return 0
+        task = load_task(ckpt, args.backend, args.dtype)
         ends = encode_text([args.first, args.second], task.vocab, task.data_options.get("max_len", 50))
         z1, z2 = posterior_means(task, ends)
         t = np.linspace(0.0, 1.0, args.steps)[:, None]

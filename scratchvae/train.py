@@ -44,7 +44,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, module) -> None:
     for key in TRAINING_FLAGS:
         if key in decided:
             add_flag(g, key, default=None,
-                     help=f"{FLAGS[key].options['help']} (default: {module.preset_default(key)})")
+                     help=f"{FLAGS[key].options['help'].split(' (default')[0]} (default: {module.preset_default(key)})")
         elif key in module.DEFAULTS:
             add_flag(g, key, default=module.DEFAULTS[key])
         else:

@@ -74,6 +74,9 @@ CASES = [
     (*train_case("imdb", "--unlabelled", "0"), ["argument --unlabelled", POSITIVE]),
     (*train_case("imdb", "--max-len", "-2"), ["argument --max-len", POSITIVE]),
     (*train_case("imdb", "--lr", "inf"), ["argument --lr", FINITE]),
+    (*train_case("imdb", "--decoder-len", "0"), ["argument --decoder-len", POSITIVE]),
+    (*train_case("imdb", "--free-bits", "-1"), ["argument --free-bits", "must be a number >= 0"]),
+    (*train_case("imdb", "--word-dropout", "1"), ["argument --word-dropout", "must be in [0, 1), got 1"]),
     # ---- evaluate
     ("evaluate", [], ["the following arguments are required: CKPT"]),
     ("evaluate", ["--samples", "5", "{text_ckpt}"], ["put the checkpoint first"]),

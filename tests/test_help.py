@@ -137,9 +137,15 @@ def test_real_defaults_are_shown_and_a_presets_are_named(capsys):
         assert entry(mnist, flag).endswith(f"(default: {default})"), entry(mnist, flag)
     assert "(default" not in entry(mnist, "--no-progress") and "(default" not in entry(mnist, "--resume")
     imdb = help_of(train.main, ["imdb"], capsys)
-    assert entry(imdb, "--lr").endswith("(default: the preset's: 0.002 for default, 0.001 for seed)")
-    assert entry(imdb, "--epochs").endswith("(default: the preset's: 3 for default, 1 for seed)")
-    assert entry(imdb, "--bucket").endswith("(default: the preset's: on for default, off for seed)")
+    # the default preset (autoregressive since issue 22) first; repeat is the default before it
+    assert entry(imdb, "--lr").endswith("(default: the preset's: 0.002 for autoregressive, 0.001 for seed, "
+                                        "0.002 for repeat)")
+    assert entry(imdb, "--epochs").endswith("(default: the preset's: 3 for autoregressive, 1 for seed, 3 for repeat)")
+    assert entry(imdb, "--bucket").endswith("(default: the preset's: on for autoregressive, off for seed, "
+                                            "on for repeat)")
+    assert entry(imdb, "--clipnorm").endswith("(default: the preset's: 5 for autoregressive, none for seed, "
+                                              "none for repeat)")
+    assert entry(imdb, "--free-bits").endswith("(default: the preset's: 0.25 for autoregressive)")
     assert "(default" not in entry(imdb, "--no-download")
     text = help_of(sample.main, [], capsys)
     for flag, default in (("--method", "greedy"), ("--temperature", "1.0"), ("-n", "10")):

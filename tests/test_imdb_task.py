@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GOOD = "wonderful great superb touching brilliant fun".split()
 BAD = "awful boring dull terrible waste stupid".split()
 COMMON = "the movie film plot actor story was and a it".split()
-TINY = ["--vocab-size", "30", "--max-len", "12", "--embedding-dim", "4", "--encoder-units", "4",
+TINY = ["--preset", "repeat", "--vocab-size", "30", "--max-len", "12", "--embedding-dim", "4", "--encoder-units", "4",
         "--hidden-units", "5", "--latent-dim", "3", "--decoder-units", "4", "--sentiment-units", "3",
         "--batch-size", "4", "--val-size", "4", "--no-progress", "--no-download"]
 
@@ -107,7 +107,7 @@ def settings(argv):
 
 
 def test_presets_and_flag_overrides(data_dir, tmp_path):
-    args = settings(["imdb", "--preset", "seed", *TINY, "--data-dir", str(data_dir)])
+    args = settings(["imdb", *TINY, "--preset", "seed", "--data-dir", str(data_dir)])
     task = imdb_task.build_task(args)
     c = task.model.config
     assert (c.epsilon_std, c.vocab_size, c.latent_dim) == (0.01, 30, 3)  # the preset's, then the flags'
@@ -116,10 +116,10 @@ def test_presets_and_flag_overrides(data_dir, tmp_path):
     config, data = imdb_task.resolve_preset(args)
     assert (config.encoder_units, config.hidden_units, data["max_len"], args.batch_size) == (500, 435, 300, 10)
     assert args.lr_decay == 1.0                                      # the tutorial: a constant rate
-    args = settings(["imdb"])
+    args = settings(["imdb", "--preset", "repeat"])           # the default before issue 22
     config, data = imdb_task.resolve_preset(args)
     assert (data["max_len"], args.epochs, args.lr, args.lr_decay) == (400, 3, 2e-3, 0.6)
-    args = settings(["imdb", "--lr-decay", "0.9"])
+    args = settings(["imdb", "--preset", "repeat", "--lr-decay", "0.9"])
     imdb_task.resolve_preset(args)
     assert args.lr_decay == 0.9                                      # a flag beats the preset
 

@@ -13,10 +13,12 @@ import pytest
 
 from scratchvae.models.imdb import IMDBVAE, IMDBVAEConfig
 from scratchvae.models.mnist import DenseVAE
+from scratchvae.models.review import ReviewVAE, ReviewVAEConfig
 from scratchvae.models.sentence import SentenceVAE, SentenceVAEConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-RECONSTRUCTION = {"mnist": "nll", "imdb": "reconstruction", "sentence": "rec"}
+RECONSTRUCTION = {"mnist": "nll", "imdb": "reconstruction", "sentence": "rec", "review": "rec"}
+KINDS = ["mnist", "imdb", "sentence", "review"]
 
 
 def tiny(kind: str):
@@ -31,6 +33,12 @@ def tiny(kind: str):
         model = IMDBVAE(config, rng=rng, dtype=np.float64)
         ids = np.array([[3, 4, 5, 6], [2, 7, 0, 0]])
         return model, (ids, np.array([1, 0]), model.noise(rng, 2))
+    if kind == "review":
+        model = ReviewVAE(ReviewVAEConfig(vocab_size=8, embedding_dim=4, encoder_units=3, decoder_units=4,
+                                          latent_dim=2), rng=rng, dtype=np.float64)
+        encoder_ids = np.array([[4, 5, 6, 7], [6, 0, 0, 0]])
+        targets, decoder_ids = np.array([[4, 5], [6, 3]]), np.array([[2, 4], [2, 6]])
+        return model, (encoder_ids, targets, decoder_ids, np.array([1, 0]), rng.standard_normal((2, 2)))
     config = SentenceVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=4, decoder_units=4, latent_dim=2)
     model = SentenceVAE(config, rng=rng, dtype=np.float64)
     targets, decoder_ids = np.array([[4, 5, 3], [6, 3, 0]]), np.array([[2, 4, 5], [2, 6, 0]])
@@ -44,7 +52,7 @@ def gradients(model, inputs, dloss=None):
     return {k: np.array(v) for k, v in model.gradients().items()}
 
 
-@pytest.mark.parametrize("kind", ["mnist", "imdb", "sentence"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_forward_returns_float_terms_and_the_kl_weight_scales_the_kl(kind):
     model, inputs = tiny(kind)
     terms = model.forward(*inputs, kl_weight=0.25)
@@ -55,7 +63,7 @@ def test_forward_returns_float_terms_and_the_kl_weight_scales_the_kl(kind):
     assert plain["loss"] - terms["loss"] == pytest.approx(0.75 * kl, rel=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["mnist", "imdb", "sentence"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_backward_gives_the_gradients_of_dloss_times_the_loss(kind):
     model, inputs = tiny(kind)
     once, twice = gradients(model, inputs), gradients(model, inputs, dloss=2.0)
@@ -64,7 +72,7 @@ def test_backward_gives_the_gradients_of_dloss_times_the_loss(kind):
         np.testing.assert_allclose(twice[name], 2.0 * once[name], rtol=1e-12, atol=1e-15, err_msg=name)
 
 
-@pytest.mark.parametrize("kind", ["mnist", "imdb", "sentence"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), "0.5"])
 def test_forward_rejects_a_bad_kl_weight_before_any_work(kind, bad):
     model, inputs = tiny(kind)
@@ -72,7 +80,7 @@ def test_forward_rejects_a_bad_kl_weight_before_any_work(kind, bad):
         model.forward(*inputs, kl_weight=bad)
 
 
-@pytest.mark.parametrize("kind", ["mnist", "imdb", "sentence"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_kl_weight_is_a_keyword(kind):
     model, inputs = tiny(kind)
     with pytest.raises(TypeError):

@@ -47,8 +47,8 @@ FLAGS: dict[str, Flag] = {
                        help="examples per batch")),
     "limit": Flag(("--limit",), dict(type=positive_int, default=None, metavar="N",
                   help="only the first N sentences (default: all)")),
-    "checkpoint": Flag(("checkpoint",), dict(metavar="CKPT", help="a checkpoint of 'train ptb' or 'train text' "
-                                                                   "(a run's best.npz or last.npz)")),
+    "checkpoint": Flag(("checkpoint",), dict(metavar="CKPT", help="a checkpoint of 'train ptb', 'train text' or "
+                                                                   "'train imdb' (a run's best.npz or last.npz)")),
     # ---- train, every task
     "epochs": Flag(("--epochs",), dict(type=positive_int, default=10, metavar="N",
                    help="passes over the training data")),
@@ -90,7 +90,10 @@ FLAGS: dict[str, Flag] = {
     "beam_width": Flag(("--beam-width",), dict(type=positive_int, default=5, metavar="W",
                        help="--method beam: hypotheses kept")),
     "max_words": Flag(("--max-words",), dict(type=positive_int, default=None, metavar="N",
-                      help="longest generated sentence (default: the training --max-len)")),
+                      help="longest generated sentence (default: the training --max-len; IMDB: --decoder-len)")),
+    "sentiment": Flag(("--sentiment",), dict(choices=("positive", "negative"), default=None,
+                      help="IMDB review models: only codes the sentiment head calls this (z from the prior "
+                           "restricted to that side of the head's boundary)")),
 }
 
 # The flags of ``train``, every task, in --help's order.

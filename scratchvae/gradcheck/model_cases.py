@@ -13,6 +13,7 @@ import numpy as np
 
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
 from ..models.mnist import DenseVAE
+from ..models.review import ReviewVAE, ReviewVAEConfig
 from ..models.sentence import SentenceVAE, SentenceVAEConfig
 from .cases import register
 from .core import Problem
@@ -140,3 +141,50 @@ register("SentenceVAE h0 = Dense(z) linear, c0 = 0")(_sentence_case(init_state="
 register("SentenceVAE decoder dropout 0.4, z every step")(_sentence_case(decoder_dropout=0.4, z_every_step=True))
 register("SentenceVAE tied embeddings (output = E^T), decoder dropout 0.4")(
     _sentence_case(embedding_dim=4, tie_embeddings=True, decoder_dropout=0.4))
+
+
+# ---------------------------------------------------------------------- IMDB review VAE (autoregressive)
+def _review_case(semi_supervised: bool = False, **options):
+    """A tiny review VAE (V=8, E=U_d=4, U_e=3, Z=2, B=3): the encoder reads 6 columns, the decoder rebuilds
+    the first 3 words (</s> for the review that ends within them); fixed noise, free bits, KL weight 0.7."""
+    def build(backend, dtype, rng):
+        sizes = dict(vocab_size=8, embedding_dim=4, encoder_units=3, decoder_units=4, latent_dim=2,
+                     free_bits=0.05, sentiment_weight=1.3)
+        model = ReviewVAE(ReviewVAEConfig(**{**sizes, **options}), rng=rng, backend=backend, dtype=dtype)
+        vae = model.vae
+
+        def normal(*shape, scale=1.0):
+            return model.backend.asarray(scale * rng.standard_normal(shape), dtype=model.dtype)
+
+        vae.embedding.params["embeddings"][...] = normal(8, 4)
+        for layer in (vae.to_mean, vae.to_logvar, vae.to_state, vae.output, model.sentiment):
+            layer.params["bias"][...] = normal(*layer.params["bias"].shape, scale=0.3)
+        model.sentiment.params["kernel"][...] = normal(2, 1)
+        encoder_ids = np.array([[4, 5, 6, 7, 4, 5], [6, 7, 0, 0, 0, 0], [5, 4, 6, 7, 0, 0]])
+        targets = np.array([[4, 5, 6, 0], [6, 7, 3, 0], [5, 4, 6, 0]])   # review 2 ends within 3 words
+        decoder_ids = np.array([[2, 4, 5, 0], [2, 6, 7, 0], [2, 5, 4, 0]])
+        to = lambda a: model.backend.asarray(a)
+        encoder_ids, targets, decoder_ids = to(encoder_ids), to(targets), to(decoder_ids)
+        labels = np.array([1, 0, 1])
+        weights = np.array([1.0, 0.0, 1.0]) if semi_supervised else None
+        eps = normal(3, 2)
+
+        def loss():
+            masks = np.random.default_rng(5) if model.config.decoder_dropout > 0 else None
+            return model.forward(encoder_ids, targets, decoder_ids, labels, eps, weights, kl_weight=0.7,
+                                 rng=masks)["loss"]
+
+        def gradients():
+            model.zero_grad()
+            loss()
+            model.backward()
+            return model.gradients()
+
+        return Problem(loss, gradients, model.parameters(), model.backend)
+    return build
+
+
+register("IMDB review VAE: encoder reads more than the decoder rebuilds, tied embeddings, head on the mean")(
+    _review_case())
+register("IMDB review VAE: semi-supervised weights, untied output, h0 only, decoder dropout 0.4")(
+    _review_case(semi_supervised=True, tie_embeddings=False, init_state="h", decoder_dropout=0.4))

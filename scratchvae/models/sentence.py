@@ -186,21 +186,40 @@ class SentenceVAE(Layer):
                 rng: np.random.Generator | None = None) -> dict[str, float]:
         """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward.
         ``rng`` draws the decoder's dropout masks (training); None: no dropout."""
+        return self.forward_with_mean(targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng)[0]
+
+    def forward_with_mean(self, targets: Array, decoder_ids: Array, eps: Array, *, kl_weight: float = 1.0,
+                          rng: np.random.Generator | None = None,
+                          encoder_ids: Array | None = None) -> tuple[dict[str, float], Array]:
+        """:meth:`forward`'s terms and the posterior mean (B, Z), for a model that puts a head on the mean
+        (the IMDB review VAE; :meth:`backward`'s ``dmean`` brings the head's gradient back).
+
+        ``encoder_ids`` (B, T_e), padded with 0: what the encoder reads, when it is not ``targets`` (a review
+        read whole while the decoder rebuilds its first words)."""
         check_kl_weight(kl_weight)
         xp = self.xp
         n = targets.shape[0]
-        emb = self.embedding.forward(xp.concatenate([targets, decoder_ids]))  # (2B, T, E), one lookup
-        mean, logvar = self._encode_embedded(emb[:n], targets)
+        if encoder_ids is None:
+            emb = self.embedding.forward(xp.concatenate([targets, decoder_ids]))  # (2B, T, E), one lookup
+            encoder_x, decoder_x, encoder_ids = emb[:n], emb[n:], targets
+            self.encoder_width = None
+        else:                          # the two widths differ: one lookup of (B, T_e + T), split by columns
+            self.encoder_width = width = encoder_ids.shape[1]
+            emb = self.embedding.forward(xp.concatenate([encoder_ids, decoder_ids], axis=1))
+            encoder_x, decoder_x = xp.ascontiguousarray(emb[:, :width]), xp.ascontiguousarray(emb[:, width:])
+        mean, logvar = self._encode_embedded(encoder_x, encoder_ids)
         z = self.sampler.forward(mean, logvar, eps)
-        logits = self._decode(emb[n:], z, rng=rng)
+        logits = self._decode(decoder_x, z, rng=rng)
         rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
         kl_term = self.kl_loss.forward(mean, logvar)
         self.kl_weight = kl_weight
-        return {"loss": rec + kl_weight * kl_term, "rec": rec, "kl": float(self.kl_loss.per_example.mean()),
-                "kl_term": kl_term}
+        terms = {"loss": rec + kl_weight * kl_term, "rec": rec, "kl": float(self.kl_loss.per_example.mean()),
+                 "kl_term": kl_term}
+        return terms, mean
 
-    def backward(self, dloss: float = 1.0) -> None:
-        """Gradients of ``dloss`` times the last forward's loss, added into every parameter's gradient."""
+    def backward(self, dloss: float = 1.0, dmean: Array | None = None) -> None:
+        """Gradients of ``dloss`` times the last forward's loss, added into every parameter's gradient;
+        ``dmean`` (B, Z), if given, is the gradient of a further loss term with respect to the posterior mean."""
         xp, c = self.xp, self.config
         dh = self.dropout_out.backward(self.output.backward(self.reconstruction.backward(dloss)))  # (B, T, U_d)
         dx, (dh0, dc0) = self.decoder.backward(dh, return_state=True)     # (B, T, E [+ Z]), (B, U_d) each
@@ -208,11 +227,13 @@ class SentenceVAE(Layer):
         if c.z_every_step:                 # z fed to every step: its gradient sums over the steps
             dz = dz + dx[..., c.embedding_dim:].sum(axis=1)
             dx = dx[..., :c.embedding_dim]
-        dmean, dlogvar = self.sampler.backward(dz)
+        dmean_z, dlogvar = self.sampler.backward(dz)
+        dmean_z = dmean_z if dmean is None else dmean_z + dmean
         dmean_kl, dlogvar_kl = self.kl_loss.backward(dloss * self.kl_weight)
-        de = self.to_mean.backward(dmean + dmean_kl) + self.to_logvar.backward(dlogvar + dlogvar_kl)
+        de = self.to_mean.backward(dmean_z + dmean_kl) + self.to_logvar.backward(dlogvar + dlogvar_kl)
         dx_enc = self.encoder.backward(de)
-        self.embedding.backward(xp.concatenate([dx_enc, self.dropout_in.backward(dx)]))
+        self.embedding.backward(xp.concatenate([dx_enc, self.dropout_in.backward(dx)],
+                                               axis=0 if self.encoder_width is None else 1))
 
     # ------------------------------------------------------------------ inference
     def encode(self, ids: Array) -> tuple[Array, Array]:

@@ -18,11 +18,20 @@ Presets (every value is also a flag, which overrides the preset):
 * ``seed``: the tutorial. Vocabulary 1000, 300 words, embedding 64, two bidirectional
   LSTM(500), Dense(435, relu), latent 200, epsilon std 0.01, two LSTM(500) decoders,
   sentiment Dense(100) -> Dense(1), batch 10, Adam 1e-3, pre-padding, batches drawn at random.
-* ``default``: sized for the full data on a small CPU: vocabulary 10000, 400 words,
-  LSTMs of 128, latent 64, batch 32, post-padding, batches of similar lengths (less
-  padding), the sentiment loss weighted 20x against a reconstruction summed over the
-  words, 3 epochs at Adam 2e-3 x 0.6 per epoch. Its encoder overfits by epoch 3 (train
-  accuracy 94 %), so best.npz is the epoch with the best validation accuracy.
+* ``repeat`` (the default until issue 22): the tutorial's design sized for the full data on a
+  small CPU: vocabulary 10000, 400 words, LSTMs of 128, latent 64, batch 32, post-padding,
+  batches of similar lengths (less padding), the sentiment loss weighted 20x against a
+  reconstruction summed over the words, 3 epochs at Adam 2e-3 x 0.6 per epoch. Its decoder
+  reads z repeated at every step and learns only the word frequencies (KL near 0).
+* ``autoregressive`` (the default): the sentence VAE's design (:mod:`scratchvae.models.review`):
+  a BiLSTM(256) encoder reads the first 400 words, z (32) starts the decoder LSTM(256) and
+  enters every step, which rebuilds the review's first ``--decoder-len`` (100) words teacher-forced
+  with word dropout 0.3, tied embeddings, vocabulary 10000, free bits 0.25 nats per unit, the KL
+  weight annealed (logistic, half at 20 % of the run), a linear sentiment head on the posterior
+  mean weighted 20x, 3 epochs at Adam 2e-3 x 0.6 per epoch, clipnorm 5. See
+  :mod:`scratchvae.tasks.imdb_review` for its training step and evaluation.
+
+In every preset best.npz is the epoch with the best validation sentiment accuracy.
 """
 
 from __future__ import annotations
@@ -36,24 +45,25 @@ import numpy as np
 
 from ..backend import get_backend
 from ..cli.flags import add_flag, apply_threads, command_parser
-from ..cli.types import image_file, non_negative_float, non_negative_int, positive_int
+from ..cli.types import fraction, image_file, non_negative_float, non_negative_int, positive_int
 from ..data.batching import bucket_batches
 from ..data.errors import DataError
 from ..data.imdb import load_imdb
 from ..data.reserved import PAD_ID, UNK_ID
 from ..data.tokenizer import Tokenizer, pad_sequences, split_words
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
+from ..models.review import ReviewVAEConfig
 from ..training.checkpoint import load_model_state
 from ..training.progress import progress_bar
 
 DEFAULTS = {"optimizer": "adam", "clipnorm": None}
-PRESET_DECIDED = ("epochs", "batch_size", "lr", "lr_decay")     # train's flags whose default is the preset's
+PRESET_DECIDED = ("epochs", "batch_size", "lr", "lr_decay", "clipnorm")  # train's flags whose default is the preset's
 EVAL_BATCH = 64
 
 
 @dataclass(frozen=True)
 class Preset:
-    model: IMDBVAEConfig
+    model: IMDBVAEConfig | ReviewVAEConfig
     max_len: int
     padding: str          # "pre" or "post"
     bucket: bool          # batches of similar lengths
@@ -62,46 +72,92 @@ class Preset:
     batch_size: int
     lr: float
     lr_decay: float = 1.0
+    clipnorm: float | None = None
+    truncating: str = "pre"              # long reviews keep their last ("pre") or first ("post") max_len words
+    decoder_len: int | None = None       # autoregressive: words the decoder rebuilds
+    word_dropout: float | None = None    # autoregressive: rate of <unk> in the decoder inputs
+    kl_schedule: str | None = None       # autoregressive: KL annealing (models/annealing.py)
+
+    @property
+    def autoregressive(self) -> bool:
+        return isinstance(self.model, ReviewVAEConfig)
 
 
 PRESETS = {
     "seed": Preset(IMDBVAEConfig(), max_len=300, padding="pre", bucket=False, val_size=2500,
                    epochs=1, batch_size=10, lr=1e-3),
-    "default": Preset(IMDBVAEConfig(vocab_size=10000, embedding_dim=64, encoder_units=128,
-                                    hidden_units=128, latent_dim=64, decoder_units=128,
-                                    sentiment_units=64, epsilon_std=0.01, sentiment_weight=20.0),
-                      max_len=400, padding="post", bucket=True, val_size=2500, epochs=3,
-                      batch_size=32, lr=2e-3, lr_decay=0.6),
+    "repeat": Preset(IMDBVAEConfig(vocab_size=10000, embedding_dim=64, encoder_units=128,
+                                   hidden_units=128, latent_dim=64, decoder_units=128,
+                                   sentiment_units=64, epsilon_std=0.01, sentiment_weight=20.0),
+                     max_len=400, padding="post", bucket=True, val_size=2500, epochs=3,
+                     batch_size=32, lr=2e-3, lr_decay=0.6),
+    "autoregressive": Preset(ReviewVAEConfig(), max_len=400, padding="post", truncating="post", bucket=True,
+                             val_size=2500, epochs=3, batch_size=32, lr=2e-3, lr_decay=0.6, clipnorm=5.0,
+                             decoder_len=100, word_dropout=0.3, kl_schedule="logistic"),
 }
+DEFAULT_PRESET = "autoregressive"
+PRESET_HELP = {"seed": "the Keras tutorial exactly",
+               "repeat": "the tutorial's z-repeated decoder sized for a CPU (the default before issue 22)",
+               "autoregressive": "an autoregressive decoder (the sentence VAE's) and a sentiment head on z"}
 
-# flag -> IMDBVAEConfig field, for the model sizes and loss weights.
-_MODEL_FLAGS = {f.name: "--" + f.name.replace("_", "-") for f in fields(IMDBVAEConfig)}
+# flag -> model config field, for the model sizes, options and loss weights of every preset's model.
+_FIELDS = {f.name: f for config in (IMDBVAEConfig, ReviewVAEConfig) for f in fields(config)}
+_MODEL_FLAGS = {name: "--" + name.replace("_", "-") for name in _FIELDS}
 
 
 # The model flags' types and help: sizes are positive, the noise and the loss weights non-negative.
 _MODEL_TYPES = {"epsilon_std": non_negative_float, "kl_weight": non_negative_float,
-                "sentiment_weight": non_negative_float, "recurrent_activation": str}
+                "sentiment_weight": non_negative_float, "recurrent_activation": str,
+                "free_bits": non_negative_float, "decoder_dropout": fraction, "init_state": str}
 _MODEL_HELP = {
-    "vocab_size": "the most frequent training words kept, the 2 reserved ids (padding, unknown) included",
-    "embedding_dim": "size of the word vectors", "encoder_units": "units of each direction of the 2 encoder BiLSTMs",
+    "vocab_size": "the most frequent training words kept, the reserved ids included (2: padding, unknown; "
+                  "autoregressive 4: and <s>, </s>)",
+    "embedding_dim": "size of the word vectors",
+    "encoder_units": "units of each direction of the encoder BiLSTMs (2 of them; autoregressive 1)",
     "hidden_units": "units of the Dense layer between the encoder and z", "latent_dim": "size of the latent code z",
-    "decoder_units": "units of the 2 decoder LSTMs", "sentiment_units": "units of the sentiment head's hidden layer",
+    "decoder_units": "units of the decoder LSTMs (2 of them; autoregressive 1)",
+    "sentiment_units": "units of the sentiment head's hidden layer",
     "epsilon_std": "std of the reparameterisation noise while training",
     "kl_weight": "weight of the KL term in the loss", "sentiment_weight": "weight of the sentiment loss",
     "recurrent_activation": "the LSTMs' gate activation (hard_sigmoid: Keras 2's)",
+    "z_every_step": "autoregressive: also feed z to the decoder at every step",
+    "init_state": "autoregressive: the decoder's initial state from z: hc = h0 and c0, h = h0 only",
+    "free_bits": "autoregressive: nats per latent unit below which KL is not pushed down",
+    "decoder_dropout": "autoregressive: dropout on the decoder's inputs and outputs, in training",
+    "tie_embeddings": "autoregressive: the output layer reads the embedding table transposed "
+                      "(needs --embedding-dim equal to --decoder-units)",
 }
+_CHOICES = {"recurrent_activation": ("sigmoid", "hard_sigmoid"), "init_state": ("h", "hc")}
+
+
+def presets_with(key: str) -> list[str]:
+    """The presets whose model, or data settings, have ``key``."""
+    return [name for name, p in PRESETS.items()
+            if (key in {f.name for f in fields(p.model)} if key in _FIELDS else getattr(p, key, None) is not None)]
+
+
+_AUTOREGRESSIVE_DATA = ("decoder_len", "word_dropout", "kl_schedule")
 
 
 def _shown(value) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, bool):
         return "on" if value else "off"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def preset_default(key: str) -> str:
-    """--help's default for a flag the preset decides, e.g. "the preset's: 0.002 for default, 0.001 for seed"."""
-    order = sorted(PRESETS, key=lambda name: name != "default")     # the default preset first
+    """--help's default for a flag the preset decides, e.g. "the preset's: 0.002 for autoregressive, 0.001 for
+    seed"; a setting only some presets' models have is shown for those."""
+    order = sorted(PRESETS, key=lambda name: name != DEFAULT_PRESET)     # the default preset first
+    if key in _MODEL_FLAGS:
+        order = [name for name in order if key in {f.name for f in fields(PRESETS[name].model)}]
+    elif key in _AUTOREGRESSIVE_DATA:
+        order = [name for name in order if PRESETS[name].autoregressive]
     values = [(name, getattr(PRESETS[name].model if key in _MODEL_FLAGS else PRESETS[name], key)) for name in order]
+    if len(values) == 1:
+        return f"the preset's: {_shown(values[0][1])} for {values[0][0]}"
     if len({v for _, v in values}) == 1:
         return f"the preset's, {_shown(values[0][1])} for every preset"
     return "the preset's: " + ", ".join(f"{_shown(v)} for {name}" for name, v in values)
@@ -115,16 +171,24 @@ def preset_values(args) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g = parser.add_argument_group("model (unset flags take the preset's value)")
-    g.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="seed: the Keras tutorial exactly; default: sized for the full data on a CPU (the default)")
-    for field in fields(IMDBVAEConfig):
-        extra = {"choices": ("sigmoid", "hard_sigmoid")} if field.name == "recurrent_activation" else {}
-        g.add_argument(_MODEL_FLAGS[field.name], dest=field.name, type=_MODEL_TYPES.get(field.name, positive_int),
-                       default=None, help=f"{_MODEL_HELP[field.name]} (default: {preset_default(field.name)})",
-                       **extra or {"metavar": "X" if field.type == "float" else "N"})
+    g.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                   help="; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items()))
+    for name, field in _FIELDS.items():
+        help = f"{_MODEL_HELP[name]} (default: {preset_default(name)})"
+        if field.type == "bool":
+            g.add_argument(_MODEL_FLAGS[name], dest=name, action=argparse.BooleanOptionalAction, default=None,
+                           help=help)
+            continue
+        extra = {"choices": _CHOICES[name]} if name in _CHOICES else {"metavar": "X" if field.type == "float" else "N"}
+        g.add_argument(_MODEL_FLAGS[name], dest=name, type=_MODEL_TYPES.get(name, positive_int), default=None,
+                       help=help, **extra)
     g = parser.add_argument_group("data")
     g.add_argument("--max-len", type=positive_int, default=None, metavar="N",
-                   help=f"words kept per review, the last ones (default: {preset_default('max_len')})")
+                   help=f"words kept per review: the last ones (seed, repeat) or the first (autoregressive) "
+                        f"(default: {preset_default('max_len')})")
+    g.add_argument("--decoder-len", type=positive_int, default=None, metavar="N",
+                   help="autoregressive: the decoder rebuilds each review's first N words (and </s> where the "
+                        f"review ends within them), at most --max-len (default: {preset_default('decoder_len')})")
     g.add_argument("--padding", choices=("pre", "post"), default=None,
                    help=f"pad short reviews at the start or the end (default: {preset_default('padding')})")
     g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=None,
@@ -137,6 +201,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                    help="semi-supervised: also train reconstruction and KL on the unlabelled reviews "
                         "(all 50k, or N of them; default: none)")
     add_flag(g, "no_download")
+    from .sentence import add_objective_arguments
+    add_objective_arguments(parser.add_argument_group("objective (autoregressive)"), scaled=True,
+                            word_dropout=None, kl_schedule=None, free_bits=False)
 
 
 # --------------------------------------------------------------------- data
@@ -144,20 +211,38 @@ def resolve_preset(args) -> tuple[IMDBVAEConfig, dict]:
     """The model config and data settings: the preset, overridden by every flag given."""
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k, None) is not None}
+    own = {f.name for f in fields(preset.model)}
+    given = [k for k in overrides if k not in own]
+    given += [k for k in ("decoder_len", "word_dropout", "kl_schedule", "kl_steps", "kl_k", "kl_x0")
+              if not preset.autoregressive and getattr(args, k, None) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise DataError(f"{flag} is not a setting of the {args.preset} preset's model; it belongs to "
+                        f"--preset {' or '.join(presets_with(given[0]) or ['autoregressive'])}")
     try:
         config = replace(preset.model, **overrides)
     except ValueError as exc:  # e.g. a vocabulary with no room beside the reserved ids
         raise DataError(f"{exc} (set by --preset {args.preset} and the size flags)") from None
-    pick = lambda key: getattr(preset, key) if getattr(args, key) is None else getattr(args, key)
+    pick = lambda key: getattr(preset, key) if getattr(args, key, None) is None else getattr(args, key)
     data = {"max_len": pick("max_len"), "padding": pick("padding"), "bucket": pick("bucket"),
             "val_size": pick("val_size"), "train_size": args.train_size, "unlabelled": args.unlabelled,
-            "split_seed": args.seed}
+            "split_seed": args.seed, "truncating": preset.truncating}
+    if preset.autoregressive:
+        if data["padding"] != "post":
+            raise DataError("the autoregressive preset reads post-padded reviews (its decoder starts at the first "
+                            "word); drop --padding pre")
+        data.update(decoder_len=min(pick("decoder_len"), data["max_len"]), word_dropout=pick("word_dropout"),
+                    kl_schedule=pick("kl_schedule"))
+        if getattr(args, "decoder_len", None) is not None and args.decoder_len > data["max_len"]:
+            raise DataError(f"--decoder-len {args.decoder_len} is over --max-len {data['max_len']}: the decoder "
+                            "rebuilds words the encoder reads; lower --decoder-len or raise --max-len")
     return config, data
 
 
-def encode_texts(tokenizer: Tokenizer, texts, max_len: int, padding: str) -> np.ndarray:
-    """Texts -> (N, max_len) int32 ids, long reviews keeping their last max_len words."""
-    return pad_sequences(tokenizer.encode(texts), maxlen=max_len, padding=padding, truncating="pre")
+def encode_texts(tokenizer: Tokenizer, texts, max_len: int, padding: str, truncating: str = "pre") -> np.ndarray:
+    """Texts -> (N, max_len) int32 ids, long reviews keeping their last (``truncating="pre"``) or first
+    max_len words."""
+    return pad_sequences(tokenizer.encode(texts), maxlen=max_len, padding=padding, truncating=truncating)
 
 
 def check_not_empty(ids: np.ndarray, split: str) -> None:
@@ -178,7 +263,7 @@ class Prepared:
     val_labels: np.ndarray
 
 
-def prepare_data(config: IMDBVAEConfig, data: dict, data_dir=None, download=True,
+def prepare_data(config: IMDBVAEConfig | ReviewVAEConfig, data: dict, data_dir=None, download=True,
                  progress=True) -> Prepared:
     """Load the reviews, hold out the validation set, fit the vocabulary, encode and pad."""
     imdb = load_imdb(data_dir, download=download, progress=progress)
@@ -204,8 +289,10 @@ def prepare_data(config: IMDBVAEConfig, data: dict, data_dir=None, download=True
         texts += unsup
         labels = np.concatenate([labels, np.zeros(len(unsup), np.int64)])
         weights = np.concatenate([weights, np.zeros(len(unsup))])
-    tokenizer = Tokenizer(config.vocab_size).fit(texts)
-    enc = lambda t: encode_texts(tokenizer, t, data["max_len"], data["padding"])
+    # The autoregressive model's ids add <s> and </s> to the tokenizer's two reserved ids (imdb_review.py).
+    reserved_extra = 2 if isinstance(config, ReviewVAEConfig) else 0
+    tokenizer = Tokenizer(config.vocab_size - reserved_extra).fit(texts)
+    enc = lambda t: encode_texts(tokenizer, t, data["max_len"], data["padding"], data.get("truncating", "pre"))
     train_ids, val_ids = enc(texts), enc([train.texts[i] for i in val_idx])
     check_not_empty(train_ids, "training")
     check_not_empty(val_ids, "validation")
@@ -300,6 +387,9 @@ def build_task(args) -> IMDBTask:
     """The task for a run's settings (:func:`scratchvae.train.resolve_settings`)."""
     config, data = resolve_preset(args)  # bad sizes fail here, before minutes of loading
     prepared = prepare_data(config, data, args.data_dir, args.download, args.progress)
+    if isinstance(config, ReviewVAEConfig):
+        from .imdb_review import build_review_task
+        return build_review_task(args, config, data, prepared)
     model = IMDBVAE(config, rng=np.random.default_rng(args.seed), backend=args.backend, dtype=args.dtype)
     task = IMDBTask(model, prepared, data, batch_size=args.batch_size, tokenizer=prepared.tokenizer)
     task.progress = args.progress
@@ -309,6 +399,9 @@ def build_task(args) -> IMDBTask:
 def load_task(ckpt, backend) -> IMDBTask:
     """The task of a checkpoint: the trained model and its tokenizer (no data loaded)."""
     meta = ckpt.meta
+    if meta.get("model") == "review":
+        from .imdb_review import load_review_task
+        return load_review_task(ckpt, backend)
     model = IMDBVAE(IMDBVAEConfig.from_dict(meta["config"]), rng=np.random.default_rng(0),
                     backend=backend, dtype=meta["dtype"])
     load_model_state(model, ckpt)
@@ -318,10 +411,17 @@ def load_task(ckpt, backend) -> IMDBTask:
 
 # --------------------------------------------------------------------- evaluation
 def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
+    """The options of ``evaluate`` for the default preset's (autoregressive) checkpoints; those of the seed and
+    repeat presets are :func:`repeat_eval_parser`'s."""
+    from .imdb_review import eval_parser as review_eval_parser
+    return review_eval_parser(name)
+
+
+def repeat_eval_parser() -> argparse.ArgumentParser:
     p = command_parser(
         "python -m scratchvae.evaluate CKPT",
-        "Evaluate an IMDB VAE on the 25k test reviews (reconstruction NLL per token, token accuracy, KL, "
-        "sentiment accuracy; z = z_mean), show reconstructions, encode your own text, plot the latent space. "
+        "Evaluate an IMDB VAE of the seed or repeat preset on the 25k test reviews (reconstruction NLL per "
+        "token, token accuracy, KL, sentiment accuracy; z = z_mean), show reconstructions, encode your own text, plot the latent space. "
         "With only --encode/--encode-file the test set is not read.",
         ("python -m scratchvae.evaluate runs/imdb/best.npz --show 3 --plot latent.png",
          "python -m scratchvae.evaluate runs/imdb/best.npz --encode \"a wonderful film\"",
@@ -381,7 +481,10 @@ def encode_report(task: IMDBTask, texts: list[str]) -> list[str]:
 
 
 def evaluate_main(ckpt, argv) -> int:
-    args = eval_parser().parse_args(argv)
+    if ckpt.meta.get("model") == "review":
+        from .imdb_review import evaluate_main as review_evaluate_main
+        return review_evaluate_main(ckpt, argv)
+    args = repeat_eval_parser().parse_args(argv)
     apply_threads(args)
     if args.plot:
         from ..plotting import require_matplotlib

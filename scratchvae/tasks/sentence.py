@@ -103,11 +103,20 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                    help="dropout at rate P on the decoder's input embeddings and on its outputs before "
                         "the vocabulary projection, in training only (texar's PTB VAE uses 0.5)")
 
-    g = parser.add_argument_group("objective")
-    g.add_argument("--word-dropout", type=fraction, default=0.3, metavar="P",
-                   help="rate at which decoder input words become <unk>")
-    g.add_argument("--kl-schedule", choices=SCHEDULES, default="logistic", help="KL annealing")
-    scaled = name == "text"  # PTB keeps the fixed values its README results were trained with
+    add_objective_arguments(parser.add_argument_group("objective"), scaled=name == "text")
+
+
+def add_objective_arguments(g, scaled: bool, word_dropout: float | None = 0.3, kl_schedule: str | None = "logistic",
+                            free_bits: bool = True) -> None:
+    """Word dropout, the KL schedule and free bits: the flags of the sentence VAE's objective, which the
+    IMDB review VAE shares.  ``scaled``: the schedule's parameters default to None, scaled to the run
+    (:func:`kl_schedule`); else PTB's fixed values.  ``word_dropout`` / ``kl_schedule``: their defaults
+    (None: a preset's, for IMDB); ``free_bits=False`` leaves --free-bits to the caller."""
+    g.add_argument("--word-dropout", type=fraction, default=word_dropout, metavar="P",
+                   help="rate at which decoder input words become <unk>"
+                        + (" (default: the preset's)" if word_dropout is None else ""))
+    g.add_argument("--kl-schedule", choices=SCHEDULES, default=kl_schedule,
+                   help="KL annealing" + (" (default: the preset's)" if kl_schedule is None else ""))
     g.add_argument("--kl-steps", type=non_negative_int, default=None if scaled else 10_000, metavar="STEPS",
                    help="linear: warm-up steps; cyclical: steps of all the cycles together"
                         + (" (default: 40%% of the run's steps for linear, all of them for cyclical)"
@@ -120,8 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g.add_argument("--kl-cycles", type=positive_int, default=4, metavar="N", help="cyclical: number of cycles")
     g.add_argument("--kl-ratio", type=share, default=0.5, metavar="F",
                    help="cyclical: rising fraction of each cycle")
-    g.add_argument("--free-bits", type=non_negative_float, default=0.0, metavar="NATS",
-                   help="nats per latent unit below which KL is not pushed down")
+    if free_bits:
+        g.add_argument("--free-bits", type=non_negative_float, default=0.0, metavar="NATS",
+                       help="nats per latent unit below which KL is not pushed down")
 
 
 # --------------------------------------------------------------------- data
