@@ -133,6 +133,15 @@ class CupyBackend(NumpyBackend):
     def synchronize(self) -> None:
         self.xp.cuda.get_current_stream().synchronize()
 
+    def to_floats(self, values: dict) -> dict[str, float]:
+        xp = self.xp
+        on_device = [k for k, v in values.items() if isinstance(v, xp.ndarray)]
+        out = {k: float(v) for k, v in values.items() if k not in on_device}
+        if on_device:
+            stacked = xp.stack([values[k].reshape(()).astype(np.float64, copy=False) for k in on_device])
+            out.update(zip(on_device, (float(x) for x in xp.asnumpy(stacked))))
+        return {k: out[k] for k in values}
+
     # ------------------------------------------------------------------ LSTM
     def _mask_args(self, mask, rows):
         """(keep, masked) kernel arguments: the (B,) bool mask, or a placeholder and 0."""

@@ -74,6 +74,11 @@ class NumpyBackend(ThreadSharing):
     def synchronize(self) -> None:
         """Wait for queued work (only asynchronous devices have any)."""
 
+    def to_floats(self, values: dict) -> dict[str, float]:
+        """{name: 0-d array or number} -> {name: float}; on a GPU the arrays come back in one transfer
+        (a model's loss terms: one synchronisation a step)."""
+        return {k: float(v) for k, v in values.items()}
+
     # ------------------------------------------------------------------ LSTM
     def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid", *,
                           mask=None, h_prev=None):
