@@ -140,3 +140,17 @@ def test_a_replay_reads_the_arrays_as_they_are_then():
     a[...] = 0
     graph.launch()
     np.testing.assert_array_equal(out.get(), 8)
+
+
+def test_a_capture_that_fails_turns_graphs_off_with_a_note_and_still_computes(capsys):
+    backend = CupyBackend(cupy_module=fake_cupy, graphs=True)
+    xp = backend.xp
+    out = xp.zeros((2,))
+
+    def steps():
+        out[...] = 1.0                    # an elementwise kernel: not capturable on the stand-in
+
+    backend.run_time_loop({}, "k", steps)
+    assert backend.graphs is False and out.get().tolist() == [1.0, 1.0]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("note: CUDA graphs off") and GRAPHS_ENV in err[0]

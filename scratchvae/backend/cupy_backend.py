@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 import numpy as np
 
@@ -208,7 +209,14 @@ class CupyBackend(NumpyBackend):
             return
         graph = graphs.get(key)
         if graph is None:
-            graph = graphs[key] = self._capture(issue_steps)
+            try:
+                graph = graphs[key] = self._capture(issue_steps)
+            except Exception as exc:  # a CuPy, driver or library that cannot capture: run kernel by kernel
+                self.graphs = False
+                print(f"note: CUDA graphs off, the LSTM loops run kernel by kernel ({_first_line(exc)}); "
+                      f"{GRAPHS_ENV}=0 skips the attempt", file=sys.stderr)
+                issue_steps()                  # the capture ran nothing: the buffers are as they were
+                return
         graph.launch(stream=self.xp.cuda.get_current_stream())
 
     def _capture(self, issue_steps):
