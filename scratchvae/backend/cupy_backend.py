@@ -211,7 +211,7 @@ class CupyBackend(NumpyBackend):
         if graph is None:
             try:
                 graph = graphs[key] = self._capture(issue_steps)
-            except Exception as exc:  # a CuPy, driver or library that cannot capture: run kernel by kernel
+            except Exception as exc:  # noqa: BLE001 - a CuPy, driver or library that cannot capture: no graphs
                 self.graphs = False
                 print(f"note: CUDA graphs off, the LSTM loops run kernel by kernel ({_first_line(exc)}); "
                       f"{GRAPHS_ENV}=0 skips the attempt", file=sys.stderr)

@@ -14,6 +14,9 @@ Kernel conventions
   sequence of T steps needs exactly one (T, B, 4U) buffer.
 * ``recurrent_activation`` is ``"sigmoid"`` or ``"hard_sigmoid"`` (Keras 2's
   ``clip(0.2 x + 0.5, 0, 1)``).
+* The LSTM step kernels take the step's padding ``mask`` ((B,) bool, False at padding) and,
+  backward, the output gradient ``dy``: a layer's time loop is then one kernel call a step
+  each way, with nothing allocated inside it.
 """
 
 from __future__ import annotations

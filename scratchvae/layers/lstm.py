@@ -20,6 +20,12 @@ that collapse into single matrix products once every dz_t is known:
 
 where X, H_prev and dZ stack all T steps as rows.  Likewise the input projection of all
 steps is one GEMM before the loop; only h_{t-1} Wh stays inside it.
+
+Inside the loops each step is one backend call each way (``lstm_step_forward`` and
+``lstm_step_backward``), the padding mask and the sum of the two gradients reaching h_t
+(from y_t and from step t+1) included, on arrays allocated before the loop
+(:mod:`.lstm_buffers`): on a GPU a step is two launches each way, and a whole loop can be
+captured once as a CUDA graph and replayed (``backend.run_time_loop``).
 """
 
 from __future__ import annotations
@@ -31,8 +37,8 @@ import numpy as np
 from ..backend import Array
 from ..backend.gates import RECURRENT_ACTIVATIONS
 from .base import Layer
-from .lstm_buffers import LoopBufferPool, LoopBuffers
 from .init import glorot_uniform, orthogonal
+from .lstm_buffers import LoopBufferPool, LoopBuffers
 
 State = tuple[Array, Array]   # (h, c), each (B, U)
 
@@ -206,7 +212,8 @@ class LSTM(Layer):
             for t in range(T):
                 backend.lstm_step_forward(gates[t], hs[t], Wh, Wh_T, cs[t], cs[t + 1], hs[t + 1], act,
                                           mask=None if step_mask is None else step_mask[t])
-        backend.run_time_loop(buffers.graphs, ("forward", T, step_mask is not None), steps)
+        # a captured loop reads Wh where it was: its key names the array (parameters are updated in place)
+        backend.run_time_loop(buffers.graphs, ("forward", T, step_mask is not None, id(Wh)), steps)
 
         out_weight = self._output_weight(step_mask)
         self.cache = LSTMCache(inputs=inputs, repeated=repeated, buffers=buffers, step_mask=step_mask,
@@ -252,7 +259,7 @@ class LSTM(Layer):
                                            act, dy=None if dys is None else dys[t],
                                            mask=None if step_mask is None else step_mask[t], dc_prev_out=dc[1 - k])
                 k = 1 - k
-        backend.run_time_loop(buffers.graphs, ("backward", T, step_mask is not None, dys is not None), steps)
+        backend.run_time_loop(buffers.graphs, ("backward", T, step_mask is not None, dys is not None, id(Wh)), steps)
         own = (lambda a: a.copy()) if buffers.shared else (lambda a: a)
         return dgates, (own(dh[T % 2]), own(dc[T % 2]))
 
