@@ -155,3 +155,22 @@ def test_a_capture_that_fails_turns_graphs_off_with_a_note_and_still_computes(ca
     assert backend.graphs is False and out.get().tolist() == [1.0, 1.0]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("note: CUDA graphs off") and GRAPHS_ENV in err[0]
+
+
+def test_kept_buffers_are_reused_per_batch_size_grown_when_too_short_and_the_least_recent_dropped():
+    from scratchvae.layers.lstm_buffers import KEPT_BATCH_SIZES, LoopBufferPool
+    pool = LoopBufferPool()
+    fresh = [pool.get(np, np.float32, 5, 2, 3, keep=False) for _ in range(2)]
+    assert not fresh[0].shared and not np.shares_memory(fresh[0].gates, fresh[1].gates)
+    assert fresh[0].dgates is None                               # a forward alone allocates no backward arrays
+    fresh[0].ready_for_backward(np)
+    assert fresh[0].dgates.shape == (5, 2, 12) and fresh[0].dh.shape == (2, 2, 3)
+    a, b = pool.get(np, np.float32, 5, 2, 3, keep=True), pool.get(np, np.float32, 3, 2, 3, keep=True)
+    assert a.shared and a.gates.shape == (5, 2, 12) and b.hs.shape == (4, 2, 3)
+    assert np.shares_memory(a.gates, b.gates) and a.graphs is b.graphs
+    a.graphs["k"] = "captured"
+    longer = pool.get(np, np.float32, STEP_ROUNDING + 1, 2, 3, keep=True)
+    assert not np.shares_memory(a.gates, longer.gates) and longer.graphs == {}   # new arrays, no old graphs
+    for batch in range(3, 3 + KEPT_BATCH_SIZES):                 # batch 2 is now the least recent
+        pool.get(np, np.float32, 4, batch, 3, keep=True)
+    assert 2 not in pool._kept and len(pool._kept) == KEPT_BATCH_SIZES
