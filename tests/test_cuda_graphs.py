@@ -114,13 +114,15 @@ def test_the_stand_in_refuses_what_a_capture_cannot_hold():
         try:
             with pytest.raises(RuntimeError, match="uncaptured kernel"):
                 a + 1
+            with pytest.raises(RuntimeError, match="uncaptured kernel"):
+                a[...] = 5.0
             with pytest.raises(RuntimeError, match="synchronisation"):
                 stream.synchronize()
             with pytest.raises(RuntimeError, match="device -> host"):
                 a.get()
         finally:
             graph = stream.end_capture()
-    assert graph.kernels == 0
+    assert graph.kernels == 0 and a.get().tolist() == [[1.0, 1.0], [1.0, 1.0]]   # refused before writing
     fake_cupy.counters.reset()
     graph.launch()
     assert fake_cupy.counters.launches == 1
@@ -151,8 +153,10 @@ def test_a_capture_that_fails_turns_graphs_off_with_a_note_and_still_computes(ca
     def steps():
         out[...] = 1.0                    # an elementwise kernel: not capturable on the stand-in
 
+    fake_cupy.counters.reset()
     backend.run_time_loop({}, "k", steps)
     assert backend.graphs is False and out.get().tolist() == [1.0, 1.0]
+    assert fake_cupy.counters.launches == 1                  # the refused capture wrote nothing; the plain run did
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("note: CUDA graphs off") and GRAPHS_ENV in err[0]
 

@@ -232,8 +232,8 @@ class ndarray:
     def __setitem__(self, index, value):
         if isinstance(value, np.ndarray):
             _refuse_numpy(value, "item assignment")
+        counters.launches += 1                 # counted first: inside a capture it refuses before writing
         self._a[_unwrap_index(index)] = _unwrap(value, "item assignment")
-        counters.launches += 1
 
     # -------------------------------------------------------------- methods
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
@@ -245,8 +245,8 @@ class ndarray:
         return _wrap(self._a.copy(order=order))
 
     def fill(self, value):
-        self._a.fill(_unwrap(value, "fill"))
         counters.launches += 1
+        self._a.fill(_unwrap(value, "fill"))
 
     def view(self, dtype=None):
         return _wrap(self._a.view(dtype) if dtype is not None else self._a.view(), 0)
@@ -317,8 +317,8 @@ class _Ufunc:
                 out = out[0]
             if not isinstance(out, ndarray):
                 _refuse_numpy(out, f"{self.__name__}(out=)")
-            self._f(*arrays, out=out._a, dtype=dtype, casting=casting)
             counters.launches += 1
+            self._f(*arrays, out=out._a, dtype=dtype, casting=casting)
             return out
         return _wrap(self._f(*arrays, dtype=dtype, casting=casting))
 
@@ -326,8 +326,8 @@ class _Ufunc:
         if not isinstance(a, ndarray):
             raise TypeError(f"{self.__name__}.at: the target must be a device array")
         args = (_unwrap_index(indices),) if b is None else (_unwrap_index(indices), _unwrap(b, "at"))
-        self._f.at(a._a, *args)
         counters.launches += 1
+        self._f.at(a._a, *args)
 
     def reduce(self, a, axis=0, dtype=None, out=None, keepdims=False):
         return _wrap(self._f.reduce(_unwrap(a, "reduce"), axis=axis, dtype=dtype, keepdims=keepdims))
@@ -387,8 +387,8 @@ def _matmul(a, b, out=None):
         if not isinstance(x, ndarray):
             raise TypeError(f"matmul takes device arrays, not {type(x).__name__}")
     if out is not None:
-        np.matmul(a._a, b._a, out=out._a)
         counters.launches += 1
+        np.matmul(a._a, b._a, out=out._a)
         return out
     return _wrap(np.matmul(a._a, b._a))
 
@@ -555,8 +555,8 @@ def copyto(dst, src, casting="same_kind", where=None):
         if isinstance(x, np.ndarray):
             _refuse_numpy(x, "copyto")
     kwargs = {} if where is None else {"where": _unwrap(where, "copyto")}
-    np.copyto(dst._a, _unwrap(src, "copyto"), casting=casting, **kwargs)
     counters.launches += 1
+    np.copyto(dst._a, _unwrap(src, "copyto"), casting=casting, **kwargs)
 
 
 def shares_memory(a, b, max_work=None):
