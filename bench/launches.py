@@ -4,9 +4,13 @@
 
 Each model case is built for the cupy backend on :mod:`scratchvae.testing.fake_cupy`, which runs
 the backend's own CUDA kernels on the CPU and counts what CuPy would launch; one step is
-counted (the first: later ones launch the same kernels; only its host->device copies include the
-optimiser's one-off pointer tables, so they are not reported).  The LSTM kernel
-cases give the launches per time step (forward + backward of one direction).
+counted (the first: later ones launch the same kernels, each LSTM time loop captured as a CUDA graph
+in it and replayed after; only its host->device copies include the optimiser's one-off pointer
+tables, so they are not reported).  The default preset is also counted at 200 steps (issue 20's
+budget: 3,000 launches and 3 synchronisations a step).  The LSTM kernel cases give the launches of
+a layer's forward + backward (each time loop one graph launch); the ``step-kernels`` lines the
+launches inside the loops, per time step and direction, counted without graphs (kernel by kernel)
+as the difference between two lengths, with and without a padding mask (budget 2 + 2).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import scratchvae.backend as backend_module
 from scratchvae.testing import fake_cupy
 
 LSTM_BUDGET = 4           # per time step and direction: 2 forward, 2 backward
+STEP_BUDGET = (2, 2)      # launches per time step and direction: forward, backward
 DEFAULT_STEP_BUDGET = (3000, 3)
+DEFAULT_STEPS = 200       # the default-preset step of the budget: batch 32, 200 steps
 
 
 @contextlib.contextmanager
@@ -45,13 +51,29 @@ def _parts():
             setattr(cls, name, function)
 
 
+def _model_cases(quick: bool):
+    """The model cases, plus the default preset at the budget's 200 steps (the preset trims to 400)."""
+    from cases import all_cases, imdb_case
+    cases = [c for c in all_cases(quick, ["cupy"], "gpu") if c.kind == "model" or c.name.startswith("lstm")]
+    default = next(c for c in cases if c.name == "imdb-default")
+    if default.sizes["steps"] != DEFAULT_STEPS or quick:
+        from scratchvae.models.imdb import IMDBVAEConfig
+        from scratchvae.tasks.imdb import PRESETS
+        config = PRESETS["default"].model if not quick else IMDBVAEConfig(
+            vocab_size=30, embedding_dim=4, encoder_units=6, hidden_units=5, latent_dim=3, decoder_units=6,
+            sentiment_units=4)
+        extra = imdb_case("default", config, default.sizes["batch"], DEFAULT_STEPS if not quick else 8,
+                          ["cupy"], "gpu")
+        extra.name = f"imdb-default-T{extra.sizes['steps']}"
+        cases.insert(cases.index(default) + 1, extra)
+    return cases
+
+
 def count(quick: bool, only: str | None = None) -> list[dict]:
     """[{case, kind, launches, syncs, h2d, d2h, steps}] for the model cases and the LSTM kernels."""
-    from cases import all_cases
     backend_module._cache["cupy"] = fake_cupy.cupy_backend()
     try:
-        cases = [c for c in all_cases(quick, ["cupy"], "gpu")
-                 if (c.kind == "model" or c.name.startswith("lstm")) and (not only or only in c.name)]
+        cases = [c for c in _model_cases(quick) if not only or only in c.name]
         rows = []
         for case in cases:
             runner = case.builders["cupy"]()
@@ -67,7 +89,35 @@ def count(quick: bool, only: str | None = None) -> list[dict]:
         backend_module._cache.pop("cupy", None)
 
 
-def lines(rows) -> list[str]:
+def step_kernels(masked: bool, sequences: bool) -> dict:
+    """Launches and syncs inside an LSTM layer's loops per time step and direction, without CUDA graphs:
+    the counts of two lengths apart, divided by the steps between them (so the per-call work cancels)."""
+    import numpy as np
+
+    from scratchvae.backend.cupy_backend import CupyBackend
+    from scratchvae.layers import LSTM
+    backend = CupyBackend(cupy_module=fake_cupy, graphs=False)
+    counters = fake_cupy.counters
+
+    def counts(steps):
+        layer = LSTM(3, 4, return_sequences=sequences, rng=np.random.default_rng(0), backend=backend)
+        x = backend.asarray(np.ones((3, steps, 3), np.float32))
+        lengths = np.array([steps, steps - 2, 1])                  # ragged: padding in two rows
+        mask = backend.asarray(np.arange(steps)[None, :] < lengths[:, None]) if masked else None
+        dy = backend.asarray(np.ones((3, steps, 4) if sequences else (3, 4), np.float32))
+        counters.reset()
+        layer.forward(x, mask)
+        forward, syncs = counters.launches, counters.syncs
+        counters.reset()
+        layer.backward(dy)
+        return forward, counters.launches, syncs + counters.syncs
+
+    short, long = counts(4), counts(12)
+    per = [(b - a) / (12 - 4) for a, b in zip(short, long)]
+    return dict(masked=masked, sequences=sequences, forward=per[0], backward=per[1], syncs=per[2])
+
+
+def lines(rows, steps) -> list[str]:
     out = []
     for r in rows:
         if r["kind"] == "model":
@@ -78,10 +128,16 @@ def lines(rows) -> list[str]:
             per_t = r["launches"] / r["steps"]
             out.append(f"launches {r['case']} cupy = {r['launches']} per forward+backward, "
                        f"{per_t:.1f} per time step (budget {LSTM_BUDGET}), syncs = {r['syncs']}")
+    for s in steps:
+        out.append(f"launches step-kernels mask={'yes' if s['masked'] else 'no'} "
+                   f"sequences={'yes' if s['sequences'] else 'no'} cupy = {s['forward']:g} forward + "
+                   f"{s['backward']:g} backward per time step and direction (budget {STEP_BUDGET[0]} + "
+                   f"{STEP_BUDGET[1]}, kernel by kernel), syncs = {s['syncs']:g}")
     return out
 
 
 def main(quick: bool, only: str | None) -> int:
-    for line in lines(count(quick, only)):
+    steps = [] if only else [step_kernels(m, q) for m in (False, True) for q in (True, False)]
+    for line in lines(count(quick, only), steps):
         print(line, flush=True)
     return 0

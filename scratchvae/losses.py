@@ -1,5 +1,9 @@
 """Losses: each returns a scalar from ``forward`` and the input gradients from ``backward``.
 
+The scalar is a 0-d array of the backend (a NumPy scalar on the CPU, a device scalar on a GPU):
+``float()`` reads it, and a model reads all its terms back at once (``backend.to_floats``), so
+that a training step waits for the device once.
+
 ``backward(dloss=1.0)`` returns the gradient of ``dloss * loss`` with respect to the
 inputs of the last ``forward`` call.  Every loss averages over the batch, so a loss
 value is "per example" and does not change with the batch size.
@@ -48,10 +52,10 @@ class SparseSoftmaxCrossEntropy(Layer):
         w = xp.ones((n, T), dtype=self.dtype) if mask is None else mask.astype(self.dtype)
         if self.reduction == "sum":
             return w / n
-        return w / max(float(w.sum()), 1.0)
+        return w / xp.maximum(w.sum(), 1.0)
 
     def forward(self, logits: Array, targets: Array, mask: Array | None = None, *,
-                overwrite_logits: bool = False) -> float:
+                overwrite_logits: bool = False) -> Array:
         n, T, V = logits.shape
         buf = logits if overwrite_logits else logits.copy()
         w = self.token_weights(targets, mask)
@@ -59,7 +63,7 @@ class SparseSoftmaxCrossEntropy(Layer):
                                                  w.reshape(-1))
         self.nll = nll.reshape(n, T)
         self.dlogits = buf
-        return float((self.nll * w).sum())
+        return (self.nll * w).sum()
 
     def backward(self, dloss: float = 1.0) -> Array:
         return self.dlogits if dloss == 1.0 else self.dlogits * dloss
@@ -82,18 +86,18 @@ class BinaryCrossEntropy(Layer):
         super().__init__(**kwargs)
         self.sum_features = sum_features
 
-    def forward(self, logits: Array, targets: Array, weights: Array | None = None) -> float:
+    def forward(self, logits: Array, targets: Array, weights: Array | None = None) -> Array:
         xp = self.xp
         n, k = logits.shape
         w = xp.ones(n, dtype=self.dtype) if weights is None else weights.astype(self.dtype)
-        per_example = w / max(float(w.sum()), 1e-12)
+        per_example = w / xp.maximum(w.sum(), 1e-12)
         if not self.sum_features:
             per_example = per_example / k
         self.w = per_example[:, None]
         self.logits, self.targets = logits, targets
         loss = _softplus(xp, logits) - targets * logits
         self.per_example = loss.sum(axis=1) if self.sum_features else loss.mean(axis=1)
-        return float((loss * self.w).sum())
+        return (loss * self.w).sum()
 
     def backward(self, dloss: float = 1.0) -> Array:
         p = 0.5 * (self.xp.tanh(0.5 * self.logits) + 1.0)  # sigmoid
@@ -123,7 +127,7 @@ class GaussianKL(Layer):
         super().__init__(**kwargs)
         self.free_bits = free_bits
 
-    def forward(self, mean: Array, logvar: Array) -> float:
+    def forward(self, mean: Array, logvar: Array) -> Array:
         xp = self.xp
         self.mean, self.var = mean, xp.exp(logvar)
         kl = -0.5 * (1.0 + logvar - mean * mean - self.var)         # (B, Z)
@@ -132,9 +136,9 @@ class GaussianKL(Layer):
         if self.free_bits > 0:
             self.active = (self.per_unit > self.free_bits).astype(self.dtype)  # (Z,)
             clamped = xp.maximum(self.per_unit, self.free_bits)
-            return float(clamped.sum())
+            return clamped.sum()
         self.active = None
-        return float(self.per_example.mean())
+        return self.per_example.mean()
 
     def backward(self, dloss: float = 1.0) -> tuple[Array, Array]:
         scale = dloss / self.mean.shape[0]

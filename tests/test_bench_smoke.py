@@ -69,20 +69,35 @@ def test_the_imdb_model_batch_builds_any_sizes_cheaply(monkeypatch):
 
 
 def test_launch_counts_of_a_cupy_step_without_a_gpu(tmp_path):
+    """Issue 20's budget, counted on the stand-in: at most 2 + 2 launches per LSTM time step and direction
+    (masks included), and a default-preset training step within 3,000 launches and 3 synchronisations."""
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--launches", "--quick"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     found = {}
     for line in proc.stdout.splitlines():
-        m = re.match(r"launches (\S+) cupy = (\d+) per step, syncs = (\d+) per step \(optimizer (\d+),", line)
+        m = re.match(r"launches (\S+) cupy = (\d+) per step, syncs = (\d+) per step \(optimizer (\d+), "
+                     r"zero_grad (\d+),", line)
         if m:
             found[m[1]] = tuple(int(x) for x in m.groups()[1:])
-    assert set(found) == MODELS, proc.stdout
-    for model, (launches, syncs, optimizer) in found.items():
+    assert set(found) == MODELS | {"imdb-default-T8"}, proc.stdout
+    for model, (launches, syncs, optimizer, zero_grad) in found.items():
         assert optimizer == 4, model       # norm (partials, sum, sqrt) + one fused Adam, whatever the model
-        assert 0 < launches and syncs <= 7, model   # the syncs left are the models' float(loss) terms
+        assert zero_grad == 1, model       # one multi-tensor zero
+        assert 0 < launches and syncs <= 7, model
+        assert syncs == 1, model           # the loss terms, read back in one transfer
+    for model in ("imdb-default", "imdb-default-T8"):
+        launches, syncs = found[model][:2]
+        assert launches <= 3000 and syncs <= 3, (model, launches, syncs)
     lstm = [line for line in proc.stdout.splitlines() if line.startswith("launches lstm")]
     assert lstm and all(re.search(r"\d+\.\d per time step \(budget 4\), syncs = 0$", line) for line in lstm)
+    steps = [re.fullmatch(r"launches step-kernels mask=(yes|no) sequences=(yes|no) cupy = (\S+) forward \+ "
+                          r"(\S+) backward per time step and direction \(budget 2 \+ 2, kernel by kernel\), "
+                          r"syncs = (\S+)", line) for line in proc.stdout.splitlines() if "step-kernels" in line]
+    assert len(steps) == 4 and all(steps), proc.stdout
+    assert {(m[1], m[2]) for m in steps} == {("yes", "yes"), ("yes", "no"), ("no", "yes"), ("no", "no")}
+    for m in steps:
+        assert 0 < float(m[3]) <= 2 and 0 < float(m[4]) <= 2 and float(m[5]) == 0, m[0]
 
 
 def test_bench_on_gpu_without_cupy_is_a_one_line_error(tmp_path):

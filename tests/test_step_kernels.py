@@ -84,3 +84,45 @@ def test_numba_serial_step_kernels_match_the_reference(batch, units, activation)
     for k in ref:
         err = np.abs(got[k] - ref[k]).max() / np.abs(ref[k]).max()
         assert err <= 1e-12, f"{k} at B={batch} U={units}: relative difference {err:.1e}"
+
+
+def _run_masked(backend_name, x, activation, keep):
+    """One step each way with a padding mask, the output gradient dy and every output preallocated."""
+    K = get_backend(backend_name)
+    d = {k: K.asarray(v) for k, v in x.items()}
+    U, mask = d["U"], K.asarray(keep)
+    U_T = K.xp.ascontiguousarray(U.T)
+    gates, c, h = d["gates"].copy(), K.xp.empty_like(d["c_prev"]), K.xp.empty_like(d["c_prev"])
+    K.lstm_step_forward(gates, d["h_prev"], U, U_T, d["c_prev"], c, h, activation, mask=mask)
+    dgates, dh_prev, dc_prev = K.xp.empty_like(gates), K.xp.empty_like(d["h_prev"]), K.xp.empty_like(c)
+    returned = K.lstm_step_backward(d["dh"].copy(), d["dc"], gates, d["c_prev"], c, dgates, U, U_T, dh_prev,
+                                    activation, dy=d["dy"], mask=mask, dc_prev_out=dc_prev)
+    assert returned is dc_prev
+    out = {"gates": gates, "c": c, "h": h, "dgates": dgates, "dh_prev": dh_prev, "dc_prev": dc_prev}
+    return {k: K.to_numpy(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("batch, units", [(1, 3), (10, 37), (11, 150)])
+@pytest.mark.parametrize("activation", ["sigmoid", "hard_sigmoid"])
+def test_masked_steps_with_dy_match_the_reference_and_pass_padding_through(backend_name, batch, units, activation):
+    """The padding mask and the output gradient folded into the steps: real rows as the reference,
+    padding rows carry the state forward and pass dh + dy and dc straight back (dz = 0)."""
+    x = _inputs(batch, units, np.float64, seed=3)
+    x["dy"] = np.random.default_rng(4).standard_normal((batch, units))
+    keep = np.arange(batch) % 3 != 1                  # row 1, 4, 7, ... padding
+    ref, got = _run_masked("numpy", x, activation, keep), _run_masked(backend_name, x, activation, keep)
+    for k in ref:
+        err = np.abs(got[k] - ref[k]).max() / np.abs(ref[k]).max()
+        assert err <= 1e-12, f"{k} at B={batch} U={units}: relative difference {err:.1e}"
+    pad = ~keep
+    np.testing.assert_array_equal(got["h"][pad], x["h_prev"][pad])
+    np.testing.assert_array_equal(got["c"][pad], x["c_prev"][pad])
+    np.testing.assert_array_equal(got["dgates"][pad], 0)
+    np.testing.assert_array_equal(got["dh_prev"][pad], (x["dh"] + x["dy"])[pad])
+    np.testing.assert_array_equal(got["dc_prev"][pad], x["dc"][pad])
+    if keep.any():                                    # a real row is the unmasked step's, fed dh + dy
+        plain = dict(x, dh=x["dh"] + x["dy"])
+        unmasked = _run("numpy", plain, activation)
+        for k in ("c", "h", "dgates", "dh_prev", "dc_prev"):
+            err = np.abs(got[k][keep] - unmasked[k][keep]).max() / np.abs(unmasked[k]).max()
+            assert err <= 1e-12, k

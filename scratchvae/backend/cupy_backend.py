@@ -7,6 +7,12 @@ launched by CuPy; the same source runs on the CPU in the test suite.  Making the
 start-up check (compile the kernels, launch one, run a small matrix product) so that a machine
 that cannot run it fails at once, in one line that names the fix, before any data is read.
 
+An LSTM step is two launches each way: the recurrent GEMM accumulating into the gates (cuBLAS,
+beta = 1) and one cell kernel that also handles the padding mask (and, backward, sums the two
+gradients reaching h_t and passes padding rows through).  Each layer's whole time loop is then
+captured once as a CUDA graph (per layer and shape, on buffers the layer keeps) and replayed as one
+launch (:meth:`CupyBackend.run_time_loop`).
+
 The optimiser kernels walk every parameter in one launch through a table of device pointers, so a
 step's Adam update is one launch and its global gradient norm three, with no host synchronisation
 (the norm stays on the device until someone reads it).
@@ -15,6 +21,8 @@ step's Adam update is one launch and its global gradient norm three, with no hos
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import numpy as np
 
@@ -23,6 +31,7 @@ from .errors import BackendError
 from .numpy_backend import NumpyBackend
 from .gates import is_hard_sigmoid as _is_hard
 
+GRAPHS_ENV = "SCRATCHVAE_CUDA_GRAPHS"      # "0": run the LSTM time loops kernel by kernel, no CUDA graphs
 _INSTALL = "pip install 'scratchvae[gpu]' (cupy-cuda12x[ctk]; cupy-cuda13x[ctk] for CUDA 13)"
 
 
@@ -65,12 +74,13 @@ class CupyBackend(NumpyBackend):
     """CuPy arrays on the current CUDA device; custom CUDA kernels for the hot loops.
 
     ``cupy_module``: the array module to use instead of ``import cupy`` (the test suite passes its
-    CPU stand-in, :mod:`scratchvae.testing.fake_cupy`).
+    CPU stand-in, :mod:`scratchvae.testing.fake_cupy`).  ``graphs``: capture each LSTM layer's time
+    loop as a CUDA graph and replay it (default: on, unless ``SCRATCHVAE_CUDA_GRAPHS=0``).
     """
 
     name = "cupy"
 
-    def __init__(self, cupy_module=None):
+    def __init__(self, cupy_module=None, *, graphs: bool | None = None):
         super().__init__()
         cp = cupy_module if cupy_module is not None else _import_cupy()
         self.xp = cp
@@ -79,7 +89,10 @@ class CupyBackend(NumpyBackend):
         except AttributeError:      # a CuPy that does not import its cublas module itself
             self._gemm = importlib.import_module(f"{cp.__name__}.cublas").gemm
         self._tables: dict = {}
+        self.graphs = graphs if graphs is not None else os.environ.get(GRAPHS_ENV, "1") != "0"
+        self._capture_stream = None
         self._start_up_check()
+        self._no_mask = cp.ones((1,), dtype=np.bool_)       # the mask argument of an unmasked step
 
     def _start_up_check(self) -> None:
         """Compile the kernels, launch one and multiply two small matrices; BackendError if any fails."""
@@ -121,26 +134,109 @@ class CupyBackend(NumpyBackend):
     def synchronize(self) -> None:
         self.xp.cuda.get_current_stream().synchronize()
 
-    # ------------------------------------------------------------------ LSTM
-    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
-        hard = np.int32(_is_hard(recurrent_activation))
-        _contiguous(gates=gates, c_prev=c_prev, c_out=c_out, h_out=h_out)
-        self._launch("lstm_cell_forward", gates.dtype, c_prev.size, gates, c_prev, c_out, h_out,
-                     np.int64(c_prev.size), np.int32(c_prev.shape[1]), hard)
+    def to_floats(self, values: dict) -> dict[str, float]:
+        xp = self.xp
+        on_device = [k for k, v in values.items() if isinstance(v, xp.ndarray)]
+        out = {k: float(v) for k, v in values.items() if k not in on_device}
+        if on_device:
+            stacked = xp.stack([values[k].reshape(()).astype(np.float64, copy=False) for k in on_device])
+            out.update(zip(on_device, (float(x) for x in xp.asnumpy(stacked))))
+        return {k: out[k] for k in values}
 
-    def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
-        """gates += h_prev U as one GEMM with beta = 1 (cuBLAS accumulates in place), then the cell."""
+    # ------------------------------------------------------------------ LSTM
+    def _mask_args(self, mask, rows):
+        """(keep, masked) kernel arguments: the (B,) bool mask, or a placeholder and 0."""
+        if mask is None:
+            return self._no_mask, np.int32(0)
+        _contiguous(mask=mask)
+        if mask.dtype != np.bool_ or mask.shape != (rows,):
+            raise ValueError(f"the step mask must be ({rows},) bool, not {mask.shape} {mask.dtype}")
+        return mask, np.int32(1)
+
+    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid", *,
+                          mask=None, h_prev=None):
+        hard = np.int32(_is_hard(recurrent_activation))
+        keep, masked = self._mask_args(mask, c_prev.shape[0])
+        h_prev = c_prev if h_prev is None else h_prev      # read only at padding rows
+        _contiguous(gates=gates, c_prev=c_prev, h_prev=h_prev, c_out=c_out, h_out=h_out)
+        self._launch("lstm_cell_forward", gates.dtype, c_prev.size, gates, c_prev, h_prev, keep, masked,
+                     c_out, h_out, np.int64(c_prev.size), np.int32(c_prev.shape[1]), hard)
+
+    def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out, recurrent_activation="sigmoid", *,
+                          mask=None):
+        """gates += h_prev U as one GEMM with beta = 1 (cuBLAS accumulates in place), then the cell
+        (padding rows carried over inside it): two launches."""
         _contiguous(gates=gates, h_prev=h_prev, U=U)
         self._gemm("N", "N", h_prev, U, out=gates, alpha=1.0, beta=1.0)
-        self.lstm_cell_forward(gates, c_prev, c_out, h_out, recurrent_activation)
+        self.lstm_cell_forward(gates, c_prev, c_out, h_out, recurrent_activation, mask=mask, h_prev=h_prev)
+
+    def _cell_backward(self, dh, dy, dc, gates, c_prev, c, mask, dgates_out, dc_prev, dh_pass, hard):
+        keep, masked = self._mask_args(mask, c.shape[0])
+        has_dy = np.int32(dy is not None)
+        dy = dh if dy is None else dy                      # not read without has_dy
+        _contiguous(dh=dh, dy=dy, dc=dc, gates=gates, c_prev=c_prev, c=c, dgates_out=dgates_out,
+                    dc_prev=dc_prev, dh_pass=dh_pass)
+        self._launch("lstm_cell_backward", gates.dtype, c.size, dh, dy, has_dy, dc, gates, c_prev, c, keep,
+                     masked, dgates_out, dc_prev, dh_pass, np.int64(c.size), np.int32(c.shape[1]), hard)
 
     def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out, recurrent_activation="sigmoid"):
-        hard = np.int32(_is_hard(recurrent_activation))
-        _contiguous(dh=dh, dc=dc, gates=gates, c_prev=c_prev, c=c, dgates_out=dgates_out)
         dc_prev = self.xp.empty_like(c)
-        self._launch("lstm_cell_backward", gates.dtype, c.size, dh, dc, gates, c_prev, c, dgates_out, dc_prev,
-                     np.int64(c.size), np.int32(c.shape[1]), hard)
+        self._cell_backward(dh, None, dc, gates, c_prev, c, None, dgates_out, dc_prev, dc_prev,
+                            np.int32(_is_hard(recurrent_activation)))
         return dc_prev
+
+    def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, Wh, Wh_T, dh_prev_out,
+                           recurrent_activation="sigmoid", *, dy=None, mask=None, dc_prev_out=None):
+        """The cell (dh + dy summed, padding rows passed through into dh_prev_out), then
+        dh_prev_out += dz Wh^T as one GEMM (beta = 1 when the cell wrote the pass-through): two launches."""
+        dc_prev = self.xp.empty_like(c) if dc_prev_out is None else dc_prev_out
+        self._cell_backward(dh, dy, dc, gates, c_prev, c, mask, dgates_out, dc_prev, dh_prev_out,
+                            np.int32(_is_hard(recurrent_activation)))
+        _contiguous(Wh_T=Wh_T)
+        self._gemm("N", "N", dgates_out, Wh_T, out=dh_prev_out, alpha=1.0, beta=0.0 if mask is None else 1.0)
+        return dc_prev
+
+    # ------------------------------------------------------------------ CUDA graphs
+    @property
+    def captures_time_loops(self) -> bool:
+        return self.graphs
+
+    def run_time_loop(self, graphs: dict, key, issue_steps) -> None:
+        """``issue_steps()`` captured once per key into a CUDA graph (kept in ``graphs``), then replayed:
+        one launch for a whole time loop.  Without graphs (``SCRATCHVAE_CUDA_GRAPHS=0``), it just runs."""
+        if not self.graphs:
+            issue_steps()
+            return
+        graph = graphs.get(key)
+        if graph is None:
+            try:
+                graph = graphs[key] = self._capture(issue_steps)
+            except Exception as exc:  # noqa: BLE001 - a CuPy, driver or library that cannot capture: no graphs
+                self.graphs = False
+                print(f"note: CUDA graphs off, the LSTM loops run kernel by kernel ({_first_line(exc)}); "
+                      f"{GRAPHS_ENV}=0 skips the attempt", file=sys.stderr)
+                issue_steps()                  # the capture ran nothing: the buffers are as they were
+                return
+        graph.launch(stream=self.xp.cuda.get_current_stream())
+
+    def _capture(self, issue_steps):
+        stream = self._capture_stream
+        if stream is None:
+            stream = self._capture_stream = self.xp.cuda.Stream(non_blocking=True)
+        with stream:
+            stream.begin_capture()
+            try:
+                issue_steps()
+            finally:
+                graph = stream.end_capture()
+        return graph
+
+    def zero_all(self, arrays) -> None:
+        arrays = list(arrays)
+        if not arrays:
+            return
+        pointers, offsets, n, total, dtype = self._table(arrays)
+        self._launch("zero_all", dtype, total, pointers, offsets, n, stride_loop=True)
 
     # ------------------------------------------------------------------ embedding
     def embedding_backward(self, ids, dy, num_rows):

@@ -14,6 +14,9 @@ Kernel conventions
   sequence of T steps needs exactly one (T, B, 4U) buffer.
 * ``recurrent_activation`` is ``"sigmoid"`` or ``"hard_sigmoid"`` (Keras 2's
   ``clip(0.2 x + 0.5, 0, 1)``).
+* The LSTM step kernels take the step's padding ``mask`` ((B,) bool, False at padding) and,
+  backward, the output gradient ``dy``: a layer's time loop is then one kernel call a step
+  each way, with nothing allocated inside it.
 """
 
 from __future__ import annotations
@@ -74,14 +77,22 @@ class NumpyBackend(ThreadSharing):
     def synchronize(self) -> None:
         """Wait for queued work (only asynchronous devices have any)."""
 
+    def to_floats(self, values: dict) -> dict[str, float]:
+        """{name: 0-d array or number} -> {name: float}; on a GPU the arrays come back in one transfer
+        (a model's loss terms: one synchronisation a step)."""
+        return {k: float(v) for k, v in values.items()}
+
     # ------------------------------------------------------------------ LSTM
-    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
+    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid", *,
+                          mask=None, h_prev=None):
         """One LSTM step, Keras gate order (i, f, c~, o).
 
         gates  (B, 4U)  in: z = x Wx + h Wh + b; out: the activated gates [i, f, g, o]
         c_prev (B, U)   previous cell state
         c_out  (B, U)   out: c = f * c_prev + i * g
         h_out  (B, U)   out: h = o * tanh(c)
+        mask   (B,) bool or None: a row whose mask is False is padding and carries the state
+                        over: c_out = c_prev, h_out = h_prev (h_prev (B, U) is then required)
         """
         u = c_prev.shape[1]
         act = _gate_activation(recurrent_activation)
@@ -93,10 +104,14 @@ class NumpyBackend(ThreadSharing):
         np.multiply(f, c_prev, out=c_out)
         c_out += i * g
         np.multiply(o, np.tanh(c_out), out=h_out)
+        if mask is not None:                    # padding: keep the previous state
+            pad = ~mask
+            c_out[pad] = c_prev[pad]
+            h_out[pad] = h_prev[pad]
 
     def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out,
                            recurrent_activation="sigmoid"):
-        """Backward of :meth:`lstm_cell_forward`; returns dc_prev (B, U).
+        """Backward of :meth:`lstm_cell_forward` (without a mask); returns dc_prev (B, U).
 
         dh, dc     (B, U)   gradients arriving at h and c of this step
         gates      (B, 4U)  the activated gates stored by the forward step
@@ -115,7 +130,7 @@ class NumpyBackend(ThreadSharing):
         return dc_total * f
 
     def lstm_step_forward(self, gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out,
-                          recurrent_activation="sigmoid"):
+                          recurrent_activation="sigmoid", *, mask=None):
         """One LSTM step: the recurrent product, then :meth:`lstm_cell_forward`.
 
         gates  (B, 4U)  in: x_t Wx + b; out: the activated gates
@@ -123,20 +138,57 @@ class NumpyBackend(ThreadSharing):
         Wh (U, 4U), Wh_T (4U, U)  the recurrent kernel and a C-contiguous copy of its
                         transpose: each backend multiplies with the layout it reads fastest
         c_prev, c_out, h_out  as in :meth:`lstm_cell_forward`
+        mask   (B,) bool or None: False at padding, where the state is carried over
         """
         gates += h_prev @ Wh
-        self.lstm_cell_forward(gates, c_prev, c_out, h_out, recurrent_activation)
+        self.lstm_cell_forward(gates, c_prev, c_out, h_out, recurrent_activation, mask=mask, h_prev=h_prev)
 
     def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, Wh, Wh_T, dh_prev_out,
-                           recurrent_activation="sigmoid"):
+                           recurrent_activation="sigmoid", *, dy=None, mask=None, dc_prev_out=None):
         """Backward of :meth:`lstm_step_forward`: :meth:`lstm_cell_backward`, then the product.
 
-        dh_prev_out (B, U)  out: dz Wh^T, the gradient reaching h_{t-1} through z
-        returns dc_prev (B, U); the other arguments as in :meth:`lstm_cell_backward`.
+        dh          (B, U)  the gradient reaching h_t from step t+1: the caller's scratch (with dy,
+                            backends may leave dh + dy in it)
+        dy          (B, U) or None: the gradient reaching h_t from the output y_t, added to dh
+        mask        (B,) bool or None: at padding (False) the step passes its gradients straight
+                            through: dz = 0, dh_prev = dh + dy, dc_prev = dc
+        dh_prev_out (B, U)  out: dz Wh^T (plus the pass-through at padding), the gradient at h_{t-1}
+        dc_prev_out (B, U) or None: out: the gradient at c_{t-1} (allocated when None)
+        returns dc_prev (B, U) (``dc_prev_out`` when given); the other arguments as in
+        :meth:`lstm_cell_backward`.
         """
+        if dy is not None:
+            dh += dy                                 # h_t feeds the output y_t and step t+1
         dc_prev = self.lstm_cell_backward(dh, dc, gates, c_prev, c, dgates_out, recurrent_activation)
         self.xp.matmul(dgates_out, Wh_T, out=dh_prev_out)  # a plain product: BLAS is slow on a transposed view
-        return dc_prev
+        if mask is not None:                         # padding: the gradients pass straight through
+            pad = ~mask
+            dgates_out[pad] = 0
+            dh_prev_out[pad] = dh[pad]
+            dc_prev[pad] = dc[pad]
+        if dc_prev_out is None:
+            return dc_prev
+        dc_prev_out[...] = dc_prev
+        return dc_prev_out
+
+    def run_time_loop(self, graphs: dict, key, issue_steps) -> None:
+        """Run ``issue_steps()``, a layer's time loop on buffers that stay fixed for ``key``.
+
+        Here (and on every CPU backend) it simply runs; the cupy backend captures it once per
+        key into a CUDA graph kept in ``graphs`` and replays that, one launch for the whole loop.
+        """
+        issue_steps()
+
+    @property
+    def captures_time_loops(self) -> bool:
+        """True when :meth:`run_time_loop` replays captured graphs: the layer must then run its
+        loops on buffers that stay fixed between calls (and copy its outputs out of them)."""
+        return False
+
+    def zero_all(self, arrays) -> None:
+        """Every array of the list set to zero (one kernel on a GPU)."""
+        for a in arrays:
+            a.fill(0)
 
     # ------------------------------------------------------------------ embedding
     def embedding_backward(self, ids, dy, num_rows):

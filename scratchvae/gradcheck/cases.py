@@ -231,7 +231,7 @@ def loss_problem(c: CaseContext, inputs: dict, run, back) -> Problem:
     def gradients():
         run(**inputs)
         return back()
-    return Problem(lambda: run(**inputs), gradients, inputs, c.backend)
+    return Problem(lambda: float(run(**inputs)), gradients, inputs, c.backend)   # a loss is a 0-d array
 
 
 def _softmax_xent_case(reduction):

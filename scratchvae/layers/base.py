@@ -64,9 +64,8 @@ class Layer:
         return {path: g for path, _, g in self.named_parameters()}
 
     def zero_grad(self) -> None:
-        """Set every gradient of this layer and its children to zero."""
-        for _, _, g in self.named_parameters():
-            g.fill(0)
+        """Set every gradient of this layer and its children to zero (one kernel on a GPU)."""
+        self.backend.zero_all([g for _, _, g in self.named_parameters()])
 
     def num_parameters(self) -> int:
         """The number of parameter entries, children included."""

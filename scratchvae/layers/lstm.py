@@ -20,6 +20,12 @@ that collapse into single matrix products once every dz_t is known:
 
 where X, H_prev and dZ stack all T steps as rows.  Likewise the input projection of all
 steps is one GEMM before the loop; only h_{t-1} Wh stays inside it.
+
+Inside the loops each step is one backend call each way (``lstm_step_forward`` and
+``lstm_step_backward``), the padding mask and the sum of the two gradients reaching h_t
+(from y_t and from step t+1) included, on arrays allocated before the loop
+(:mod:`.lstm_buffers`): on a GPU a step is two launches each way, and a whole loop can be
+captured once as a CUDA graph and replayed (``backend.run_time_loop``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from ..backend import Array
 from ..backend.gates import RECURRENT_ACTIVATIONS
 from .base import Layer
 from .init import glorot_uniform, orthogonal
+from .lstm_buffers import LoopBufferPool, LoopBuffers
 
 State = tuple[Array, Array]   # (h, c), each (B, U)
 
@@ -42,12 +49,21 @@ class LSTMCache:
 
     inputs: Array               # x (T, B, D) in processing order; or v (B, D), the input of every step
     repeated: bool              # True when ``inputs`` is the one vector v fed at every step
-    gates: Array                # (T, B, 4U) the activated gates [i, f, g, o] of every step
-    hs: Array                   # (T + 1, B, U) h_0 .. h_T
-    cs: Array                   # (T + 1, B, U) c_0 .. c_T
-    step_mask: Array | None     # (T, B, 1) bool, False at padding; None: every step is real
+    buffers: LoopBuffers        # the loops' arrays: gates (T, B, 4U) activated, hs, cs (T + 1, B, U), Wh^T ...
+    step_mask: Array | None     # (T, B) bool, False at padding; None: every step is real
     output_weight: Array | None  # (T, B, 1) weight of h_t in the output at step t; None: all 1
-    Wh_T: Array                 # (4U, U) Wh^T, C-contiguous: each backend reads Wh or Wh^T
+
+    @property
+    def gates(self) -> Array:
+        return self.buffers.gates
+
+    @property
+    def hs(self) -> Array:
+        return self.buffers.hs
+
+    @property
+    def cs(self) -> Array:
+        return self.buffers.cs
 
 
 class LSTM(Layer):
@@ -98,6 +114,7 @@ class LSTM(Layer):
         self.add_param("recurrent_kernel", orthogonal(rng, (units, 4 * units)))
         self.add_param("bias", bias)
         self.cache: LSTMCache | None = None
+        self._buffers = LoopBufferPool()
 
     # ------------------------------------------------------------------ public
     def forward(self, x: Array, mask: Array | None = None, initial_state: State | None = None,
@@ -109,8 +126,9 @@ class LSTM(Layer):
         if self.go_backwards:
             x = x[:, ::-1]
         x_steps = self.xp.ascontiguousarray(x.transpose(1, 0, 2))      # (T, B, D), time-major
-        return self._time_loop(x_steps, self._project_sequence(x_steps), mask, initial_state, return_state,
-                               repeated=False)
+        buffers = self._loop_buffers(x_steps.shape[0], x_steps.shape[1])
+        self._project_sequence(x_steps, buffers.gates)
+        return self._time_loop(x_steps, buffers, mask, initial_state, return_state, repeated=False)
 
     def forward_repeated(self, v: Array, steps: int, mask: Array | None = None,
                          initial_state: State | None = None,
@@ -121,8 +139,9 @@ class LSTM(Layer):
                              "for a sequence use forward(x)")
         if int(steps) != steps or steps < 1:
             raise ValueError(f"LSTM.forward_repeated needs steps >= 1, got {steps!r}")
-        return self._time_loop(v, self._project_repeated(v, steps), mask, initial_state, return_state,
-                               repeated=True)
+        buffers = self._loop_buffers(int(steps), v.shape[0])
+        self._project_repeated(v, buffers.gates)
+        return self._time_loop(v, buffers, mask, initial_state, return_state, repeated=True)
 
     def backward(self, dy: Array, d_state: State | None = None,
                  return_state: bool = False) -> Array | tuple[Array, State]:
@@ -140,13 +159,12 @@ class LSTM(Layer):
         return (dx, d_initial) if return_state else dx
 
     # ------------------------------------------------------------------ input projection, both ways
-    def _project_sequence(self, x_steps):
-        """x (T, B, D) -> x_t Wx + b of every step (T, B, 4U): one GEMM."""
+    def _project_sequence(self, x_steps, gates):
+        """x (T, B, D) -> gates (T, B, 4U) = x_t Wx + b of every step: one GEMM."""
         T, n, D = x_steps.shape
         Wx, b = self.params["kernel"], self.params["bias"]
-        gates = (x_steps.reshape(T * n, D) @ Wx).reshape(T, n, 4 * self.units)
+        self.xp.matmul(x_steps.reshape(T * n, D), Wx, out=gates.reshape(T * n, 4 * self.units))
         gates += b
-        return gates
 
     def _project_sequence_backward(self, dgates):
         """dz (T, B, 4U) -> dx (B, T, D) = dz Wx^T; dWx += X^T dZ (X: the steps stacked as rows)."""
@@ -159,12 +177,10 @@ class LSTM(Layer):
             dx = dx[:, ::-1]
         return self.xp.ascontiguousarray(dx)
 
-    def _project_repeated(self, v, steps):
-        """v (B, D) -> v Wx + b, computed once and copied into each of the (T, B, 4U) steps."""
+    def _project_repeated(self, v, gates):
+        """v (B, D) -> v Wx + b, computed once and copied into each of the (T, B, 4U) steps of gates."""
         Wx, b = self.params["kernel"], self.params["bias"]
-        gates = self.xp.empty((steps, v.shape[0], 4 * self.units), dtype=self.dtype)
         gates[...] = v @ Wx + b
-        return gates
 
     def _project_repeated_backward(self, dgates):
         """dz (T, B, 4U) -> dv (B, D) = (sum_t dz_t) Wx^T; dWx += v^T sum_t dz_t (v read at every step)."""
@@ -174,81 +190,78 @@ class LSTM(Layer):
         return self.xp.ascontiguousarray(dZ_sum @ Wx.T)
 
     # ------------------------------------------------------------------ the recurrence, both ways
-    def _time_loop(self, inputs, gates, mask, initial_state, return_state, *, repeated):
-        """The time loop from gates (T, B, 4U) = x_t Wx + b; fills the cache; returns y [, (h_T, c_T)]."""
+    def _loop_buffers(self, steps, batch) -> LoopBuffers:
+        return self._buffers.get(self.xp, self.dtype, steps, batch, self.units,
+                                 keep=self.backend.captures_time_loops)
+
+    def _time_loop(self, inputs, buffers, mask, initial_state, return_state, *, repeated):
+        """The time loop from buffers.gates (T, B, 4U) = x_t Wx + b; fills the cache; returns y [, (h_T, c_T)]."""
         xp, backend = self.xp, self.backend
-        Wh = self.params["recurrent_kernel"]
-        T, n, _ = gates.shape
-        u = self.units
-        if mask is not None and self.go_backwards:
-            mask = mask[:, ::-1]
-        hs = xp.empty((T + 1, n, u), dtype=self.dtype)
-        cs = xp.empty((T + 1, n, u), dtype=self.dtype)
+        Wh, act = self.params["recurrent_kernel"], self.recurrent_activation
+        gates, hs, cs, Wh_T = buffers.gates, buffers.hs, buffers.cs, buffers.Wh_T
+        T = gates.shape[0]
         h0, c0 = initial_state if initial_state is not None else (0, 0)
         hs[0], cs[0] = h0, c0
-        step_mask = None if mask is None else xp.ascontiguousarray(mask.T)[:, :, None]  # (T, B, 1) bool
-        pad = None if step_mask is None else ~step_mask
+        xp.copyto(Wh_T, Wh.T)
+        step_mask = None
+        if mask is not None:
+            step_mask = buffers.mask                     # (T, B) bool
+            step_mask[...] = (mask[:, ::-1] if self.go_backwards else mask).T
 
-        Wh_T = xp.ascontiguousarray(Wh.T)
-        for t in range(T):                    # z_t = x_t Wx + b + h_{t-1} Wh, then the cell
-            backend.lstm_step_forward(gates[t], hs[t], Wh, Wh_T, cs[t], cs[t + 1], hs[t + 1],
-                                      self.recurrent_activation)
-            if pad is not None:               # padding: keep the previous state
-                xp.copyto(hs[t + 1], hs[t], where=pad[t])
-                xp.copyto(cs[t + 1], cs[t], where=pad[t])
+        def steps():                          # z_t = x_t Wx + b + h_{t-1} Wh, then the cell
+            for t in range(T):
+                backend.lstm_step_forward(gates[t], hs[t], Wh, Wh_T, cs[t], cs[t + 1], hs[t + 1], act,
+                                          mask=None if step_mask is None else step_mask[t])
+        # a captured loop reads Wh where it was: its key names the array (parameters are updated in place)
+        backend.run_time_loop(buffers.graphs, ("forward", T, step_mask is not None, id(Wh)), steps)
 
         out_weight = self._output_weight(step_mask)
-        self.cache = LSTMCache(inputs=inputs, repeated=repeated, gates=gates, hs=hs, cs=cs, step_mask=step_mask,
-                               output_weight=out_weight, Wh_T=Wh_T)
+        self.cache = LSTMCache(inputs=inputs, repeated=repeated, buffers=buffers, step_mask=step_mask,
+                               output_weight=out_weight)
+        own = (lambda a: a.copy()) if buffers.shared else (lambda a: a)   # kept buffers: the next call reuses them
         if self.return_sequences:
-            y = hs[1:] if out_weight is None else hs[1:] * out_weight
+            y = own(hs[1:]) if out_weight is None else hs[1:] * out_weight
             y = y.transpose(1, 0, 2)
         else:
-            y = hs[T] if out_weight is None else hs[T] * out_weight[T - 1]
-        return (y, (hs[T], cs[T])) if return_state else y
+            y = own(hs[T]) if out_weight is None else hs[T] * out_weight[T - 1]
+        return (y, (own(hs[T]), own(cs[T]))) if return_state else y
 
     def _time_loop_backward(self, dy, d_state):
         """The time loop backward: dy (and dh_T, dc_T) -> dz of every step (T, B, 4U), (dh0, dc0)."""
         xp, backend = self.xp, self.backend
         cache = self.cache
-        Wh = self.params["recurrent_kernel"]
-        gates, cs, step_mask, out_weight = cache.gates, cache.cs, cache.step_mask, cache.output_weight
-        T, n, _ = gates.shape
-        u = self.units
+        buffers = cache.buffers
+        buffers.ready_for_backward(xp)
+        Wh, act = self.params["recurrent_kernel"], self.recurrent_activation
+        gates, cs, dgates, Wh_T = buffers.gates, buffers.cs, buffers.dgates, buffers.Wh_T
+        step_mask, out_weight = cache.step_mask, cache.output_weight
+        T = gates.shape[0]
+        dh, dc = buffers.dh, buffers.dc              # [k]: step t's, [1 - k]: step t - 1's
 
-        if self.return_sequences:
-            dys = dy.transpose(1, 0, 2)                       # (T, B, U)
-            if out_weight is not None:
-                dys = dys * out_weight
-        else:
-            dys = None
-            dy_last = dy if out_weight is None else dy * out_weight[T - 1]
         if d_state is None:
-            dh, dc = xp.zeros((n, u), self.dtype), xp.zeros((n, u), self.dtype)
+            dh[0], dc[0] = 0, 0
         else:
-            dh, dc = (xp.array(a, dtype=self.dtype) for a in d_state)
+            dh[0], dc[0] = d_state
+        dys = None
+        if self.return_sequences:                    # h_t feeds the output y_t and step t+1
+            dys = buffers.dys
+            if out_weight is None:
+                dys[...] = dy.transpose(1, 0, 2)
+            else:
+                xp.multiply(dy.transpose(1, 0, 2), out_weight, out=dys)
+        else:                                        # only h_T is output
+            dh[0] += dy if out_weight is None else dy * out_weight[T - 1]
 
-        dgates = xp.empty_like(gates)
-        dh_z = xp.empty((n, u), dtype=self.dtype)      # dz_t Wh^T, the part of dh_{t-1} that went through z_t
-        for t in range(T - 1, -1, -1):
-            if dys is not None:
-                dh += dys[t]                          # h_t feeds the output y_t and step t+1
-            elif t == T - 1:
-                dh += dy_last
-            # the step's backward: dz_t (into dgates[t]) and dc_{t-1} from dh_t, dc_t; dh_z = dz_t Wh^T
-            if step_mask is None:
-                dc = backend.lstm_step_backward(dh, dc, gates[t], cs[t], cs[t + 1], dgates[t], Wh, cache.Wh_T,
-                                                dh_z, self.recurrent_activation)
-            else:  # a masked step passed dh and dc straight through to step t-1
-                keep = ~step_mask[t]
-                dc_cell = backend.lstm_step_backward(xp.where(keep, 0, dh), xp.where(keep, 0, dc),
-                                                     gates[t], cs[t], cs[t + 1], dgates[t], Wh, cache.Wh_T,
-                                                     dh_z, self.recurrent_activation)
-                xp.copyto(dh_z, dh, where=keep)   # the cell saw zero gradients there: dz, dh_z, dc_cell are 0
-                xp.copyto(dc_cell, dc, where=keep)
-                dc = dc_cell
-            dh, dh_z = dh_z, dh                   # dh_{t-1}; the old buffer takes the next product
-        return dgates, (dh, dc)
+        def steps():       # dz_t (into dgates[t]), dh_{t-1} = dz_t Wh^T (+ the pass-through at padding), dc_{t-1}
+            k = 0
+            for t in range(T - 1, -1, -1):
+                backend.lstm_step_backward(dh[k], dc[k], gates[t], cs[t], cs[t + 1], dgates[t], Wh, Wh_T, dh[1 - k],
+                                           act, dy=None if dys is None else dys[t],
+                                           mask=None if step_mask is None else step_mask[t], dc_prev_out=dc[1 - k])
+                k = 1 - k
+        backend.run_time_loop(buffers.graphs, ("backward", T, step_mask is not None, dys is not None, id(Wh)), steps)
+        own = (lambda a: a.copy()) if buffers.shared else (lambda a: a)
+        return dgates, (own(dh[T % 2]), own(dc[T % 2]))
 
     def _recurrent_param_grads(self, dgates):
         """dWh += H_prev^T dZ, db += sum dZ: every step's term in one product (dZ (T*B, 4U))."""
@@ -262,6 +275,7 @@ class LSTM(Layer):
         """(T, B, 1) weight of h_t in the output at step t, or None when every step counts."""
         if step_mask is None:
             return None
+        step_mask = step_mask[:, :, None]
         if self.zero_output_for_mask:
             return step_mask.astype(self.dtype)
         return (self.xp.cumsum(step_mask, axis=0) > 0).astype(self.dtype)  # a real step has been seen

@@ -147,23 +147,28 @@ class IMDBVAE(Layer):
         self.sampled = eps is not None
         z = self.sampler.forward(mean, logvar, eps) if self.sampled else mean
         logits = self._decode(z, mask)
-        out = {}
+        device = {"tokens": mask.sum()}            # every term read back from the device at once, below
         if token_accuracy:  # before the loss overwrites the logits with their gradient
-            hits = (logits.argmax(axis=-1) == ids) & mask
-            out["token_accuracy"] = float(hits.sum()) / max(float(mask.sum()), 1.0)
-        rec = self.reconstruction_loss.forward(logits, ids, mask, overwrite_logits=True)
-        kl = self.kl_loss.forward(mean, logvar)
+            device["token_hits"] = ((logits.argmax(axis=-1) == ids) & mask).sum()
+        device["reconstruction"] = self.reconstruction_loss.forward(logits, ids, mask, overwrite_logits=True)
+        device["kl"] = self.kl_loss.forward(mean, logvar)
         s_logit = self._sentiment_logit(z)
         targets = xp.asarray(labels, dtype=self.dtype).reshape(-1, 1)
         weights = None if label_weights is None else xp.asarray(label_weights, dtype=self.dtype)
-        bce = self.sentiment_loss.forward(s_logit, targets, weights)
-        tokens = float(mask.sum())
-        out.update(loss=rec + kl_weight * kl + c.sentiment_weight * bce, reconstruction=rec,
-                   kl=kl, bce=bce, nll_per_token=rec * ids.shape[0] / max(tokens, 1.0))
+        device["bce"] = self.sentiment_loss.forward(s_logit, targets, weights)
         correct = ((s_logit[:, 0] > 0) == (targets[:, 0] > 0.5)).astype(self.dtype)
         w = xp.ones_like(correct) if weights is None else weights
-        if float(w.sum()) > 0:
-            out["accuracy"] = float((correct * w).sum() / w.sum())
+        device["labelled"] = w.sum()
+        device["accuracy"] = (correct * w).sum() / xp.maximum(device["labelled"], 1e-30)  # kept when labelled > 0
+        terms = self.backend.to_floats(device)
+        rec, kl, bce, tokens = terms["reconstruction"], terms["kl"], terms["bce"], terms["tokens"]
+        out = {}
+        if token_accuracy:
+            out["token_accuracy"] = terms["token_hits"] / max(tokens, 1.0)
+        out.update(loss=rec + kl_weight * kl + c.sentiment_weight * bce, reconstruction=rec,
+                   kl=kl, bce=bce, nll_per_token=rec * ids.shape[0] / max(tokens, 1.0))
+        if terms["labelled"] > 0:
+            out["accuracy"] = terms["accuracy"]
         self.last_z_mean, self.kl_weight = mean, kl_weight
         return out
 

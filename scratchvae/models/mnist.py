@@ -113,7 +113,8 @@ class DenseVAE(Layer):
         z = self.sample.forward(mean, log_var, eps)
         nll = self.nll.forward(self.decoder.forward(z), x)
         self.kl_weight = kl_weight
-        return {"loss": nll + kl_weight * kl, "nll": nll, "kl": kl}
+        terms = self.backend.to_floats({"nll": nll, "kl": kl})   # one read from the device
+        return {"loss": terms["nll"] + kl_weight * terms["kl"], **terms}
 
     def backward(self, dloss: float = 1.0) -> None:
         dz = self.decoder.backward(self.nll.backward(dloss))

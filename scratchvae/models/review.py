@@ -113,13 +113,14 @@ class ReviewVAE(Layer):
         y = xp.asarray(labels, dtype=self.dtype).reshape(-1, 1)
         weights = None if label_weights is None else xp.asarray(label_weights, dtype=self.dtype)
         bce = self.sentiment_loss.forward(logit, y, weights)
-        tokens = max(float((targets != 0).sum()), 1.0)
-        out = {**terms, "loss": terms["loss"] + self.config.sentiment_weight * bce, "bce": bce,
-               "nll_per_token": terms["rec"] * targets.shape[0] / tokens}
         w = xp.ones(len(labels), dtype=self.dtype) if weights is None else weights
-        if float(w.sum()) > 0:
-            correct = ((logit[:, 0] > 0) == (y[:, 0] > 0.5)).astype(self.dtype)
-            out["accuracy"] = float((correct * w).sum() / w.sum())
+        correct = ((logit[:, 0] > 0) == (y[:, 0] > 0.5)).astype(self.dtype)
+        head = self.backend.to_floats({"bce": bce, "tokens": (targets != 0).sum(), "labelled": w.sum(),
+                                       "correct": (correct * w).sum()})      # one read from the device
+        out = {**terms, "loss": terms["loss"] + self.config.sentiment_weight * head["bce"], "bce": head["bce"],
+               "nll_per_token": terms["rec"] * targets.shape[0] / max(head["tokens"], 1.0)}
+        if head["labelled"] > 0:
+            out["accuracy"] = head["correct"] / head["labelled"]
         return out
 
     def backward(self, dloss: float = 1.0) -> None:

@@ -213,9 +213,9 @@ class SentenceVAE(Layer):
         rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
         kl_term = self.kl_loss.forward(mean, logvar)
         self.kl_weight = kl_weight
-        terms = {"loss": rec + kl_weight * kl_term, "rec": rec, "kl": float(self.kl_loss.per_example.mean()),
-                 "kl_term": kl_term}
-        return terms, mean
+        terms = self.backend.to_floats({"rec": rec, "kl": self.kl_loss.per_example.mean(),
+                                        "kl_term": kl_term})      # one read from the device
+        return {"loss": terms["rec"] + kl_weight * terms["kl_term"], **terms}, mean
 
     def backward(self, dloss: float = 1.0, dmean: Array | None = None) -> None:
         """Gradients of ``dloss`` times the last forward's loss, added into every parameter's gradient;

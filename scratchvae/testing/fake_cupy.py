@@ -15,6 +15,10 @@ The backend's custom kernels (``RawModule``) run on the CPU through
 * ``h2d`` / ``d2h``: host <-> device copies;
 * ``syncs``: points where the host waits for the device: every device -> host copy (``asnumpy``,
   ``get``, ``float``, ``bool``, ``item``, printing) and every ``synchronize()``.
+
+CUDA graphs: ``stream.begin_capture()`` on a non-default stream records the custom kernels and cuBLAS
+calls issued on it (and refuses any other device work), ``end_capture()`` returns a :class:`Graph`,
+and ``graph.launch()`` replays them on the arrays they were captured on, counted as one launch.
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ class Counters:
     syncs: int = 0
     custom: dict = field(default_factory=dict)    # launches of each custom kernel, by name (within launches)
 
+    def __setattr__(self, name, value):
+        if _capture.stream is not None and name != "custom" and value != getattr(self, name, value):
+            raise RuntimeError(f"{_COUNTED[name]} inside a CUDA graph capture: this stand-in captures custom "
+                               "kernels and cuBLAS calls only, so a captured loop must run on buffers made "
+                               "before it")
+        super().__setattr__(name, value)
+
     def reset(self) -> None:
         for f in fields(self):
             setattr(self, f.name, {} if f.name == "custom" else 0)
@@ -46,6 +57,26 @@ class Counters:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "custom"}
 
 
+class _CaptureState:
+    """The stream capturing now (None: none), what it has recorded, and the current stream."""
+
+    def __init__(self):
+        self.stream, self.calls, self.current = None, [], None
+
+    def record(self, call) -> bool:
+        """Keep ``call`` for the graph when a capture is on (True), else False: run it now."""
+        if self.stream is None:
+            return False
+        if self.current is not self.stream:
+            raise RuntimeError("work issued on another stream while a stream captures (CUDA's global capture "
+                               "mode refuses it)")
+        self.calls.append(call)
+        return True
+
+
+_capture = _CaptureState()
+_COUNTED = {"launches": "an uncaptured kernel (ufunc, copy, fill, reduction)", "h2d": "a host -> device copy",
+            "d2h": "a device -> host copy", "syncs": "a synchronisation"}
 counters = Counters()
 
 
@@ -201,8 +232,8 @@ class ndarray:
     def __setitem__(self, index, value):
         if isinstance(value, np.ndarray):
             _refuse_numpy(value, "item assignment")
+        counters.launches += 1                 # counted first: inside a capture it refuses before writing
         self._a[_unwrap_index(index)] = _unwrap(value, "item assignment")
-        counters.launches += 1
 
     # -------------------------------------------------------------- methods
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
@@ -214,8 +245,8 @@ class ndarray:
         return _wrap(self._a.copy(order=order))
 
     def fill(self, value):
-        self._a.fill(_unwrap(value, "fill"))
         counters.launches += 1
+        self._a.fill(_unwrap(value, "fill"))
 
     def view(self, dtype=None):
         return _wrap(self._a.view(dtype) if dtype is not None else self._a.view(), 0)
@@ -286,8 +317,8 @@ class _Ufunc:
                 out = out[0]
             if not isinstance(out, ndarray):
                 _refuse_numpy(out, f"{self.__name__}(out=)")
-            self._f(*arrays, out=out._a, dtype=dtype, casting=casting)
             counters.launches += 1
+            self._f(*arrays, out=out._a, dtype=dtype, casting=casting)
             return out
         return _wrap(self._f(*arrays, dtype=dtype, casting=casting))
 
@@ -295,8 +326,8 @@ class _Ufunc:
         if not isinstance(a, ndarray):
             raise TypeError(f"{self.__name__}.at: the target must be a device array")
         args = (_unwrap_index(indices),) if b is None else (_unwrap_index(indices), _unwrap(b, "at"))
-        self._f.at(a._a, *args)
         counters.launches += 1
+        self._f.at(a._a, *args)
 
     def reduce(self, a, axis=0, dtype=None, out=None, keepdims=False):
         return _wrap(self._f.reduce(_unwrap(a, "reduce"), axis=axis, dtype=dtype, keepdims=keepdims))
@@ -356,8 +387,8 @@ def _matmul(a, b, out=None):
         if not isinstance(x, ndarray):
             raise TypeError(f"matmul takes device arrays, not {type(x).__name__}")
     if out is not None:
-        np.matmul(a._a, b._a, out=out._a)
         counters.launches += 1
+        np.matmul(a._a, b._a, out=out._a)
         return out
     return _wrap(np.matmul(a._a, b._a))
 
@@ -524,8 +555,8 @@ def copyto(dst, src, casting="same_kind", where=None):
         if isinstance(x, np.ndarray):
             _refuse_numpy(x, "copyto")
     kwargs = {} if where is None else {"where": _unwrap(where, "copyto")}
-    np.copyto(dst._a, _unwrap(src, "copyto"), casting=casting, **kwargs)
     counters.launches += 1
+    np.copyto(dst._a, _unwrap(src, "copyto"), casting=casting, **kwargs)
 
 
 def shares_memory(a, b, max_work=None):
@@ -556,16 +587,24 @@ def _gemm(transa, transb, a, b, out=None, alpha=1.0, beta=0.0):
             raise TypeError(f"cublas.gemm: {name} must be a 2-d device array")
     if a.dtype != b.dtype or transa not in ops or transb not in ops:
         raise TypeError("cublas.gemm: a and b of one dtype, trans 'N' or 'T'")
-    product = ops[transa](a._a) @ ops[transb](b._a)
-    counters.launches += 1
+    shape = (a.shape[0] if transa == "N" else a.shape[1], b.shape[1] if transb == "N" else b.shape[0])
     if out is None:
-        return _wrap(alpha * product, 0)
-    if not isinstance(out, ndarray) or out.shape != product.shape or out.dtype != a.dtype:
-        raise TypeError(f"cublas.gemm: out must be a {product.shape} {a.dtype} device array")
-    if alpha == 1.0 and beta == 1.0:
-        out._a += product
-    else:
-        out._a[...] = alpha * product + beta * out._a
+        counters.launches += 1
+        return _wrap(alpha * (ops[transa](a._a) @ ops[transb](b._a)), 0)
+    if not isinstance(out, ndarray) or out.shape != shape or out.dtype != a.dtype:
+        raise TypeError(f"cublas.gemm: out must be a {shape} {a.dtype} device array")
+
+    def run():
+        product = ops[transa](a._a) @ ops[transb](b._a)
+        if alpha == 1.0 and beta == 1.0:
+            out._a += product
+        elif beta == 0.0:                     # cuBLAS does not read out then (it may hold garbage)
+            out._a[...] = alpha * product
+        else:
+            out._a[...] = alpha * product + beta * out._a
+    if not _capture.record(run):
+        counters.launches += 1
+        run()
     return out
 
 
@@ -588,6 +627,8 @@ class RawKernel:
             if a is None:
                 raise TypeError("None as a kernel argument: pass a device array")
             host.append(a._a if isinstance(a, ndarray) else a)
+        if _capture.record(lambda: self._k(grid, block, host)):
+            return
         counters.launches += 1
         counters.custom[self._k.name] = counters.custom.get(self._k.name, 0) + 1
         self._k(grid, block, host)
@@ -608,14 +649,60 @@ class RawModule:
 
 # ------------------------------------------------------------------ cupy.cuda
 class _Stream:
+    """A stream; ``with stream:`` makes it the current one.  Capture (``begin_capture`` ..
+    ``end_capture``) records the custom kernels and cuBLAS calls issued on it instead of running them,
+    and refuses any other device work, as the captured loop must stay valid on replay."""
+
+    def __init__(self, null=False):
+        self.null, self._outer = null, []
+
     def synchronize(self):
         counters.syncs += 1
 
     def __enter__(self):
+        self._outer.append(_capture.current)
+        _capture.current = self
         return self
 
     def __exit__(self, *exc):
+        _capture.current = self._outer.pop()
         return False
+
+    def begin_capture(self, mode=None):
+        if self.null:
+            raise RuntimeError("cudaErrorStreamCaptureUnsupported: the legacy default stream cannot capture")
+        if _capture.stream is not None:
+            raise RuntimeError("a stream is capturing already")
+        _capture.stream, _capture.calls = self, []
+
+    def is_capturing(self):
+        return _capture.stream is self
+
+    def end_capture(self):
+        if _capture.stream is not self:
+            raise RuntimeError("end_capture on a stream that is not capturing")
+        calls, _capture.stream, _capture.calls = _capture.calls, None, []
+        return Graph(calls)
+
+
+class Graph:
+    """A captured sequence of kernels: ``launch()`` replays them, counted as one launch."""
+
+    def __init__(self, calls):
+        self._calls = tuple(calls)
+
+    def launch(self, stream=None):
+        if _capture.stream is not None:
+            raise RuntimeError("a graph launched while a stream captures")
+        counters.launches += 1
+        counters.custom["graph"] = counters.custom.get("graph", 0) + 1
+        for call in self._calls:
+            call()
+
+    @property
+    def kernels(self) -> int:
+        """How many kernels the graph holds."""
+        return len(self._calls)
 
 
 class _Device:
@@ -648,15 +735,16 @@ class _MemoryPool:
         pass
 
 
-_stream = _Stream()
+_stream = _Stream(null=True)
 cuda = types.ModuleType("cupy.cuda", "The stand-in's cupy.cuda: one device, one stream (no nccl).")
 cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1,
                                      getDeviceProperties=lambda i: {"name": b"fake_cupy (NumPy on the CPU)",
                                                                     "totalGlobalMem": 0, "major": 9, "minor": 0},
                                      runtimeGetVersion=lambda: 12040, driverGetVersion=lambda: 12040)
 cuda.Device = _Device
-cuda.Stream = lambda non_blocking=False, null=False, ptds=False: _Stream()
-cuda.get_current_stream = lambda device_id=-1: _stream
+cuda.Stream = lambda non_blocking=False, null=False, ptds=False: _stream if null else _Stream()
+cuda.get_current_stream = lambda device_id=-1: _capture.current or _stream
+cuda.Graph = Graph
 cuda.is_available = lambda: True
 
 

@@ -21,8 +21,11 @@ template <typename T> __device__ T gate_grad(T y, int hard) {
 }
 
 // One LSTM step, Keras gate order (i, f, g, o); gates (B, 4U) pre-activations in, activations out.
+// masked != 0: a row b with keep[b] false is padding and carries the state over (c_out = c_prev,
+// h_out = h_prev); with masked == 0, keep and h_prev are not read.
 template <typename T>
-__global__ void lstm_cell_forward(T* gates, const T* c_prev, T* c_out, T* h_out, long long n, int u, int hard) {
+__global__ void lstm_cell_forward(T* gates, const T* c_prev, const T* h_prev, const bool* keep, int masked,
+                                  T* c_out, T* h_out, long long n, int u, int hard) {
     const long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (e >= n) return;
     const long long b = e / u, j = e % u;
@@ -30,26 +33,46 @@ __global__ void lstm_cell_forward(T* gates, const T* c_prev, T* c_out, T* h_out,
     const T in_ = gate<T>(row[j], hard), f = gate<T>(row[u + j], hard);
     const T g = tanh(row[2 * u + j]), o = gate<T>(row[3 * u + j], hard);
     row[j] = in_; row[u + j] = f; row[2 * u + j] = g; row[3 * u + j] = o;
+    if (masked && !keep[b]) {
+        c_out[e] = c_prev[e];
+        h_out[e] = h_prev[e];
+        return;
+    }
     const T c = f * c_prev[e] + in_ * g;
     c_out[e] = c;
     h_out[e] = o * tanh(c);
 }
 
-// Backward of lstm_cell_forward: dgates (B, 4U) and dc_prev (B, U).
+// Backward of lstm_cell_forward: dgates (B, 4U) and dc_prev (B, U) from dh + dy (has_dy: dy is read) and dc.
+// masked != 0: a padding row (keep[b] false) passes dh + dy and dc straight through: dgates 0, dc_prev = dc,
+// and dh_pass (B, U) gets dh + dy there, 0 elsewhere (the recurrent product is then added into it);
+// with masked == 0, keep and dh_pass are not touched.
 template <typename T>
-__global__ void lstm_cell_backward(const T* dh, const T* dc, const T* gates, const T* c_prev, const T* c,
-                                   T* dgates, T* dc_prev, long long n, int u, int hard) {
+__global__ void lstm_cell_backward(const T* dh, const T* dy, int has_dy, const T* dc, const T* gates,
+                                   const T* c_prev, const T* c, const bool* keep, int masked,
+                                   T* dgates, T* dc_prev, T* dh_pass, long long n, int u, int hard) {
     const long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (e >= n) return;
     const long long b = e / u, j = e % u, base = b * 4 * u;
+    const T dh_total = has_dy ? dh[e] + dy[e] : dh[e];
+    if (masked) {
+        if (!keep[b]) {
+            dgates[base + j] = T(0); dgates[base + u + j] = T(0);
+            dgates[base + 2 * u + j] = T(0); dgates[base + 3 * u + j] = T(0);
+            dc_prev[e] = dc[e];
+            dh_pass[e] = dh_total;
+            return;
+        }
+        dh_pass[e] = T(0);
+    }
     const T in_ = gates[base + j], f = gates[base + u + j];
     const T g = gates[base + 2 * u + j], o = gates[base + 3 * u + j];
     const T tc = tanh(c[e]);
-    const T dc_total = dc[e] + dh[e] * o * (T(1) - tc * tc);
+    const T dc_total = dc[e] + dh_total * o * (T(1) - tc * tc);
     dgates[base + j] = dc_total * g * gate_grad<T>(in_, hard);
     dgates[base + u + j] = dc_total * c_prev[e] * gate_grad<T>(f, hard);
     dgates[base + 2 * u + j] = dc_total * in_ * (T(1) - g * g);
-    dgates[base + 3 * u + j] = dh[e] * tc * gate_grad<T>(o, hard);
+    dgates[base + 3 * u + j] = dh_total * tc * gate_grad<T>(o, hard);
     dc_prev[e] = dc_total * f;
 }
 
@@ -101,6 +124,16 @@ __global__ void scale_by_norm(const unsigned long long* tensors, const long long
     }
 }
 
+// Every tensor set to zero (a model's zero_grad in one launch).
+template <typename T>
+__global__ void zero_all(const unsigned long long* tensors, const long long* offsets, int n_tensors) {
+    const long long stride = (long long)blockDim.x * gridDim.x, total = offsets[n_tensors];
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += stride) {
+        const int k = tensor_of(e, offsets, n_tensors);
+        ((T*)tensors[k])[e - offsets[k]] = T(0);
+    }
+}
+
 // Adam over every parameter at once (Keras form; lr_t carries the bias corrections).
 // tables: 4 rows of n_tensors pointers, params, grads, m, v.
 template <typename T>
@@ -122,7 +155,7 @@ __global__ void adam_update_all(const unsigned long long* tables, const long lon
 """
 
 KERNELS = ("lstm_cell_forward", "lstm_cell_backward", "softmax_xent_grad", "sum_squares_partials",
-           "scale_by_norm", "adam_update_all")
+           "scale_by_norm", "zero_all", "adam_update_all")
 
 
 def name_expressions() -> list[str]:

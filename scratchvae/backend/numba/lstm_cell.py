@@ -8,6 +8,8 @@ hard_sigmoid):
     cell_backward  dz (B, 4U) and dc_prev (B, U) from dh, dc and the forward's gates, c_prev, c
     step_forward   z = gates + h_prev Wh (the recurrent product), then cell_forward
     step_backward  cell_backward, then dh_prev = dz Wh^T
+    carry_padding, pass_padding   the padding rows (mask False) of a step, after it: the state
+                   carried over forward; dz = 0 and dh, dc passed straight through backward
 
 Numpy reference: ``NumpyBackend.lstm_cell_forward``, ``lstm_cell_backward``,
 ``lstm_step_forward`` and ``lstm_step_backward``, the same formulas in the same order:
@@ -162,3 +164,25 @@ def step_backward_serial(dh, dc, gates, c_prev, c, dgates, dc_prev, Wh, Wh_T, dh
     u = c.shape[1]
     cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, 0, u, hard)
     _backward_product(dgates, Wh, Wh_T, dh_prev, 0, u, zero)
+
+
+# ---------------------------------------------------------------------- padding rows, after a step
+# A row of a step depends on no other row (its product reads its own h or dz), so a padding row
+# is computed like any other and then overwritten: the fused steps above stay as they are.
+@njit(nogil=True, **KERNEL_OPTIONS)
+def carry_padding(keep, h_prev, c_prev, h_out, c_out):
+    """Rows b with keep[b] False: h_out = h_prev, c_out = c_prev (the state carried over)."""
+    for b in range(keep.shape[0]):
+        if not keep[b]:
+            h_out[b, :] = h_prev[b, :]
+            c_out[b, :] = c_prev[b, :]
+
+
+@njit(nogil=True, **KERNEL_OPTIONS)
+def pass_padding(keep, dh, dc, dgates, dh_prev, dc_prev):
+    """Rows b with keep[b] False: dz = 0, dh_prev = dh, dc_prev = dc (the gradients passed through)."""
+    for b in range(keep.shape[0]):
+        if not keep[b]:
+            dgates[b, :] = 0
+            dh_prev[b, :] = dh[b, :]
+            dc_prev[b, :] = dc[b, :]
