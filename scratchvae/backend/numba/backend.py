@@ -9,7 +9,8 @@ across them only when its product is large enough (``PARALLEL_FLOPS``).  Inside
 of the threads: with a share of one its steps run on the serial kernels, without the GIL;
 with more, numba's thread count is set for the calling thread (numba's omp and tbb
 threading layers allow parallel kernels from two threads at once, its workqueue layer
-does not).  Measured when it came in: seed preset forward + backward, 2 threads, numba
+does not).  A thread count of one (a share of one, or a core of a batch-split step, see
+:mod:`scratchvae.training.cores`) runs every kernel serially, without numba's thread pool.  Measured when it came in: seed preset forward + backward, 2 threads, numba
 1.44-1.49 s a step (1.56-1.72 with both directions on both cores in turn).
 """
 
@@ -23,7 +24,7 @@ from ..numpy_backend import NumpyBackend
 from . import lstm_cell
 from .adam import adam_update
 from .embedding import embedding_backward
-from .softmax import softmax_cross_entropy
+from .softmax import softmax_cross_entropy, softmax_cross_entropy_serial
 
 
 class NumbaBackend(NumpyBackend):
@@ -108,7 +109,8 @@ class NumbaBackend(NumpyBackend):
 
     def softmax_cross_entropy(self, logits, targets, scale):
         nll = np.empty(logits.shape[0], dtype=logits.dtype)
-        softmax_cross_entropy(logits, targets, scale, nll)
+        kernel = softmax_cross_entropy if self._thread_count() > 1 else softmax_cross_entropy_serial
+        kernel(logits, targets, scale, nll)
         return nll
 
     def adam_update(self, param, grad, m, v, lr_t, beta_1, beta_2, epsilon):

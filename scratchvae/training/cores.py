@@ -1,0 +1,291 @@
+"""Batch-split training steps: the examples of a batch shared by the cores of this machine.
+
+One step on K cores computes what one core computes on the whole batch, the way
+``--distributed`` does across ranks (:mod:`.distributed`, whose sharding this reuses):
+core i takes the rows ``shard_rows(N, i, K)`` of the batch, draws its random numbers
+through :class:`~.distributed.ShardRandom` (the draws of the whole batch, sliced: every
+example gets the numbers it gets on one core), and runs the task's forward and backward
+on them; the weight gradients, each scaled by its shard's share n_i / N (every loss is a
+mean over the batch's examples), are then summed in the order of the cores, 0, 1, ...,
+K - 1, whatever order they finish in, and the trainer takes one optimiser step.  The
+result equals the one-core step to rounding (1e-12 in float64, tested per model) and
+does not depend on timing: a run resumed after kill -9 is bit-identical.
+
+Design: worker processes, forked.  Core 0 is the trainer's own process, on its own model;
+cores 1 .. K-1 are worker processes forked at the first step, each holding the task and a
+copy of its model (the fork's copy: data, model and task state come for free, no replica
+code).  The parameters live in one shared-memory block (an anonymous ``mmap``, shared
+with the children and freed with the last process that maps it: nothing is left in
+/dev/shm after a kill -9); each step the trainer copies its parameters into it, and the
+workers' models compute on views of it (their parameter arrays are rebound to those
+views once, after the fork).  Each worker's gradients are views of its own shared block,
+which the trainer sums into its model's gradients.  A step's work travels through one
+pipe per worker: (batch, the step's generator, step, rows) out, (metrics) or (error) back.
+
+Every process computes on one thread (BLAS at one thread, the numba kernels serial:
+``backend.on_threads(1, ...)``), so K cores run K threads and none is oversubscribed.  A
+worker must not use numba's OpenMP thread pool at all (GNU OpenMP aborts a forked child
+that does once its parent has), which is why the numba backend runs every kernel serially
+at one thread.  A batch with fewer examples than cores (an epoch's last) is split over
+as many cores as it has examples; a batch of one runs in the trainer's process on every
+core, where a BiLSTM's two directions still run side by side (``backend.concurrently``).
+
+Workers die with the trainer: each asks the kernel for SIGKILL when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``, Linux), and leaves when its pipe closes.  They ignore
+SIGINT and SIGTERM (Ctrl-C reaches the whole process group): the trainer alone decides,
+between steps, to stop (:mod:`.stop`), and the workers finish the step in flight with it.
+
+Why processes and not threads (design (a): threads, each with a replica of the model
+sharing the parameters, relying on BLAS and the numba kernels releasing the GIL):
+measured on this 2-core machine, both designs split over 2 cores (float32, numba,
+forward + backward of one batch, median of 7 after 2 warm-up steps; the machine was
+shared with other jobs, so the figures are noisy, +-15 %):
+
+    =====================  ========  ==================  ====================
+    model                  1 core    2 threads (a)       2 processes (b)
+    =====================  ========  ==================  ====================
+    see bench/cores.py     (filled in by bench/cores.py --compare; figures below)
+    =====================  ========  ==================  ====================
+
+The threads lose to the GIL: every layer call, every step of a recurrence is Python that
+holds it (at batch 5-16 a recurrent step's kernels take tens of microseconds, the Python
+around them as long), so two threads mostly take turns.  The processes meet once a step.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import multiprocessing
+import os
+import signal
+import weakref
+
+import numpy as np
+
+from .distributed import ShardRandom, shard_rows
+
+PR_SET_PDEATHSIG = 1
+ALIGN = 64   # bytes: every array of a shared block starts on a cache line
+BACKENDS = ("numpy", "numba")   # the CPU backends; a GPU step is not split
+
+
+class CoreError(RuntimeError):
+    """A worker process of a batch-split step failed or died; one-line message."""
+
+
+def cores_for(backend, cores: int | None) -> int:
+    """The cores a training step is split over: ``cores`` (default: every core) on a CPU backend, 1 otherwise."""
+    from ..backend.threads import core_count
+    if backend.name not in BACKENDS:
+        return 1
+    return core_count() if cores is None else cores
+
+
+class _Block:
+    """Arrays shaped like ``like`` ({name: array}) in one anonymous shared mapping (inherited by forks)."""
+
+    def __init__(self, like: dict):
+        offsets, size = {}, 0
+        for name, a in like.items():
+            offsets[name] = size
+            size += -(-a.nbytes // ALIGN) * ALIGN
+        self.memory = mmap.mmap(-1, max(size, 1))          # MAP_SHARED | MAP_ANONYMOUS
+        self.arrays = {name: np.frombuffer(self.memory, dtype=a.dtype, count=a.size,
+                                           offset=offsets[name]).reshape(a.shape)
+                       for name, a in like.items()}
+
+
+def _rebind(model, params: dict, grads: dict) -> None:
+    """Point the model's parameter and gradient arrays at ``params`` and ``grads`` (same paths), in place.
+
+    Layers read ``self.params[name]`` and add into ``self.grads[name]`` when they compute, so the
+    dictionaries' entries are all there is to change; the check after it makes sure."""
+    def walk(layer, prefix):
+        for name in layer.params:
+            layer.params[name], layer.grads[name] = params[prefix + name], grads[prefix + name]
+        for child_name, child in layer.children.items():
+            walk(child, prefix + child_name + "/")
+    walk(model, "")
+    if any(p is not params[k] for k, p in model.parameters().items()) or \
+            any(g is not grads[k] for k, g in model.gradients().items()):
+        raise CoreError("the model's parameters could not be shared with the worker processes")
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this process when its parent dies (Linux), and leave now if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the closed pipe still ends the worker
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _serve(conn, task, params: dict, grads: dict, parent: int) -> None:
+    """A worker's life: steps of its shards until the pipe closes (or says None)."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)          # the trainer decides when to stop
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+    _die_with_parent(parent)
+    model = task.model
+    _rebind(model, params, grads)
+    backend = model.backend
+    while True:
+        try:
+            work = conn.recv()
+        except (EOFError, OSError):
+            return
+        if work is None:
+            return
+        batch, rng, step, rows = work
+        try:
+            model.zero_grad()
+            metrics = backend.on_threads(1, lambda: task.train_step(
+                batch[rows], ShardRandom(rng, rows, len(batch)), step))
+            weight = (rows.stop - rows.start) / len(batch)
+            for g in grads.values():
+                g *= weight
+            reply = ("ok", metrics)
+        except Exception as exc:  # noqa: BLE001 - sent to the trainer, which raises it
+            reply = ("error", exc)
+        try:
+            conn.send(reply)
+        except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
+            conn.send(("error", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
+
+
+class CorePool:
+    """Splits each training step of ``task`` over ``cores`` cores: :meth:`step`; :meth:`close` ends it.
+
+    The worker processes start at the first step that needs them (forked then, so they hold
+    the task as it is at that moment) and end with :meth:`close`, the trainer's process, or a
+    failed step.  ``task.train_step`` must depend on nothing but the parameters, its arguments
+    and the task's state when the workers started (every task of this package does).
+    """
+
+    def __init__(self, task, cores: int):
+        if cores < 1:
+            raise ValueError(f"cores must be at least 1, got {cores}")
+        self.task, self.cores = task, cores
+        self.workers: list = []          # (process, connection, gradient arrays) of cores 1 .. K-1
+        self.params: dict | None = None  # the shared parameter arrays the workers compute with
+        self._finalizer = None
+
+    # ------------------------------------------------------------------ lifetime
+    def _start(self) -> None:
+        model = self.task.model
+        self.params = _Block(model.parameters()).arrays
+        context = multiprocessing.get_context("fork")
+        workers, parent = [], os.getpid()
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))  # until a child ignores them
+        try:
+            for _ in range(self.cores - 1):
+                grads = _Block(model.gradients()).arrays
+                mine, theirs = context.Pipe()
+                process = context.Process(target=_serve, args=(theirs, self.task, self.params, grads, parent),
+                                          daemon=True, name="scratchvae-core")
+                process.start()
+                theirs.close()
+                workers.append((process, mine, grads))
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+            self.workers = workers
+        self._finalizer = weakref.finalize(self, _stop_workers, workers)
+
+    def close(self) -> None:
+        """End the worker processes (a later step starts new ones)."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self.workers, self.params, self._finalizer = [], None, None
+
+    def __enter__(self) -> CorePool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ a step
+    def step(self, batch, rng, step: int) -> dict[str, float]:
+        """The gradients of ``batch`` in the task's model (as ``task.train_step`` leaves them, to rounding),
+        the batch's metrics returned; ``rng`` gives the step's random draws for the whole batch."""
+        model = self.task.model
+        k = min(self.cores, len(batch))
+        if k == 1:
+            return self.task.train_step(batch, rng, step)
+        if not self.workers:
+            self._start()
+        try:
+            return self._split_step(model, batch, rng, step, k)
+        except BaseException:
+            self.close()    # a step half done (an error, a second Ctrl-C): its workers' state is unknown
+            raise
+
+    def _split_step(self, model, batch, rng, step: int, k: int) -> dict[str, float]:
+        for name, p in model.parameters().items():
+            self.params[name][...] = p
+        shards = [shard_rows(len(batch), i, k) for i in range(k)]
+        used = self.workers[:k - 1]
+        for (process, conn, _), rows in zip(used, shards[1:]):
+            try:
+                conn.send((batch, rng, step, rows))
+            except (BrokenPipeError, OSError):
+                raise CoreError(self._died(process)) from None
+        rows = shards[0]
+        replies, failure = [], None
+        try:
+            replies.append(("ok", model.backend.on_threads(1, lambda: self.task.train_step(
+                batch[rows], ShardRandom(rng, rows, len(batch)), step))))
+        except Exception as exc:  # noqa: BLE001 - raised once the workers have answered
+            failure = exc
+        for process, conn, _ in used:     # every worker answers before the step ends, whatever happened
+            try:
+                replies.append(conn.recv())
+            except (EOFError, OSError):
+                raise CoreError(self._died(process)) from None
+        if failure is not None:
+            raise failure
+        for status, value in replies:
+            if status == "error":
+                raise value
+        weights = [(s.stop - s.start) / len(batch) for s in shards]
+        for name, g in model.gradients().items():    # in the order of the cores, whatever the timing
+            g *= weights[0]
+            for _, _, grads in used:
+                g += grads[name]
+        return _weighted_metrics([m for _, m in replies], weights)
+
+    @staticmethod
+    def _died(process) -> str:
+        process.join(timeout=1)
+        code = process.exitcode
+        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited (code {code})"
+        return f"a worker process of the batch-split step {how} (out of memory?)"
+
+
+def _weighted_metrics(metrics: list[dict], weights: list[float]) -> dict[str, float]:
+    """The batch's metrics from its shards': each the mean over the shards reporting it, by their shares."""
+    out = {}
+    for key in dict.fromkeys(k for m in metrics for k in m):
+        reporting = [(m[key], w) for m, w in zip(metrics, weights) if key in m]
+        total = sum(w * value for value, w in reporting)
+        out[key] = total if len(reporting) == len(metrics) else total / sum(w for _, w in reporting)
+    return out
+
+
+def _stop_workers(workers: list) -> None:
+    for _, conn, _ in workers:
+        try:
+            conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        conn.close()
+    for process, _, _ in workers:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+__all__ = ["CoreError", "CorePool", "cores_for"]

@@ -1,0 +1,194 @@
+"""Batch-split steps (training/cores.py): K cores compute what one core computes, for every model.
+
+Each case trains a tiny float64 model a few Adam steps on one core and on K cores (worker
+processes) and compares the parameters: equal to 1e-12, batches that do not divide evenly
+(5 on 2 and 3 cores) included.  The kill -9 and signal tests of test_imdb_task.py and
+test_run_safety.py run the command line, which splits every step across the machine's cores.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchvae import train
+from scratchvae.optim import make_optimizer
+from scratchvae.tasks import TASKS
+from scratchvae.training import Trainer, TrainingError
+from scratchvae.training.cores import CorePool, cores_for
+
+from test_imdb_task import TINY as IMDB_TINY
+from test_imdb_task import make_archive
+from test_mnist_model import write_synthetic_mnist
+from test_sentence_task import sentences
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    write_synthetic_mnist(folder, n_train=40, n_test=10)
+    make_archive(folder)
+    (folder / "sentences.txt").write_text("\n".join(sentences(40)) + "\n", encoding="utf-8")
+    return folder
+
+
+def case_flags(model: str, data: Path) -> list[str]:
+    if model == "mnist":
+        return ["mnist", "--data-dir", str(data), "--hidden", "6"]
+    if model.startswith("imdb"):
+        extra = ["--preset", "seed"] if model == "imdb-seed" else []   # pre-padding, batches at random
+        return ["imdb", "--data-dir", str(data), *extra, *[f for f in IMDB_TINY if f != "--no-progress"]]
+    return ["text", "--file", str(data / "sentences.txt"), "--embedding-dim", "6", "--encoder-units", "5",
+            "--decoder-units", "5", "--latent-dim", "2", "--kl-schedule", "linear", "--kl-steps", "4",
+            "--word-dropout", "0.3", "--decoder-dropout", "0.2", "--bidirectional"]   # bucketed batches
+
+
+def trained(model, data, tmp_path, cores, *, batch=5, steps=3, backend="numpy"):
+    """The parameters after ``steps`` Adam steps of ``model`` with each batch split across ``cores``."""
+    argv = [*case_flags(model, data), "--batch-size", str(batch), "--dtype", "float64", "--backend", backend,
+            "--no-progress", "--out", str(tmp_path / f"{model}-{cores}")]
+    args = train.resolve_settings(train.build_parser(argv[0]).parse_args(argv))
+    task = importlib.import_module(TASKS[args.task]).build_task(args)
+    optimizer = make_optimizer("adam", task.model.parameters(), task.model.gradients(), learning_rate=0.01,
+                               backend=task.model.backend)
+    trainer = Trainer(task, optimizer, args.out, max_steps=steps, progress=False, cores=cores, seed=3)
+    trainer.fit()
+    return task.model.state_dict()
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        scale = max(np.abs(a[k]).max(), 1.0)
+        assert np.abs(a[k] - b[k]).max() <= 1e-12 * scale, k
+
+
+@pytest.mark.parametrize("model", ["mnist", "imdb", "imdb-seed", "text"])
+@pytest.mark.parametrize("cores", [2, 3])
+def test_k_cores_end_with_the_parameters_of_one(model, cores, data, tmp_path):
+    one = trained(model, data, tmp_path, 1)
+    split = trained(model, data, tmp_path, cores)
+    assert_same(one, split)
+    assert any(not np.array_equal(one[k], split[k]) for k in one) or cores == 1  # the shards' sums round
+
+
+def test_numba_cores_end_with_the_parameters_of_one(data, tmp_path):
+    """The numba kernels in forked workers: serial, and the same numbers as the reference's."""
+    one = trained("imdb", data, tmp_path, 1, backend="numba")
+    assert_same(one, trained("imdb", data, tmp_path, 2, backend="numba"))
+
+
+def test_a_split_step_is_independent_of_timing(data, tmp_path):
+    """The shards are summed in the order of the cores: two runs are bit-identical."""
+    a = trained("text", data, tmp_path / "a", 2, steps=2)
+    b = trained("text", data, tmp_path / "b", 2, steps=2)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_a_batch_smaller_than_the_cores_uses_as_many_cores_as_examples(data, tmp_path):
+    one = trained("mnist", data, tmp_path, 1, batch=2, steps=2)
+    assert_same(one, trained("mnist", data, tmp_path, 4, batch=2, steps=2))
+
+
+class FailingTask:
+    """A task whose step fails in the core that gets row ``bad`` (or kills that worker)."""
+
+    name = "failing"
+
+    def __init__(self, model, bad: int, how: str):
+        self.model, self.bad, self.how = model, bad, how
+
+    def train_step(self, batch, rng, step):
+        if self.bad in batch:
+            if self.how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise ValueError(f"bad example {self.bad}")
+        return {"loss": 1.0}
+
+
+def _dense():
+    from scratchvae.layers.dense import Dense
+    return Dense(3, 2, rng=np.random.default_rng(0), dtype=np.float64)
+
+
+@pytest.mark.parametrize("bad", [0, 3])   # in the trainer's own shard, in a worker's
+def test_an_error_in_any_core_is_raised_and_the_pool_goes_on(bad):
+    with CorePool(FailingTask(_dense(), bad, "raise"), 2) as pool:
+        with pytest.raises(ValueError, match=f"bad example {bad}"):
+            pool.step(np.arange(4), np.random.default_rng(0), 0)
+        assert pool.step(np.arange(4) + 10, np.random.default_rng(0), 1) == {"loss": 1.0}
+
+
+def test_a_killed_worker_is_a_one_line_training_error(tmp_path):
+    from test_training import ToyTask
+    task = ToyTask()
+    original, trainer_pid = task.train_step, os.getpid()
+
+    def step(batch, rng, step):
+        if step == 1 and os.getpid() != trainer_pid:          # the second core's shard of step 1
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(batch, rng, step)
+    task.train_step = step
+    optimizer = make_optimizer("sgd", task.model.parameters(), task.model.gradients(), learning_rate=0.1)
+    trainer = Trainer(task, optimizer, tmp_path, max_steps=3, progress=False, cores=2)
+    with pytest.raises(TrainingError, match=re.escape("a worker process of the batch-split step was killed by "
+                                                      "signal 9 (out of memory?) at epoch 1, step 1; training stopped")):
+        trainer.fit()
+
+
+PARENT = textwrap.dedent("""
+    import os, sys, time
+    import numpy as np
+    from scratchvae.layers.dense import Dense
+    from scratchvae.training.cores import CorePool
+    class Task:
+        model = Dense(3, 2, rng=np.random.default_rng(0))
+        def train_step(self, batch, rng, step):
+            return {"loss": 1.0}
+    pool = CorePool(Task(), 3)
+    pool.step(np.arange(6), np.random.default_rng(0), 0)
+    print(" ".join(str(p.pid) for p, _, _ in pool.workers), flush=True)
+    time.sleep(60)
+""")
+
+
+def test_workers_die_with_a_killed_parent():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", PARENT], env=env, stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.kill()
+    proc.wait()
+    deadline = __import__("time").monotonic() + 10
+    alive = pids
+    while alive and __import__("time").monotonic() < deadline:
+        alive = [p for p in alive if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+    assert not alive, "workers outlived their parent"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_the_cores_of_a_run():
+    from scratchvae.backend import get_backend
+    from scratchvae.backend.threads import core_count
+    assert cores_for(get_backend("numpy"), None) == core_count()
+    assert cores_for(get_backend("numba"), 3) == 3
+    with pytest.raises(ValueError, match="cores must be at least 1"):
+        CorePool(None, 0)
