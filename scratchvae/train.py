@@ -191,7 +191,7 @@ def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
         ranks = f", {comm.size} ranks" if comm.size > 1 else ""
         print(f"{args.task}: {n_examples:,} training examples, {steps:,} steps an epoch (batch {args.batch_size}), "
               f"{args.epochs} epochs; {model.num_parameters():,} parameters; backend {model.backend.name}, "
-              f"{thread_count(args, model.backend, cores)}, {args.dtype}{ranks}", flush=True)
+              f"{thread_count(args, model.backend, trainer.cores.cores)}, {args.dtype}{ranks}", flush=True)
     val = trainer.fit()
     if main_rank:
         print("\n".join(trainer.summary()), flush=True)

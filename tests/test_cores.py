@@ -192,3 +192,56 @@ def test_the_cores_of_a_run():
     assert cores_for(get_backend("numba"), 3) == 3
     with pytest.raises(ValueError, match="cores must be at least 1"):
         CorePool(None, 0)
+
+
+def test_ctrl_c_to_the_process_group_stops_a_split_run_after_its_step(tmp_path):
+    """Ctrl-C reaches the trainer and its workers: the workers finish the step, the trainer saves and stops,
+    and the resumed run ends bit-identical to an uninterrupted one."""
+    import time
+
+    from test_run_safety import SLOW, cli, flags, params
+    write_synthetic_mnist(tmp_path)
+    reference = cli(flags(tmp_path, tmp_path / "reference", "--threads", 2))
+    assert reference.returncode == 0, reference.stderr
+    assert "2 cores (each batch split across them)" in reference.stdout
+    args = flags(tmp_path, tmp_path / "stopped", "--threads", 2)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW, *args], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    from scratchvae.training import load_checkpoint
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if load_checkpoint(tmp_path / "stopped" / "last.npz").meta["progress"]["global_step"] >= 15:
+                break
+        except Exception:  # noqa: BLE001 - not written yet
+            pass
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)      # what Ctrl-C does: the whole foreground process group
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopped by SIGINT at epoch 2" in stderr, stderr
+    resumed = cli([*args, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = params(tmp_path / "reference" / "last.npz"), params(tmp_path / "stopped" / "last.npz")
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+def test_unlabelled_reviews_train_on_one_core(data, tmp_path, monkeypatch):
+    """With unlabelled reviews the sentiment loss is a mean over the batch's labelled ones: shards cannot give
+    the batch's gradient (2 cores differ by 1e-2 here otherwise), so the task says so and each step runs whole."""
+    import test_cores
+    original = test_cores.case_flags
+    monkeypatch.setattr(test_cores, "case_flags", lambda m, d: [*original(m, d), "--unlabelled"])
+    assert_same(trained("imdb", data, tmp_path, 1), trained("imdb", data, tmp_path, 2))
+
+
+@pytest.mark.parametrize("free_bits, cores", [("0", 2), ("0.5", 1)])
+def test_free_bits_train_on_one_core(free_bits, cores, data, tmp_path):
+    """Free bits clamp each latent unit's KL averaged over the batch: not a mean over examples."""
+    from scratchvae.tasks.sentence import build_task
+    argv = [*case_flags("text", data), "--free-bits", free_bits, "--out", str(tmp_path / "run")]
+    task = build_task(train.resolve_settings(train.build_parser("text").parse_args(argv)))
+    assert task.shardable == (cores > 1)
+    optimizer = make_optimizer("adam", task.model.parameters(), task.model.gradients(), learning_rate=0.01)
+    assert Trainer(task, optimizer, tmp_path, cores=2).cores.cores == cores

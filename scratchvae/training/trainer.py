@@ -67,6 +67,11 @@ class Task(Protocol):
     def validate(self) -> dict[str, float]:
         """Metrics on held-out data; one of them (``selection``) picks the best checkpoint."""
 
+    # Optional: ``shardable`` (default True): the loss is a mean over the batch's examples of per-example
+    # terms, so shards weighted by their share of the batch give its gradient (--distributed, and the split
+    # of a step across cores, :mod:`.cores`).  A task whose loss is not (a mean normalised by the batch's
+    # total weight, a clamp on batch means) sets it False, and its steps run on one core.
+
 
 DEFAULT_SELECTION = ("val_loss", "min")  # a task may set ``selection = (metric, "min" | "max")``
 
@@ -212,7 +217,7 @@ class Trainer:
         self.checkpoint_every, self.log_every = checkpoint_every, log_every
         self.progress = progress and self.is_main
         self.stop_signals = stop_signals if stop_signals is not None else StopSignals()
-        self.cores = CorePool(task, cores)
+        self.cores = CorePool(task, cores if getattr(task, "shardable", True) else 1)
         self.epoch, self.batch_index, self.global_step = 0, 0, 0
         self.epoch_sums: dict[str, list] = {}    # metric -> [sum, batches] over this epoch so far
         self.best = math.inf
