@@ -9,6 +9,7 @@ test_run_safety.py run the command line, which splits every step across the mach
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 import signal
@@ -245,3 +246,52 @@ def test_free_bits_train_on_one_core(free_bits, cores, data, tmp_path):
     assert task.shardable == (cores > 1)
     optimizer = make_optimizer("adam", task.model.parameters(), task.model.gradients(), learning_rate=0.01)
     assert Trainer(task, optimizer, tmp_path, cores=2).cores.cores == cores
+
+
+def test_ranks_times_cores_end_with_the_parameters_of_one_core(tmp_path):
+    """--distributed composes with the split: 2 ranks x 2 cores (a rank's 5 rows as 3 + 2) equal one core."""
+    from test_distributed import MPIRUN, _tiny_mnist, _train
+    if MPIRUN is None or importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("needs mpi4py and mpirun: pip install mpi4py mpich")
+    _tiny_mnist(tmp_path)
+    single = _train(tmp_path, tmp_path / "single", 0, ["--threads", "1"])
+    assert single.returncode == 0, single.stderr
+    multi = _train(tmp_path, tmp_path / "multi", 2, ["--threads", "2"])
+    assert multi.returncode == 0, multi.stderr
+    assert "2 cores (each batch split across them), float64, 2 ranks" in multi.stdout
+    from scratchvae.training import load_checkpoint
+    assert_same(load_checkpoint(tmp_path / "single" / "last.npz").params,
+                load_checkpoint(tmp_path / "multi" / "last.npz").params)
+
+
+def test_a_parallel_numba_kernel_in_a_worker_fails_the_step_instead_of_skipping_its_work():
+    """GNU OpenMP in a forked child: numba signals the child and skips the kernel; the step must fail."""
+    import numba
+    from scratchvae.backend.numba.softmax import softmax_cross_entropy
+    from scratchvae.training.cores import CoreError
+
+    def kernel():
+        logits = np.zeros((4, 3))
+        softmax_cross_entropy(logits, np.zeros(4, np.int64), np.ones(4), np.empty(4))
+    kernel()   # the parent's OpenMP pool is started
+    if numba.threading_layer() != "omp":
+        pytest.skip("the guard is GNU OpenMP's (numba's omp threading layer)")
+
+    class Task:
+        model = _dense()
+
+        def train_step(self, batch, rng, step):
+            kernel()
+            return {"loss": 1.0}
+    with CorePool(Task(), 2) as pool, pytest.raises(CoreError, match="a numba kernel with parallel=True ran"):
+        pool.step(np.arange(4), np.random.default_rng(0), 0)
+
+
+def test_a_stop_signal_sent_to_a_worker_is_dropped():
+    """Ctrl-C reaches the workers too: they finish their steps and go on."""
+    with CorePool(FailingTask(_dense(), -1, "raise"), 2) as pool:
+        pool.step(np.arange(4), np.random.default_rng(0), 0)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            os.kill(pool.workers[0][0].pid, signum)
+        assert pool.step(np.arange(4), np.random.default_rng(0), 1) == {"loss": 1.0}
+        assert pool.workers[0][0].is_alive()

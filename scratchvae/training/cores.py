@@ -31,9 +31,11 @@ as many cores as it has examples; a batch of one runs in the trainer's process o
 core, where a BiLSTM's two directions still run side by side (``backend.concurrently``).
 
 Workers die with the trainer: each asks the kernel for SIGKILL when its parent dies
-(``prctl(PR_SET_PDEATHSIG)``, Linux), and leaves when its pipe closes.  They ignore
-SIGINT and SIGTERM (Ctrl-C reaches the whole process group): the trainer alone decides,
-between steps, to stop (:mod:`.stop`), and the workers finish the step in flight with it.
+(``prctl(PR_SET_PDEATHSIG)``, Linux), and leaves when its pipe closes.  They block SIGINT
+and SIGTERM (Ctrl-C reaches the whole process group): the trainer alone decides, between
+steps, to stop (:mod:`.stop`), and the workers finish the step in flight with it.  A
+blocked SIGTERM a worker sent itself is numba's OpenMP guard (see above): that step fails
+with a one-line error instead of returning the numbers of a kernel that did not run.
 
 Why processes and not threads (design (a): threads, each with a replica of the model
 sharing the parameters, relying on BLAS and the numba kernels releasing the GIL):
@@ -123,11 +125,31 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+OPENMP = ("a numba kernel with parallel=True ran in a worker process, where GNU OpenMP skips its work (numba "
+          "terminates a forked child that uses it once its parent has); the numba backend must run it serially at "
+          "one thread (see scratchvae/training/cores.py)")
+
+
+def _signalled_itself() -> bool:
+    """Whether this worker sent itself SIGTERM since the last look, dropping every pending stop signal.
+
+    numba's OpenMP layer does that in a forked child that launches a parallel kernel, then returns without
+    running it: the results would be wrong.  SIGINT and SIGTERM from elsewhere (Ctrl-C reaches the whole
+    process group) are for the trainer, which stops between steps: a worker drops them."""
+    itself = False
+    while (info := signal.sigtimedwait(STOP_SIGNALS, 0)) is not None:
+        itself = itself or (info.si_signo == signal.SIGTERM and info.si_pid == os.getpid())
+    return itself
+
+
 def _serve(conn, task, params: dict, grads: dict, parent: int) -> None:
-    """A worker's life: steps of its shards until the pipe closes (or says None)."""
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, signal.SIG_IGN)          # the trainer decides when to stop
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+    """A worker's life: steps of its shards until the pipe closes (or says None).
+
+    SIGINT and SIGTERM stay blocked (as the fork left them, see :meth:`CorePool._start`): they wait, pending,
+    until :func:`_signalled_itself` looks after each step."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)           # not the trainer's handlers: they are never run here
     _die_with_parent(parent)
     model = task.model
     _rebind(model, params, grads)
@@ -150,6 +172,8 @@ def _serve(conn, task, params: dict, grads: dict, parent: int) -> None:
             reply = ("ok", metrics)
         except Exception as exc:  # noqa: BLE001 - sent to the trainer, which raises it
             reply = ("error", exc)
+        if _signalled_itself():
+            reply = ("error", CoreError(OPENMP))
         try:
             conn.send(reply)
         except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
@@ -179,7 +203,7 @@ class CorePool:
         self.params = _Block(model.parameters()).arrays
         context = multiprocessing.get_context("fork")
         workers, parent = [], os.getpid()
-        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))  # until a child ignores them
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)   # in the children for good, here for the fork
         try:
             for _ in range(self.cores - 1):
                 grads = _Block(model.gradients()).arrays
@@ -190,7 +214,7 @@ class CorePool:
                 theirs.close()
                 workers.append((process, mine, grads))
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             self.workers = workers
         self._finalizer = weakref.finalize(self, _stop_workers, workers)
 
