@@ -80,7 +80,7 @@ def training_runner(model, train: Callable, batch: int, cores: int) -> Runner:
         i = next(steps)
         model.zero_grad()
         pool.step(rows, np.random.default_rng([1, i]), i)
-        opt.step()
+        pool.on_one_thread(opt.step)
     return Runner(step)
 
 

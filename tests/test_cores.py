@@ -295,3 +295,23 @@ def test_a_stop_signal_sent_to_a_worker_is_dropped():
             os.kill(pool.workers[0][0].pid, signum)
         assert pool.step(np.arange(4), np.random.default_rng(0), 1) == {"loss": 1.0}
         assert pool.workers[0][0].is_alive()
+
+
+def test_the_serial_kernels_at_one_thread_compute_what_the_parallel_ones_do():
+    """At one thread (a core of a split step) the numba backend runs its softmax and Adam kernels without
+    numba's thread pool; the numbers are the same to the bit."""
+    from scratchvae.backend import get_backend
+    from scratchvae.backend.numba import adam, softmax
+    backend = get_backend("numba")
+    rng = np.random.default_rng(0)
+    logits, targets, scale = rng.standard_normal((7, 50)), rng.integers(0, 50, 7), np.full(7, 1 / 7)
+    outputs = []
+    for threads in (2, 1):
+        buf = logits.copy()
+        nll = backend.on_threads(threads, lambda: backend.softmax_cross_entropy(buf, targets, scale))
+        p, g, m, v = (a.copy() for a in (logits, logits[::-1], np.zeros_like(logits), np.ones_like(logits)))
+        backend.on_threads(threads, lambda: backend.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7))
+        outputs.append((buf, nll, p, m, v))
+    for a, b in zip(*outputs):
+        assert np.array_equal(a, b)
+    assert softmax.softmax_cross_entropy_serial.signatures and adam.adam_update_serial.signatures

@@ -422,7 +422,7 @@ class Trainer:
                     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
                     if bad:
                         raise self._diverged(f"non-finite {', '.join(bad)}")
-                    self.optimizer.step()
+                    self.cores.on_one_thread(self.optimizer.step)
                     self.global_step += 1
                     self.batch_index += 1
                     for k, v in metrics.items():

@@ -22,7 +22,7 @@ import numpy as np
 from ..gates import is_hard_sigmoid
 from ..numpy_backend import NumpyBackend
 from . import lstm_cell
-from .adam import adam_update
+from .adam import adam_update, adam_update_serial
 from .embedding import embedding_backward
 from .softmax import softmax_cross_entropy, softmax_cross_entropy_serial
 
@@ -114,5 +114,5 @@ class NumbaBackend(NumpyBackend):
         return nll
 
     def adam_update(self, param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
-        adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
-                    lr_t, beta_1, beta_2, epsilon)
+        kernel = adam_update if self._thread_count() > 1 else adam_update_serial
+        kernel(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), lr_t, beta_1, beta_2, epsilon)
