@@ -57,6 +57,9 @@ class ThreadSplit:
             self.replicas.append(replica)
         self.pool = ThreadPoolExecutor(max(cores - 1, 1), thread_name_prefix="replica")
 
+    def on_one_thread(self, call):
+        return self.task.model.backend.on_threads(1, call)
+
     def step(self, batch, rng, step):
         from scratchvae.backend.threads import blas_threads
         from scratchvae.training.cores import _weighted_metrics
@@ -142,6 +145,9 @@ class _Whole:
 
     def __init__(self, task, cores):
         self.task = task
+
+    def on_one_thread(self, call):
+        return call()
 
     def step(self, batch, rng, step):
         return self.task.train_step(batch, rng, step)

@@ -24,9 +24,10 @@ pipe per worker: (batch, the step's generator, step, rows) out, (metrics) or (er
 
 Every process computes on one thread (BLAS at one thread, the numba kernels serial:
 ``backend.on_threads(1, ...)``), so K cores run K threads and none is oversubscribed.  A
-worker must not use numba's OpenMP thread pool at all (GNU OpenMP aborts a forked child
-that does once its parent has), which is why the numba backend runs every kernel serially
-at one thread.  A batch with fewer examples than cores (an epoch's last) is split over
+worker must not use numba's OpenMP thread pool at all (once a parent has used GNU OpenMP,
+numba's omp layer refuses to run in its forked children: it signals the child and skips
+the kernel's work), which is why the numba backend runs every kernel serially at one
+thread.  The task's random draws must have the batch as first axis (ShardRandom checks).  A batch with fewer examples than cores (an epoch's last) is split over
 as many cores as it has examples; a batch of one runs in the trainer's process on every
 core, where a BiLSTM's two directions still run side by side (``backend.concurrently``).
 
@@ -37,21 +38,45 @@ steps, to stop (:mod:`.stop`), and the workers finish the step in flight with it
 blocked SIGTERM a worker sent itself is numba's OpenMP guard (see above): that step fails
 with a one-line error instead of returning the numbers of a kernel that did not run.
 
-Why processes and not threads (design (a): threads, each with a replica of the model
-sharing the parameters, relying on BLAS and the numba kernels releasing the GIL):
-measured on this 2-core machine, both designs split over 2 cores (float32, numba,
-forward + backward of one batch, median of 7 after 2 warm-up steps; the machine was
-shared with other jobs, so the figures are noisy, +-15 %):
+Why processes and not threads.  Design (a) was threads, each with a replica of the model
+(the parameters shared, its own gradients and layer caches), relying on BLAS and the numba
+kernels releasing the GIL; (b), this module, worker processes.  ``python bench/cores.py``
+times both on the same cores (full training steps, numba, float32; 1 thread is the whole
+batch in one process on one thread, 2 threads the same on two as before the split).  On
+the 2-core machine they were written on, shared with other jobs (load 2.2 to 4.8: every
+figure is noisy, the 2-thread one most of all), median seconds a step and speed-up over
+1 thread, best step over best step in brackets:
 
-    =====================  ========  ==================  ====================
-    model                  1 core    2 threads (a)       2 processes (b)
-    =====================  ========  ==================  ====================
-    see bench/cores.py     (filled in by bench/cores.py --compare; figures below)
-    =====================  ========  ==================  ====================
+    =========================  ===========  ============  ==============  ==============
+    case                       1 thread     2 threads     (a) threads     (b) processes
+    =========================  ===========  ============  ==============  ==============
+    imdb-seed (batch 10)       3.17         1.84 (1.75x)  1.75 (1.84x)    1.72 (1.86x)
+    imdb-default (batch 32)    3.11         17.5 (0.42x)  3.64 (0.96x)    3.44 (0.94x)
+    ptb-sentence (batch 32)    0.364        1.59 (0.39x)  0.422 (0.95x)   0.390 (1.14x)
+    mnist (batch 100)          0.120        0.236 (0.27x) 0.128 (0.71x)   0.128 (0.90x)
+    =========================  ===========  ============  ==============  ==============
 
-The threads lose to the GIL: every layer call, every step of a recurrence is Python that
-holds it (at batch 5-16 a recurrent step's kernels take tens of microseconds, the Python
-around them as long), so two threads mostly take turns.  The processes meet once a step.
+(imdb-seed ran at load 2.2, spreads 4 % for (b) and 77 % for (a); the other rows at load
+4 and more, where no split can gain: they show only that neither design suffers from the
+load as the 2-thread step does.)  The processes were chosen because
+
+* they are at least as fast wherever the figures say anything, and steadier (the seed
+  preset's spread 4 % against 77 %); where a shard's products are small (PTB, MNIST) the
+  threads take turns at the GIL, held by the Python of every layer call and recurrent
+  step, while the processes meet once a step.  On the same machine 2 MPI ranks of one
+  thread ran the IMDB default step 1.76x faster than one process on 2 threads (issue 23);
+* a fork copies the task, its data and its model as they are: no replica code, nothing
+  a model or task must support (threads need deep copies of models whose layers share
+  the backend, rebinding of their parameters, and copies of the task pointing at them);
+* each process has its own thread-local state (numba's thread counts, the BLAS limits,
+  ``backend.concurrently``'s share), so none of it is contended.
+
+Their costs, paid here: a copy of the parameters into shared memory and a sum of K - 1
+gradient blocks each step in the trainer's process (about 0.4 ms for MNIST's 404k
+parameters; an estimated 1-2 % of a seed step), a pipe round trip per worker, and the OpenMP rule
+above.  One more finding: the trainer's optimiser step must run on one thread too
+(:meth:`CorePool.on_one_thread`): numba's OpenMP threads, left spinning by a parallel
+Adam kernel, held the workers' cores and made MNIST steps 46 ms instead of 6.
 """
 
 from __future__ import annotations
