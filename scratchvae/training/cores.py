@@ -86,6 +86,7 @@ import mmap
 import multiprocessing
 import os
 import signal
+import sys
 import weakref
 
 import numpy as np
@@ -102,9 +103,10 @@ class CoreError(RuntimeError):
 
 
 def cores_for(backend, cores: int | None) -> int:
-    """The cores a training step is split over: ``cores`` (default: every core) on a CPU backend, 1 otherwise."""
+    """The cores a training step is split over: ``cores`` (default: every core) on a CPU backend under Linux
+    (the workers need fork, prctl and sigtimedwait), 1 otherwise."""
     from ..backend.threads import core_count
-    if backend.name not in BACKENDS:
+    if backend.name not in BACKENDS or not sys.platform.startswith("linux"):
         return 1
     return core_count() if cores is None else cores
 
@@ -151,9 +153,9 @@ def _die_with_parent(parent: int) -> None:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-OPENMP = ("a numba kernel with parallel=True ran in a worker process, where GNU OpenMP skips its work (numba "
-          "terminates a forked child that uses it once its parent has); the numba backend must run it serially at "
-          "one thread (see scratchvae/training/cores.py)")
+OPENMP = ("a numba kernel with parallel=True ran in a worker process, where numba's OpenMP layer skips its work "
+          "(GNU OpenMP cannot run in a child forked after its parent used it); the numba backend must run it "
+          "serially at one thread (see scratchvae/training/cores.py)")
 
 
 def _signalled_itself() -> bool:
