@@ -6,6 +6,7 @@
     python bench/run.py --threads 1        # every library on one thread (steadier on a busy machine)
     python bench/run.py --only imdb-seed   # cases whose name contains this text
     python bench/run.py --only model --impls numba,pytorch   # training steps, all cores, against PyTorch
+    python bench/run.py --launches         # cupy kernel launches and syncs per step, counted without a GPU
 
 Times kernels (LSTM forward + backward, softmax cross-entropy) and full training steps
 (forward, backward, Adam) of the IMDB VAE (seed and default presets), the PTB sentence
@@ -66,6 +67,9 @@ def parse_args(argv=None):
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--out", default=None, help="JSON file to write, and a .md report beside it "
                    "(default bench/results/<device>.json; with --quick, none)")
+    p.add_argument("--launches", action="store_true",
+                   help="count the cupy backend's kernel launches and syncs per training step on the CuPy "
+                   "stand-in (no GPU needed) and print a line per model; no timing")
     p.add_argument("--memory", default=None, help=argparse.SUPPRESS)   # internal: the memory subprocess
     return p.parse_args(argv)
 
@@ -92,15 +96,16 @@ def select(cases, only):
     return [c for c in cases if only in c.name or only == c.kind]
 
 
-def _sync(device):
+def _sync(device, impls=("pytorch",)):
     if device != "gpu":
         return lambda: None
     import cupy
-    import torch
+    torch = __import__("torch") if "pytorch" in impls else None
 
     def sync():
         cupy.cuda.Device().synchronize()
-        torch.cuda.synchronize()
+        if torch is not None:
+            torch.cuda.synchronize()
     return sync
 
 
@@ -222,13 +227,29 @@ def main(argv=None) -> int:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")   # anchors on the CPU even on a GPU machine
     if args.memory:
         return memory_main(args)
+    if args.launches:
+        import launches
+        return launches.main(args.quick, args.only)
+    if args.device == "gpu":
+        from scratchvae.backend import BackendError, get_backend
+        try:
+            get_backend("cupy")
+        except BackendError as exc:
+            print(f"error: --device gpu: {exc}", file=sys.stderr)
+            return 2
 
     import numpy as np
 
     import measure
     from cases import all_cases
     impls = args.impls.split(",") if args.impls else default_impls(args.device)
-    sync = _sync(args.device)
+    if args.device == "gpu" and "pytorch" in impls:
+        import torch
+        if not torch.cuda.is_available():
+            print(f"note: no pytorch anchor on the GPU (torch {torch.__version__} sees no CUDA device: "
+                  "install a CUDA build of PyTorch)", file=sys.stderr)
+            impls = [i for i in impls if i != "pytorch"]
+    sync = _sync(args.device, impls)
     info = measure.machine()
     info["load_average_start"] = info.pop("load_average")
     info["threads_option"] = args.threads

@@ -11,10 +11,18 @@ Each builder returns ``step()``, one forward + backward (+ Adam for models).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# float32 means float32 on a GPU too: no TF32 in GEMMs or cuDNN (PyTorch allows it in cuDNN by
+# default) unless SCRATCHVAE_TORCH_TF32=1 asks for it, as bench/gpu_check.py --tf32 does.
+_TF32 = os.environ.get("SCRATCHVAE_TORCH_TF32") == "1"
+torch.backends.cuda.matmul.allow_tf32 = _TF32
+torch.backends.cudnn.allow_tf32 = _TF32
 
 
 def _t(a, device, dtype=None):

@@ -35,25 +35,33 @@ class Optimizer:
         self.iterations = 0
         self.state = {slot: {k: self.backend.xp.zeros_like(p) for k, p in params.items()}
                       for slot in self.slots}
-        self.last_grad_norm = float("nan")
+        self._grad_norm = float("nan")     # a float, or a 0-d device array on a GPU
+
+    @property
+    def last_grad_norm(self) -> float:
+        """The global norm of the gradients of the last step, before clipping.  On a GPU the norm
+        stays on the device until read: reading it is the step's one synchronisation."""
+        return float(self._grad_norm)
 
     def global_norm(self) -> float:
         """sqrt of the sum of squares of every gradient entry."""
-        xp = self.backend.xp
-        return math.sqrt(sum(float(xp.vdot(g.ravel(), g.ravel())) for g in self.grads.values()))
+        return float(self.backend.global_norm(list(self.grads.values())))
 
     def clip(self) -> None:
-        """Scale every gradient down when their global norm exceeds ``global_clipnorm``."""
-        self.last_grad_norm = self.global_norm()
-        if self.global_clipnorm is not None and self.last_grad_norm > self.global_clipnorm:
-            scale = self.global_clipnorm / self.last_grad_norm
-            for g in self.grads.values():
-                g *= scale
+        """The global norm of the gradients (kept for :attr:`last_grad_norm`), and every gradient scaled
+        down when it exceeds ``global_clipnorm``."""
+        grads = list(self.grads.values())
+        self._grad_norm = self.backend.global_norm(grads)
+        if self.global_clipnorm is not None:
+            self.backend.clip_by_global_norm(grads, self._grad_norm, self.global_clipnorm)
 
     def step(self) -> None:
         """Clip, then update every parameter from its gradient."""
         self.clip()
         self.iterations += 1
+        self.update_all()
+
+    def update_all(self) -> None:
         for name, p in self.params.items():
             self.update(name, p, self.grads[name])
 
@@ -94,11 +102,21 @@ class Adam(Optimizer):
         super().__init__(params, grads, learning_rate=learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
-    def update(self, name: str, param: Array, grad: Array) -> None:
+    def _lr_t(self) -> float:
         t = self.iterations
-        lr_t = self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        return self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+
+    def update(self, name: str, param: Array, grad: Array) -> None:
         self.backend.adam_update(param, grad, self.state["m"][name], self.state["v"][name],
-                                 lr_t, self.beta_1, self.beta_2, self.epsilon)
+                                 self._lr_t(), self.beta_1, self.beta_2, self.epsilon)
+
+    def update_all(self) -> None:
+        """Every parameter in one fused update (one kernel launch on the cupy backend)."""
+        names = list(self.params)
+        m, v = self.state["m"], self.state["v"]
+        self.backend.adam_update_all([self.params[k] for k in names], [self.grads[k] for k in names],
+                                     [m[k] for k in names], [v[k] for k in names],
+                                     self._lr_t(), self.beta_1, self.beta_2, self.epsilon)
 
 
 class SGD(Optimizer):

@@ -33,6 +33,8 @@ from .training import (RunDirError, RunStopped, StopRequested, StopSignals, Trai
 from .training.cores import cores_for
 from .training.distributed import MPICommunicator, SingleProcess
 
+LOG_EVERY = 20  # steps between the records of metrics.jsonl, unless --log-every says otherwise
+
 __all__ = ["USER_ERRORS", "build_parser", "main", "resolve_settings", "run"]
 
 
@@ -134,8 +136,12 @@ def thread_count(args: argparse.Namespace, backend, cores: int = 1) -> str:
         return f"{cores} cores (each batch split across them)"
     if backend.name == "numba":
         import numba
-        return f"{numba.get_num_threads()} threads"
-    return f"{threads.blas_thread_count()} BLAS threads"
+        return _count(numba.get_num_threads(), "thread")
+    return _count(threads.blas_thread_count(), "BLAS thread")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def run(args: argparse.Namespace | Settings, comm=None, stop_signals: StopSignals | None = None) -> dict:
@@ -148,6 +154,8 @@ def run(args: argparse.Namespace | Settings, comm=None, stop_signals: StopSignal
     args = resolve_settings(args, comm)
     if args.threads is not None:
         limit_threads(args.threads)
+    from .backend import get_backend
+    get_backend(args.backend)        # the backend's start-up check (cupy: compile, launch, GEMM) before any data
     module = importlib.import_module(TASKS[args.task])
     main_rank = comm.rank == 0
     lock = run_dir.RunLock(args.out)
@@ -170,7 +178,8 @@ def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
     trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
                       seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress,
                       comm=comm, lr_decay=args.lr_decay, lr_drop_at=tuple(args.lr_drop_at or ()),
-                      lr_drop_factor=args.lr_drop_factor, log_every=args.log_every,
+                      lr_drop_factor=args.lr_drop_factor, log_every=args.log_every or LOG_EVERY,
+                      print_every=args.log_every,
                       stop_signals=stop_signals, cores=cores)
     main_rank = comm.rank == 0
     out = Path(args.out)

@@ -83,3 +83,36 @@ def test_quick_design_comparison_times_every_design_of_every_model():
     designs = ["1 thread", "2 threads", "(a) 2 threads, replicas", "(b) 2 processes"]
     assert rows == [[f"| {case}", d] for case in ("imdb-seed", "imdb-default", "ptb-sentence", "mnist")
                     for d in designs], proc.stdout
+
+
+def test_launch_counts_of_a_cupy_step_without_a_gpu(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--launches", "--quick"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    found = {}
+    for line in proc.stdout.splitlines():
+        m = re.match(r"launches (\S+) cupy = (\d+) per step, syncs = (\d+) per step \(optimizer (\d+),", line)
+        if m:
+            found[m[1]] = tuple(int(x) for x in m.groups()[1:])
+    assert set(found) == MODELS, proc.stdout
+    for model, (launches, syncs, optimizer) in found.items():
+        assert optimizer == 4, model       # norm (partials, sum, sqrt) + one fused Adam, whatever the model
+        assert 0 < launches and syncs <= 7, model   # the syncs left are the models' float(loss) terms
+    lstm = [line for line in proc.stdout.splitlines() if line.startswith("launches lstm")]
+    assert lstm and all(re.search(r"\d+\.\d per time step \(budget 4\), syncs = 0$", line) for line in lstm)
+
+
+def test_bench_on_gpu_without_cupy_is_a_one_line_error(tmp_path):
+    import pytest
+
+    from scratchvae.backend import BackendError, get_backend
+    try:
+        get_backend("cupy")
+        pytest.skip("CuPy and a GPU work here: nothing to refuse")
+    except BackendError:
+        pass
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--device", "gpu"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --device gpu: the cupy backend needs CuPy: pip install")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

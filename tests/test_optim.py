@@ -106,3 +106,23 @@ def test_float32_adam_on_numba_matches_numpy():
 def test_unknown_optimizer_message():
     with pytest.raises(ValueError, match="unknown optimizer 'adamw'; choose one of adam, sgd, rmsprop"):
         make_optimizer("adamw", {}, {})
+
+
+@pytest.mark.parametrize("clipnorm, launches", [(None, 4), (0.5, 5)])
+def test_a_cupy_step_is_a_few_launches_and_waits_only_when_the_norm_is_read(fake_cupy_backend, clipnorm,
+                                                                           launches):
+    from scratchvae.testing import fake_cupy
+    B, rng = fake_cupy_backend, np.random.default_rng(0)
+    shapes = [(3, 8), (8,), (8, 32), (32,)]
+    host = [rng.standard_normal(s) for s in shapes]
+    params = {f"p{k}": B.asarray(a) for k, a in enumerate(host)}
+    grads = {f"p{k}": B.asarray(a / 10) for k, a in enumerate(host)}
+    opt = Adam(params, grads, global_clipnorm=clipnorm, backend=B)
+    opt.step()                                     # builds the pointer tables (copies, once)
+    fake_cupy.counters.reset()
+    opt.step()   # the norm: partial sums, their sum, sqrt; the clip; Adam over all four parameters
+    assert fake_cupy.counters.snapshot() == {"launches": launches, "h2d": 0, "d2h": 0, "syncs": 0}
+    norm = np.sqrt(sum((a ** 2).sum() for a in host)) / 10
+    assert clipnorm is None or norm > clipnorm      # so the first step clipped the gradients in place
+    assert opt.last_grad_norm == pytest.approx(norm if clipnorm is None else clipnorm)
+    assert fake_cupy.counters.syncs == 1

@@ -314,7 +314,9 @@ def test_piped_output_has_lines_a_summary_and_no_carriage_returns(data, tmp_path
     assert summary[3] == f"next: python -m scratchvae.evaluate {out / 'best.npz'}"
 
     quiet = cli(flags(data, tmp_path / "quiet", "--epochs", 1, "--no-progress"))
-    assert any(line.startswith("epoch 1/1  12 steps") and "val_loss" in line for line in quiet.stdout.splitlines())
+    quiet_lines = quiet.stdout.splitlines()
+    assert any(line.startswith("epoch 1/1  12 steps") and "val_loss" in line for line in quiet_lines)
+    assert not any(" step " in line and "/12  loss" in line for line in quiet_lines)  # no --log-every: per epoch
 
 
 def test_a_max_steps_run_validates_and_keeps_a_best_checkpoint(data, tmp_path):

@@ -24,10 +24,11 @@ class ToyTask:
         rng = np.random.default_rng(0)
         self.model = Dense(3, 1, backend=backend, dtype=np.float64, rng=rng)
         self.sample = GaussianSample(backend=backend, dtype=np.float64)
-        self.x = rng.standard_normal((n, 3))
+        self.x = rng.standard_normal((n, 3))           # host data: each batch goes to the device
         self.y = self.x @ np.array([[1.0], [-2.0], [0.5]])
         self.batch = batch
         self.nan_at = None
+        self.B = self.model.backend
 
     def meta(self):
         return {"config": {"batch": self.batch}}
@@ -37,9 +38,10 @@ class ToyTask:
         return [order[i:i + self.batch] for i in range(0, len(order), self.batch)]
 
     def train_step(self, idx, rng, step):
-        pred = self.model.forward(self.x[idx])
-        noisy = self.sample.forward(pred, np.full_like(pred, -4.0), rng.standard_normal(pred.shape))
-        diff = noisy - self.y[idx]
+        B = self.B
+        pred = self.model.forward(B.asarray(self.x[idx]))
+        noisy = self.sample.forward(pred, B.xp.full_like(pred, -4.0), B.asarray(rng.standard_normal(pred.shape)))
+        diff = noisy - B.asarray(self.y[idx])
         loss = float((diff ** 2).mean())
         if step == self.nan_at:
             loss = float("nan")
@@ -48,11 +50,12 @@ class ToyTask:
         return {"loss": loss}
 
     def validate(self):
-        return {"val_loss": float(((self.model.forward(self.x) - self.y) ** 2).mean())}
+        B = self.B
+        return {"val_loss": float(((self.model.forward(B.asarray(self.x)) - B.asarray(self.y)) ** 2).mean())}
 
 
 def _trainer(task, out, **kw):
-    opt = Adam(task.model.parameters(), task.model.gradients(), learning_rate=0.05)
+    opt = Adam(task.model.parameters(), task.model.gradients(), learning_rate=0.05, backend=task.model.backend)
     return Trainer(task, opt, out, progress=False, checkpoint_every=3, **kw)
 
 

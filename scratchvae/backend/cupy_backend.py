@@ -1,93 +1,112 @@
-"""The CuPy backend: arrays on a CUDA GPU, kernels fused into single CUDA launches.
+"""The CuPy backend: arrays on a CUDA GPU, the hot loops as single CUDA kernels.
 
-CuPy is an optional dependency (``pip install scratchvae[gpu]``) and is imported only
-when this backend is asked for.  Each kernel is an ``ElementwiseKernel`` computing the
-same formulas as the NumPy reference, one thread per (row, unit) element.
+CuPy is an optional dependency (``pip install "scratchvae[gpu]"``, which brings the CUDA toolkit
+pieces CuPy compiles and multiplies with) and is imported only when this backend is asked for.
+The kernels are CUDA C (:mod:`scratchvae.backend.cuda`, which says why), compiled once by NVRTC and
+launched by CuPy; the same source runs on the CPU in the test suite.  Making the backend runs a
+start-up check (compile the kernels, launch one, run a small matrix product) so that a machine
+that cannot run it fails at once, in one line that names the fix, before any data is read.
+
+The optimiser kernels walk every parameter in one launch through a table of device pointers, so a
+step's Adam update is one launch and its global gradient norm three, with no host synchronisation
+(the norm stays on the device until someone reads it).
 """
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
+from .cuda import kernels as cuda_kernels
 from .errors import BackendError
 from .numpy_backend import NumpyBackend
 from .gates import is_hard_sigmoid as _is_hard
 
-_GATE = """
-template <typename T> __device__ T gate(T x, bool hard) {
-    return hard ? min(max(T(0.2) * x + T(0.5), T(0)), T(1)) : T(1) / (T(1) + exp(-x));
-}
-template <typename T> __device__ T gate_grad(T y, bool hard) {
-    return hard ? ((y > T(0) && y < T(1)) ? T(0.2) : T(0)) : y * (T(1) - y);
-}
-"""
+_INSTALL = "pip install 'scratchvae[gpu]' (cupy-cuda12x[ctk]; cupy-cuda13x[ctk] for CUDA 13)"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _import_cupy():
     try:
         import cupy
     except ImportError as exc:
-        raise BackendError("the cupy backend needs CuPy: pip install 'scratchvae[gpu]' "
-                           "(cupy-cuda12x; cupy-cuda13x for CUDA 13), or use --backend numba") from exc
+        raise BackendError(f"the cupy backend needs CuPy: {_INSTALL}, or use --backend numba") from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken
-        raise BackendError(f"the cupy backend found no usable CUDA GPU ({exc.__class__.__name__}); "
+        raise BackendError(f"the cupy backend found no usable CUDA GPU ({_first_line(exc)}); "
                            "use --backend numba") from exc
     if count == 0:
         raise BackendError("the cupy backend found no CUDA GPU; use --backend numba")
     return cupy
 
 
+def _compile(cp):
+    """Every kernel for float32 and float64: {(name, dtype): kernel}."""
+    module = cp.RawModule(code=cuda_kernels.SOURCE, options=cuda_kernels.NVRTC_OPTIONS,
+                          name_expressions=cuda_kernels.name_expressions())
+    return {(name, np.dtype(dt)): module.get_function(f"{name}<{ctype}>")
+            for name in cuda_kernels.KERNELS for dt, ctype in ((np.float32, "float"), (np.float64, "double"))}
+
+
+def _contiguous(**arrays) -> None:
+    for name, a in arrays.items():
+        if not a.flags.c_contiguous:
+            raise ValueError(f"the cupy kernels index raw memory: {name} must be C-contiguous "
+                             f"(shape {a.shape}, strides {a.strides}); pass xp.ascontiguousarray({name})")
+
+
 class CupyBackend(NumpyBackend):
-    """CuPy arrays on the current CUDA device; fused elementwise kernels."""
+    """CuPy arrays on the current CUDA device; custom CUDA kernels for the hot loops.
+
+    ``cupy_module``: the array module to use instead of ``import cupy`` (the test suite passes its
+    CPU stand-in, :mod:`scratchvae.testing.fake_cupy`).
+    """
 
     name = "cupy"
 
-    def __init__(self):
+    def __init__(self, cupy_module=None):
         super().__init__()
-        cp = _import_cupy()
+        cp = cupy_module if cupy_module is not None else _import_cupy()
         self.xp = cp
-        self._lstm_forward = cp.ElementwiseKernel(
-            "T c_prev, int32 u, bool hard", "raw T gates, T c_out, T h_out",
-            """
-            const int b = i / u, j = i % u;
-            T* row = &gates[(long long)b * 4 * u];
-            const T in_ = gate<T>(row[j], hard), f = gate<T>(row[u + j], hard);
-            const T g = tanh(row[2 * u + j]), o = gate<T>(row[3 * u + j], hard);
-            row[j] = in_; row[u + j] = f; row[2 * u + j] = g; row[3 * u + j] = o;
-            c_out = f * c_prev + in_ * g;
-            h_out = o * tanh(c_out);
-            """,
-            "scratchvae_lstm_cell_forward", preamble=_GATE)
-        self._lstm_backward = cp.ElementwiseKernel(
-            "T dh, T dc, T c_prev, T c, raw T gates, int32 u, bool hard", "raw T dgates, T dc_prev",
-            """
-            const int b = i / u, j = i % u;
-            const long long base = (long long)b * 4 * u;
-            const T in_ = gates[base + j], f = gates[base + u + j];
-            const T g = gates[base + 2 * u + j], o = gates[base + 3 * u + j];
-            const T tc = tanh(c);
-            const T dc_total = dc + dh * o * (T(1) - tc * tc);
-            dgates[base + j] = dc_total * g * gate_grad<T>(in_, hard);
-            dgates[base + u + j] = dc_total * c_prev * gate_grad<T>(f, hard);
-            dgates[base + 2 * u + j] = dc_total * in_ * (T(1) - g * g);
-            dgates[base + 3 * u + j] = dh * tc * gate_grad<T>(o, hard);
-            dc_prev = dc_total * f;
-            """,
-            "scratchvae_lstm_cell_backward", preamble=_GATE)
-        self._softmax_grad = cp.ElementwiseKernel(
-            "T total, T scale, int64 target, int64 v", "T p",
-            "p = scale * (p / total) - ((i % v) == target ? scale : T(0));",
-            "scratchvae_softmax_xent_grad")
-        self._adam = cp.ElementwiseKernel(
-            "T g, T lr_t, T beta_1, T beta_2, T epsilon", "T param, T m, T v",
-            """
-            m += (g - m) * (T(1) - beta_1);
-            v += (g * g - v) * (T(1) - beta_2);
-            param -= lr_t * m / (sqrt(v) + epsilon);
-            """,
-            "scratchvae_adam")
+        try:
+            self._gemm = cp.cublas.gemm
+        except AttributeError:      # a CuPy that does not import its cublas module itself
+            self._gemm = importlib.import_module(f"{cp.__name__}.cublas").gemm
+        self._tables: dict = {}
+        self._start_up_check()
+
+    def _start_up_check(self) -> None:
+        """Compile the kernels, launch one and multiply two small matrices; BackendError if any fails."""
+        cp = self.xp
+        try:
+            self._kernels = _compile(cp)
+        except Exception as exc:  # NVRTC missing (driver-only machine) or the source refused
+            raise BackendError(f"the cupy backend cannot compile its CUDA kernels ({_first_line(exc)}); "
+                               f"{_INSTALL} brings NVRTC, or use --backend numba") from exc
+        try:
+            a = cp.full((8, 8), 0.5, dtype=np.float32)
+            logits, total = cp.ones((2, 4), dtype=np.float32), cp.full((2,), 4.0, dtype=np.float32)
+            self._launch("softmax_xent_grad", np.float32, logits.size, logits, total,
+                         cp.ones((2,), dtype=np.float32), cp.zeros((2,), dtype=np.int64),
+                         np.int64(logits.size), np.int64(4))
+            product = float((a @ a).sum() + logits.sum())   # 64 * 2.0, plus rows of 1/4 - onehot: 0
+        except Exception as exc:  # cuBLAS missing, or the kernel cannot run on this GPU
+            raise BackendError(f"the cupy backend cannot run on this GPU ({_first_line(exc)}); "
+                               f"{_INSTALL} brings cuBLAS, or use --backend numba") from exc
+        if abs(product - 128.0) > 1e-3:
+            raise BackendError(f"the cupy backend computed {product} for a check worth 128 on this GPU; "
+                               "use --backend numba and report the GPU and CUDA versions")
+
+    def _launch(self, name, dtype, n, *args, stride_loop=False):
+        """Kernel ``name`` for float type ``dtype`` over n elements."""
+        self._kernels[name, np.dtype(dtype)]((cuda_kernels.grid_for(n, stride_loop=stride_loop),),
+                                            (cuda_kernels.THREADS,), args)
 
     def concurrently(self, *calls):
         """One after another: the GPU queues each call's kernels; host threads would add nothing."""
@@ -102,24 +121,37 @@ class CupyBackend(NumpyBackend):
     def synchronize(self) -> None:
         self.xp.cuda.get_current_stream().synchronize()
 
+    # ------------------------------------------------------------------ LSTM
     def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
-        self._lstm_forward(c_prev, np.int32(c_prev.shape[1]), _is_hard(recurrent_activation),
-                           gates, c_out, h_out)
+        hard = np.int32(_is_hard(recurrent_activation))
+        _contiguous(gates=gates, c_prev=c_prev, c_out=c_out, h_out=h_out)
+        self._launch("lstm_cell_forward", gates.dtype, c_prev.size, gates, c_prev, c_out, h_out,
+                     np.int64(c_prev.size), np.int32(c_prev.shape[1]), hard)
 
-    def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out,
-                           recurrent_activation="sigmoid"):
+    def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out, recurrent_activation="sigmoid"):
+        """gates += h_prev U as one GEMM with beta = 1 (cuBLAS accumulates in place), then the cell."""
+        _contiguous(gates=gates, h_prev=h_prev, U=U)
+        self._gemm("N", "N", h_prev, U, out=gates, alpha=1.0, beta=1.0)
+        self.lstm_cell_forward(gates, c_prev, c_out, h_out, recurrent_activation)
+
+    def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out, recurrent_activation="sigmoid"):
+        hard = np.int32(_is_hard(recurrent_activation))
+        _contiguous(dh=dh, dc=dc, gates=gates, c_prev=c_prev, c=c, dgates_out=dgates_out)
         dc_prev = self.xp.empty_like(c)
-        self._lstm_backward(dh, dc, c_prev, c, gates, np.int32(c.shape[1]),
-                            _is_hard(recurrent_activation), dgates_out, dc_prev)
+        self._launch("lstm_cell_backward", gates.dtype, c.size, dh, dc, gates, c_prev, c, dgates_out, dc_prev,
+                     np.int64(c.size), np.int32(c.shape[1]), hard)
         return dc_prev
 
+    # ------------------------------------------------------------------ embedding
     def embedding_backward(self, ids, dy, num_rows):
         dW = self.xp.zeros((num_rows, dy.shape[1]), dtype=dy.dtype)
         self.xp.add.at(dW, ids, dy)  # atomicAdd scatter on the GPU
         return dW
 
+    # ------------------------------------------------------------------ loss
     def softmax_cross_entropy(self, logits, targets, scale):
         xp = self.xp
+        _contiguous(logits=logits)
         rows = xp.arange(logits.shape[0])
         shift = logits.max(axis=1)
         target_logit = logits[rows, targets] - shift
@@ -127,11 +159,52 @@ class CupyBackend(NumpyBackend):
         xp.exp(logits, out=logits)
         total = logits.sum(axis=1)
         nll = xp.log(total) - target_logit
-        v = logits.shape[1]
-        self._softmax_grad(total[:, None], scale[:, None].astype(logits.dtype),
-                           targets.astype(np.int64)[:, None], np.int64(v), logits)
+        self._launch("softmax_xent_grad", logits.dtype, logits.size, logits, total,
+                     xp.ascontiguousarray(scale.astype(logits.dtype, copy=False)),
+                     xp.ascontiguousarray(targets.astype(np.int64, copy=False)),
+                     np.int64(logits.size), np.int64(logits.shape[1]))
         return nll
 
+    # ------------------------------------------------------------------ optimiser
+    def _table(self, *groups, cache=True):
+        """Device pointer table and offsets for aligned lists of arrays (built once per set of arrays
+        when ``cache``: the table keeps them alive, so their ids stay theirs)."""
+        key = tuple(id(a) for group in groups for a in group)
+        if key not in self._tables or not cache:
+            first = groups[0]
+            dtype = first[0].dtype
+            for group in groups:
+                for a, ref in zip(group, first):
+                    if a.dtype != dtype or a.shape != ref.shape:
+                        raise ValueError("the optimiser kernels need arrays of one dtype, aligned in shape")
+                    _contiguous(parameter=a)
+            pointers = np.array([a.data.ptr for group in groups for a in group], dtype=np.uint64)
+            offsets = np.cumsum([0] + [a.size for a in first], dtype=np.int64)
+            table = (groups, self.xp.asarray(pointers), self.xp.asarray(offsets), np.int32(len(first)),
+                     int(offsets[-1]), dtype)
+            if not cache:
+                return table[1:]
+            self._tables[key] = table
+        return self._tables[key][1:]
+
+    def global_norm(self, grads):
+        """sqrt of the sum of squares of every entry, as a 0-d float64 device array (no sync)."""
+        pointers, offsets, n, total, dtype = self._table(grads)
+        blocks = cuda_kernels.grid_for(total, stride_loop=True)
+        partials = self.xp.empty(blocks * cuda_kernels.THREADS, dtype=np.float64)
+        self._launch("sum_squares_partials", dtype, total, pointers, offsets, n, partials, stride_loop=True)
+        return self.xp.sqrt(partials.sum())
+
+    def clip_by_global_norm(self, grads, norm, clipnorm: float) -> None:
+        pointers, offsets, n, total, dtype = self._table(grads)
+        self._launch("scale_by_norm", dtype, total, pointers, offsets, n, norm, np.float64(clipnorm),
+                     stride_loop=True)
+
+    def adam_update_all(self, params, grads, ms, vs, lr_t, beta_1, beta_2, epsilon, *, cache=True):
+        pointers, offsets, n, total, dtype = self._table(params, grads, ms, vs, cache=cache)
+        dt = dtype.type
+        self._launch("adam_update_all", dtype, total, pointers, offsets, n, dt(lr_t), dt(1.0 - beta_1),
+                     dt(1.0 - beta_2), dt(epsilon), stride_loop=True)
+
     def adam_update(self, param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
-        dt = param.dtype.type
-        self._adam(grad, dt(lr_t), dt(beta_1), dt(beta_2), dt(epsilon), param, m, v)
+        self.adam_update_all([param], [grad], [m], [v], lr_t, beta_1, beta_2, epsilon, cache=False)

@@ -18,6 +18,8 @@ Kernel conventions
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .gates import RECURRENT_ACTIVATIONS, split_gates
@@ -178,3 +180,20 @@ class NumpyBackend(ThreadSharing):
         m += (grad - m) * (1.0 - beta_1)
         v += (grad * grad - v) * (1.0 - beta_2)
         param -= lr_t * m / (np.sqrt(v) + epsilon)
+
+    def adam_update_all(self, params, grads, ms, vs, lr_t, beta_1, beta_2, epsilon):
+        """:meth:`adam_update` on every (param, grad, m, v) of the aligned lists (one kernel on a GPU)."""
+        for param, grad, m, v in zip(params, grads, ms, vs):
+            self.adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon)
+
+    def global_norm(self, grads):
+        """sqrt of the sum of squares of every entry of every array: a float here, a 0-d device
+        array on a GPU (``float()`` of it is then the one synchronisation)."""
+        return math.sqrt(sum(float(np.vdot(g.ravel(), g.ravel())) for g in grads))
+
+    def clip_by_global_norm(self, grads, norm, clipnorm: float) -> None:
+        """Every array *= clipnorm / norm when norm > clipnorm (norm from :meth:`global_norm`)."""
+        if norm > clipnorm:
+            scale = clipnorm / norm
+            for g in grads:
+                g *= scale

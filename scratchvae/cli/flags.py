@@ -75,9 +75,10 @@ FLAGS: dict[str, Flag] = {
                            "instead of refusing to")),
     "checkpoint_every": Flag(("--checkpoint-every",), dict(type=positive_int, default=200, metavar="STEPS",
                              help="write <out>/last.npz every STEPS optimiser steps (and at every epoch's end)")),
-    "log_every": Flag(("--log-every",), dict(type=positive_int, default=20, metavar="N",
-                      help="log the training metrics every N steps (metrics.jsonl, and a printed line "
-                           "without a terminal or with --no-progress)")),
+    "log_every": Flag(("--log-every",), dict(type=positive_int, default=None, metavar="N",
+                      help="without bars (no terminal, or --no-progress), print a line every N steps as well "
+                           "as one per epoch, and log every N steps to metrics.jsonl (default: one line per "
+                           "epoch; metrics.jsonl every 20 steps)")),
     "distributed": Flag(("--distributed",), dict(action="store_true",
                         help="data-parallel over MPI ranks: launch with mpirun -n K; each rank takes 1/K of "
                              "every batch (needs mpi4py; GPUs talk through NCCL)")),

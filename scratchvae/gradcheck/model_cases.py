@@ -17,6 +17,18 @@ from ..models.sentence import SentenceVAE, SentenceVAEConfig
 from .cases import register
 from .core import Problem
 
+
+def model_problem(model, loss) -> Problem:
+    """The check of ``loss()``, a forward of ``model`` returning its loss, against every parameter."""
+    def gradients():
+        model.zero_grad()
+        loss()
+        model.backward()
+        return model.gradients()
+
+    return Problem(loss, gradients, model.parameters(), model.backend)
+
+
 # ---------------------------------------------------------------------- IMDB VAE
 TINY = IMDBVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, hidden_units=4, latent_dim=3,
                      decoder_units=2, sentiment_units=2, epsilon_std=0.5, sentiment_weight=1.3)
@@ -55,13 +67,7 @@ def _imdb_case(padding="post", semi_supervised=False, evaluation=False, **overri
         def loss():
             return model.forward(ids, labels, eps, weights, kl_weight=TINY_KL_WEIGHT)["loss"]
 
-        def gradients():
-            model.zero_grad()
-            loss()
-            model.backward()
-            return model.gradients()
-
-        return Problem(loss, gradients, model.parameters(), model.backend)
+        return model_problem(model, loss)
     return build
 
 
@@ -87,13 +93,7 @@ def _mnist_case(latent_dim: int, binary: bool):
         def loss():
             return model.forward(x, eps)["loss"]
 
-        def gradients():
-            model.zero_grad()
-            loss()
-            model.backward()
-            return model.gradients()
-
-        return Problem(loss, gradients, model.parameters(), model.backend)
+        return model_problem(model, loss)
     return build
 
 
@@ -129,13 +129,7 @@ def _sentence_case(kl_weight: float = 0.7, **options):
             masks = np.random.default_rng(5) if model.config.decoder_dropout > 0 else None
             return model.forward(targets, decoder_ids, eps, kl_weight=kl_weight, rng=masks)["loss"]
 
-        def gradients():
-            model.zero_grad()
-            loss()
-            model.backward()
-            return model.gradients()
-
-        return Problem(loss, gradients, model.parameters(), model.backend)
+        return model_problem(model, loss)
     return build
 
 

@@ -103,7 +103,12 @@ class MPICommunicator:
 
     def _nccl(self):
         """An NCCL communicator over the same ranks, one GPU per rank (rank mod device count)."""
-        from cupy.cuda import nccl
+        try:
+            from cupy.cuda import nccl
+        except ImportError as exc:
+            from .trainer import TrainingError
+            raise TrainingError("--distributed with --backend cupy needs NCCL, which this CuPy cannot load: "
+                                "pip install nvidia-nccl-cu12 (cu13 for CUDA 13)") from exc
         cp = self.backend.xp
         cp.cuda.Device(self.rank % cp.cuda.runtime.getDeviceCount()).use()
         uid = self.comm.bcast(nccl.get_unique_id() if self.rank == 0 else None, root=0)

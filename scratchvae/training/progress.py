@@ -3,7 +3,7 @@
 One policy for training, validation and evaluation: bars are drawn only when progress is
 wanted and both stdout and stderr (where tqdm draws) are terminals.  Piped into a file or
 run under ``--no-progress``, there are no bars and so no carriage returns: the trainer
-prints one line per epoch and one every ``--log-every`` steps instead, and validation and
+prints one line per epoch (and one every ``--log-every`` steps, when given) instead, and validation and
 evaluation show nothing until their result lines.
 """
 

@@ -170,7 +170,7 @@ class Trainer:
     batches, ``seconds`` its time since it started or since the run resumed; see :mod:`.log`).
 
     Output (rank 0): with ``progress`` on a terminal, a tqdm bar per epoch and one for
-    validation; otherwise one line every ``log_every`` steps and one per epoch (see
+    validation; otherwise one line per epoch, and one every ``print_every`` steps if it is set (see
     :mod:`.progress`).  The expected time of an epoch is printed once its first steps are timed.
 
     Stopping: SIGINT and SIGTERM (through ``stop_signals``, see :mod:`.stop`) end the run after
@@ -201,7 +201,8 @@ class Trainer:
                  max_steps: int | None = None, seed: int = 0, checkpoint_every: int = 200,
                  log_every: int = 20, progress: bool = True, comm=None, lr_decay: float = 1.0,
                  lr_drop_at: tuple[int, ...] = (), lr_drop_factor: float = 0.1,
-                 stop_signals: StopSignals | None = None, cores: int = 1):
+                 stop_signals: StopSignals | None = None, print_every: int | None = None,
+                 cores: int = 1):
         if any(e < 1 for e in lr_drop_at) or not 0.0 < lr_drop_factor <= 1.0:
             raise ValueError(f"lr_drop_at must hold epochs >= 1 and lr_drop_factor be in (0, 1], "
                              f"got {lr_drop_at} and {lr_drop_factor}")
@@ -214,7 +215,7 @@ class Trainer:
         self.epochs, self.max_steps, self.seed = epochs, max_steps, seed
         self.comm = comm if comm is not None else SingleProcess()
         self.is_main = self.comm.rank == 0
-        self.checkpoint_every, self.log_every = checkpoint_every, log_every
+        self.checkpoint_every, self.log_every, self.print_every = checkpoint_every, log_every, print_every
         self.progress = progress and self.is_main
         self.stop_signals = stop_signals if stop_signals is not None else StopSignals()
         self.cores = CorePool(task, cores if getattr(task, "shardable", True) else 1)
@@ -438,9 +439,9 @@ class Trainer:
                     if self.global_step % self.log_every == 0:
                         self._log({"event": "step", "epoch": self.epoch, "step": self.global_step,
                                    "grad_norm": grad_norm, **metrics})
-                        if lines:
-                            self._say(f"epoch {self.epoch + 1}/{self.epochs}  step {self.batch_index}/{len(batches)}"
-                                      f"  {_figures(running)}")
+                    if lines and self.print_every and self.global_step % self.print_every == 0:
+                        self._say(f"epoch {self.epoch + 1}/{self.epochs}  step {self.batch_index}/{len(batches)}"
+                                  f"  {_figures(running)}")
                     if self.global_step % self.checkpoint_every == 0:
                         self._checkpoint(self.last_path)
                 now = time.perf_counter()
