@@ -114,7 +114,7 @@ def main() -> int:
         return 2
     cores = os.cpu_count() or 1
     rows = []
-    for ranks, split in ((1, 1), (2, 1), (1, cores)):
+    for ranks, split in ((1, 1), (2, 1), *([(1, cores)] if cores > 1 else [])):
         threads = str(max(cores // ranks, 1))
         env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
                    MKL_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
