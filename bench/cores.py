@@ -45,6 +45,7 @@ class ThreadSplit:
 
     def __init__(self, task, cores: int):
         import numpy as np
+
         from scratchvae.training.cores import _rebind
         self.task, self.cores = task, cores
         model = task.model
@@ -96,10 +97,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 7; 2 with --quick)")
     args = p.parse_args(argv)
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")   # as bench/run.py and the training CLIs
-    import numpy as np
-
     import cases
     import measure
+    import numpy as np
+
     from scratchvae.backend import get_backend
     from scratchvae.backend.threads import core_count, limit_threads
     cores = args.cores or (2 if args.quick else core_count())

@@ -197,7 +197,8 @@ def gemm_share_line(rows, impl: str = "numba", case: str = "imdb-seed") -> str |
     row = next((r for r in rows if r["case"] == case and r["impl"] == impl and r["pct_of_peak"] is not None), None)
     if row is None:
         return None
-    return f"gemm share {case} {impl} = {row['pct_of_peak']:.0f}% of the float32 GEMM peak ({row['gflops']:.1f} GFLOP/s)"
+    return (f"gemm share {case} {impl} = {row['pct_of_peak']:.0f}% of the float32 GEMM peak "
+            f"({row['gflops']:.1f} GFLOP/s)")
 
 
 def set_threads(threads: int | None) -> None:

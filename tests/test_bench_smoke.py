@@ -79,7 +79,8 @@ def test_quick_design_comparison_times_every_design_of_every_model():
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cores.py"), "--quick"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    rows = [line.split(" | ")[:2] for line in proc.stdout.splitlines() if line.startswith("| ") and "s / step" not in line]
+    rows = [line.split(" | ")[:2] for line in proc.stdout.splitlines()
+            if line.startswith("| ") and "s / step" not in line]
     designs = ["1 thread", "2 threads", "(a) 2 threads, replicas", "(b) 2 processes"]
     assert rows == [[f"| {case}", d] for case in ("imdb-seed", "imdb-default", "ptb-sentence", "mnist")
                     for d in designs], proc.stdout

@@ -20,17 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_imdb_task import TINY as IMDB_TINY
+from test_imdb_task import make_archive
+from test_mnist_model import write_synthetic_mnist
+from test_sentence_task import sentences
 
 from scratchvae import train
 from scratchvae.optim import make_optimizer
 from scratchvae.tasks import TASKS
 from scratchvae.training import Trainer, TrainingError
 from scratchvae.training.cores import CorePool, cores_for
-
-from test_imdb_task import TINY as IMDB_TINY
-from test_imdb_task import make_archive
-from test_mnist_model import write_synthetic_mnist
-from test_sentence_task import sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,8 +143,9 @@ def test_a_killed_worker_is_a_one_line_training_error(tmp_path):
     task.train_step = step
     optimizer = make_optimizer("sgd", task.model.parameters(), task.model.gradients(), learning_rate=0.1)
     trainer = Trainer(task, optimizer, tmp_path, max_steps=3, progress=False, cores=2)
-    with pytest.raises(TrainingError, match=re.escape("a worker process of the batch-split step was killed by "
-                                                      "signal 9 (out of memory?) at epoch 1, step 1; training stopped")):
+    message = ("a worker process of the batch-split step was killed by signal 9 (out of memory?) at epoch 1, "
+               "step 1; training stopped")
+    with pytest.raises(TrainingError, match=re.escape(message)):
         trainer.fit()
 
 
@@ -267,6 +267,7 @@ def test_ranks_times_cores_end_with_the_parameters_of_one_core(tmp_path):
 def test_a_parallel_numba_kernel_in_a_worker_fails_the_step_instead_of_skipping_its_work():
     """GNU OpenMP in a forked child: numba signals the child and skips the kernel; the step must fail."""
     import numba
+
     from scratchvae.backend.numba.softmax import softmax_cross_entropy
     from scratchvae.training.cores import CoreError
 

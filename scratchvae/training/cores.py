@@ -23,13 +23,14 @@ which the trainer sums into its model's gradients.  A step's work travels throug
 pipe per worker: (batch, the step's generator, step, rows) out, (metrics) or (error) back.
 
 Every process computes on one thread (BLAS at one thread, the numba kernels serial:
-``backend.on_threads(1, ...)``), so K cores run K threads and none is oversubscribed.  A
-worker must not use numba's OpenMP thread pool at all (once a parent has used GNU OpenMP,
-numba's omp layer refuses to run in its forked children: it signals the child and skips
-the kernel's work), which is why the numba backend runs every kernel serially at one
-thread.  The task's random draws must have the batch as first axis (ShardRandom checks).  A batch with fewer examples than cores (an epoch's last) is split over
-as many cores as it has examples; a batch of one runs in the trainer's process on every
-core, where a BiLSTM's two directions still run side by side (``backend.concurrently``).
+``backend.on_threads(1, ...)``), so K cores run K threads and none is oversubscribed. A
+worker must not use numba's OpenMP thread pool at all (once a parent has used GNU
+OpenMP, numba's omp layer refuses to run in its forked children: it signals the child
+and skips the kernel's work), which is why the numba backend runs every kernel serially
+at one thread. The task's random draws must have the batch as first axis (ShardRandom
+checks). A batch with fewer examples than cores (an epoch's last) is split over as many
+cores as it has examples; a batch of one runs in the trainer's process on every core,
+where a BiLSTM's two directions still run side by side (``backend.concurrently``).
 
 Workers die with the trainer: each asks the kernel for SIGKILL when its parent dies
 (``prctl(PR_SET_PDEATHSIG)``, Linux), and leaves when its pipe closes.  They block SIGINT

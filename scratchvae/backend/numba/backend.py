@@ -3,14 +3,15 @@
 Contract: the kernel methods of :class:`~scratchvae.backend.numpy_backend.NumpyBackend`,
 with the same arguments and results (tests hold the two to 1e-12 in float64).
 
-Thread policy.  numba's parallel kernels use numba's threads; an LSTM step is split
-across them only when its product is large enough (``PARALLEL_FLOPS``).  Inside
+Thread policy. numba's parallel kernels use numba's threads; an LSTM step is split
+across them only when its product is large enough (``PARALLEL_FLOPS``). Inside
 ``backend.concurrently`` (a BiLSTM's two directions side by side) each call gets a share
-of the threads: with a share of one its steps run on the serial kernels, without the GIL;
-with more, numba's thread count is set for the calling thread (numba's omp and tbb
+of the threads: with a share of one its steps run on the serial kernels, without the
+GIL; with more, numba's thread count is set for the calling thread (numba's omp and tbb
 threading layers allow parallel kernels from two threads at once, its workqueue layer
-does not).  A thread count of one (a share of one, or a core of a batch-split step, see
-:mod:`scratchvae.training.cores`) runs every kernel serially, without numba's thread pool.  Measured when it came in: seed preset forward + backward, 2 threads, numba
+does not). A thread count of one (a share of one, or a core of a batch-split step, see
+:mod:`scratchvae.training.cores`) runs every kernel serially, without numba's thread
+pool. Measured when it came in: seed preset forward + backward, 2 threads, numba
 1.44-1.49 s a step (1.56-1.72 with both directions on both cores in turn).
 """
 

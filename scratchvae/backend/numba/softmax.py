@@ -10,8 +10,9 @@ float64 in vector-wide partial sums (reassociated), so it differs from NumPy's p
 sum in rounding only.
 
 Shape: the row is read in three separate passes (exp, sum, scale) so that each is a SIMD
-loop; with rows in parallel (``softmax_cross_entropy_serial``: the same rows on one thread).  Measured (float32, one thread, per call, before -> after,
-numpy in brackets): 3000 x 1000 12.7 -> 4.2 ms (5.1 ms); 3000 x 20000 296 -> 85 ms (79 ms).
+loop; with rows in parallel (``softmax_cross_entropy_serial``: the same rows on one
+thread). Measured (float32, one thread, per call, before -> after, numpy in brackets):
+3000 x 1000 12.7 -> 4.2 ms (5.1 ms); 3000 x 20000 296 -> 85 ms (79 ms).
 """
 
 from __future__ import annotations
