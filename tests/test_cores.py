@@ -49,7 +49,8 @@ def case_flags(model: str, data: Path) -> list[str]:
     if model.startswith("imdb"):
         extra = ["--preset", "seed"] if model == "imdb-seed" else []   # pre-padding, batches at random
         return ["imdb", "--data-dir", str(data), *extra, *[f for f in IMDB_TINY if f != "--no-progress"]]
-    return ["text", "--file", str(data / "sentences.txt"), "--embedding-dim", "6", "--encoder-units", "5",
+    tied = ["--embedding-dim", "5", "--tie-embeddings"] if model == "text-tied" else ["--embedding-dim", "6"]
+    return ["text", "--file", str(data / "sentences.txt"), *tied, "--encoder-units", "5",
             "--decoder-units", "5", "--latent-dim", "2", "--kl-schedule", "linear", "--kl-steps", "4",
             "--word-dropout", "0.3", "--decoder-dropout", "0.2", "--bidirectional"]   # bucketed batches
 
@@ -74,7 +75,7 @@ def assert_same(a: dict, b: dict) -> None:
         assert np.abs(a[k] - b[k]).max() <= 1e-12 * scale, k
 
 
-@pytest.mark.parametrize("model", ["mnist", "imdb", "imdb-seed", "text"])
+@pytest.mark.parametrize("model", ["mnist", "imdb", "imdb-seed", "text", "text-tied"])
 @pytest.mark.parametrize("cores", [2, 3])
 def test_k_cores_end_with_the_parameters_of_one(model, cores, data, tmp_path):
     one = trained(model, data, tmp_path, 1)
