@@ -59,7 +59,10 @@ figure is noisy, the 2-thread one most of all), median seconds a step and speed-
 
 (imdb-seed ran at load 2.2, spreads 4 % for (b) and 77 % for (a); the other rows at load
 4 and more, where no split can gain: they show only that neither design suffers from the
-load as the 2-thread step does.)  The processes were chosen because
+load as the 2-thread step does.  A second run at load 2.7-2.9, best over best: mnist (a)
+0.80x, (b) 0.69x; ptb-sentence (a) 0.89x, (b) 0.95x: the designs are within the noise of
+each other here, and a quiet machine must decide the figures.)  The processes were chosen
+because
 
 * they are at least as fast wherever the figures say anything, and steadier (the seed
   preset's spread 4 % against 77 %); where a shard's products are small (PTB, MNIST) the
