@@ -318,3 +318,17 @@ def test_the_serial_kernels_at_one_thread_compute_what_the_parallel_ones_do():
     for a, b in zip(*outputs):
         assert np.array_equal(a, b)
     assert softmax.softmax_cross_entropy_serial.signatures and adam.adam_update_serial.signatures
+
+
+def test_a_worker_does_not_hold_the_run_lock(tmp_path):
+    """kill -9 of the trainer frees its run folder at once, even while its workers are still dying."""
+    from scratchvae.training.run_dir import RunLock
+    lock = RunLock(tmp_path).acquire()
+    try:
+        with CorePool(FailingTask(_dense(), -1, "raise"), 2) as pool:
+            pool.step(np.arange(4), np.random.default_rng(0), 0)      # a worker forked while the lock is held
+            lock.release()
+            RunLock(tmp_path).acquire().release()                     # free although the worker lives
+            assert pool.workers[0][0].is_alive()
+    finally:
+        lock.release()
