@@ -6,6 +6,10 @@ cupy) and the anchors (pytorch, keras).  Every implementation gets the same data
 batch of random ids with no padding (full-length sequences), so no implementation can
 skip work the others do and PyTorch needs no packed sequences.
 
+Model cases run the full training step the trainer runs (:func:`training_runner`): on the
+CPU backends the batch split across the cores (``cores``, scratchvae.training.cores), and,
+as ``numba-1proc``, the whole batch in one process on every thread (the path before the split).
+
 Sizes:
 * kernels: an LSTM forward + backward at several (batch, steps, units) with input size
   = units; the fused softmax cross-entropy (forward, gradient) at vocabularies to 20k.
@@ -25,6 +29,7 @@ import numpy as np
 import flops
 
 OURS = ("numpy", "numba", "cupy")
+ONE_PROCESS = "numba-1proc"   # model cases: the whole batch in one process on every thread (the path before #23)
 ANCHORS = ("pytorch", "keras")
 
 
@@ -45,6 +50,38 @@ class Case:
     unit: str
     flops: int
     builders: dict[str, Callable[[], Runner]] = field(default_factory=dict)
+
+
+class BatchTask:
+    """A model case as the trainer sees a task: ``train_step(rows, rng, step)`` runs forward and backward on
+    those rows of the case's fixed batch, with the step's random draws from ``rng`` (``train(model, rows, rng)``
+    does it on whichever model the task holds, so a worker's copy computes on its own)."""
+
+    def __init__(self, model, train: Callable):
+        self.model, self._train = model, train
+
+    def train_step(self, rows, rng, step):
+        return self._train(self.model, rows, rng)
+
+
+STEP_SPLIT = None   # how a step is split across cores: None, the trainer's (CorePool); bench/cores.py sets others
+
+
+def training_runner(model, train: Callable, batch: int, cores: int) -> Runner:
+    """A full training step (zero_grad, forward + backward, Adam) as the trainer takes it: the batch split
+    across ``cores`` cores (scratchvae.training.cores; ``cores`` 1: the whole batch in this process)."""
+    from scratchvae.optim import Adam
+    from scratchvae.training.cores import CorePool
+    opt = Adam(model.parameters(), model.gradients(), backend=model.backend)
+    pool = (STEP_SPLIT or CorePool)(BatchTask(model, train), cores)
+    rows, steps = np.arange(batch), iter(range(1 << 62))
+
+    def step():
+        i = next(steps)
+        model.zero_grad()
+        pool.step(rows, np.random.default_rng([1, i]), i)
+        pool.on_one_thread(opt.step)
+    return Runner(step)
 
 
 def _device(impl: str, device: str) -> str:
@@ -72,7 +109,7 @@ def lstm_case(batch, steps, units, impls, device):
     case = Case("kernel", f"lstm B{batch} T{steps} U{units}",
                 dict(batch=batch, steps=steps, input=units, units=units),
                 batch * steps, "tokens", flops.lstm_train(batch, steps, units, units))
-    _add(case, impls, ours,
+    _add(case, impls, ours, None,
          lambda: Runner(_torch().lstm_step(x, dy, units, _device("pytorch", device))),
          lambda: Runner(_keras().lstm_step(x, dy, units)))
     return case
@@ -96,7 +133,7 @@ def softmax_ce_case(rows, vocab, impls, device):
 
     case = Case("kernel", f"softmax-ce N{rows} V{vocab}", dict(rows=rows, vocab=vocab),
                 rows, "tokens", 0)
-    _add(case, impls, ours,
+    _add(case, impls, ours, None,
          lambda: Runner(_torch().softmax_ce_step(logits, targets, scale, _device("pytorch", device))),
          lambda: Runner(_keras().softmax_ce_step(logits, targets, scale)))
     return case
@@ -121,64 +158,57 @@ def imdb_model_batch(batch: int = 32, steps: int = 200, *, backend="numba", dtyp
     return model, model.backend.asarray(host_ids, dtype=np.int64), labels, model.noise(rng, batch)
 
 
-def imdb_case(label, config, batch, steps, impls, device):
+def imdb_case(label, config, batch, steps, impls, device, cores=1):
     from scratchvae.models.imdb import IMDBVAE
-    from scratchvae.optim import Adam
     data_rng = np.random.default_rng(0)
     ids, labels = _ids(data_rng, (batch, steps), config.vocab_size), data_rng.integers(0, 2, batch)
 
-    def ours(backend):
+    def ours(backend, cores):
         model = IMDBVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
-        opt = Adam(model.parameters(), model.gradients(), backend=model.backend)
-        ids_b, rng = model.backend.asarray(ids, dtype=np.int64), np.random.default_rng(1)
+        ids_b = model.backend.asarray(ids, dtype=np.int64)
 
-        def step():
-            model.zero_grad()
-            model.forward(ids_b, labels, model.noise(rng, batch))
-            model.backward()
-            opt.step()
-        return Runner(step)
+        def train(m, rows, rng):
+            terms = m.forward(ids_b[rows], labels[rows], m.noise(rng, len(rows)))
+            m.backward()
+            return terms
+        return training_runner(model, train, batch, cores)
 
     c = config
     case = Case("model", f"imdb-{label}", dict(
         batch=batch, steps=steps, vocab=c.vocab_size, embedding=c.embedding_dim,
         encoder=c.encoder_units, hidden=c.hidden_units, latent=c.latent_dim, decoder=c.decoder_units),
         batch * steps, "tokens", flops.imdb_train(config, batch, steps))
-    _add(case, impls, ours,
+    _add(case, impls, ours, cores,
          lambda: Runner(_torch().imdb_step(config, ids, labels, np.random.default_rng(1),
                                            _device("pytorch", device))),
          lambda: Runner(_keras().imdb_step(config, ids, labels, np.random.default_rng(1))))
     return case
 
 
-def sentence_case(label, config, batch, steps, impls, device):
+def sentence_case(label, config, batch, steps, impls, device, cores=1):
     from scratchvae.models.sentence import SentenceVAE
-    from scratchvae.optim import Adam
     data_rng = np.random.default_rng(0)
     targets = _ids(data_rng, (batch, steps), config.vocab_size)
     decoder_ids = np.concatenate([np.full((batch, 1), 2), targets[:, :-1]], axis=1)   # <s> w1 ..
 
-    def ours(backend):
+    def ours(backend, cores):
         model = SentenceVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
         B = model.backend
-        opt = Adam(model.parameters(), model.gradients(), backend=B)
         t, d = B.asarray(targets, dtype=np.int64), B.asarray(decoder_ids, dtype=np.int64)
-        rng = np.random.default_rng(1)
 
-        def step():
-            model.zero_grad()
-            eps = B.asarray(rng.standard_normal((batch, config.latent_dim)), dtype=np.float32)
-            model.forward(t, d, eps)
-            model.backward()
-            opt.step()
-        return Runner(step)
+        def train(m, rows, rng):
+            eps = B.asarray(rng.standard_normal((len(rows), config.latent_dim)), dtype=np.float32)
+            terms = m.forward(t[rows], d[rows], eps)
+            m.backward()
+            return terms
+        return training_runner(model, train, batch, cores)
 
     c = config
     case = Case("model", label, dict(
         batch=batch, steps=steps, vocab=c.vocab_size, embedding=c.embedding_dim,
         encoder=c.encoder_units, latent=c.latent_dim, decoder=c.decoder_units),
         batch * steps, "tokens", flops.sentence_train(config, batch, steps))
-    _add(case, impls, ours,
+    _add(case, impls, ours, cores,
          lambda: Runner(_torch().sentence_step(config, targets, decoder_ids, targets,
                                                np.random.default_rng(1), _device("pytorch", device))),
          lambda: Runner(_keras().sentence_step(config, targets, decoder_ids, targets,
@@ -186,28 +216,25 @@ def sentence_case(label, config, batch, steps, impls, device):
     return case
 
 
-def mnist_case(dims, batch, impls, device):
+def mnist_case(dims, batch, impls, device, cores=1):
     from scratchvae.models.mnist import DenseVAE
-    from scratchvae.optim import Adam
     d, h, z = dims
     x = np.random.default_rng(0).uniform(0, 1, (batch, d)).astype(np.float32)
 
-    def ours(backend):
+    def ours(backend, cores):
         model = DenseVAE(d, h, z, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
         B = model.backend
-        opt = Adam(model.parameters(), model.gradients(), backend=B)
-        xb, rng = B.asarray(x), np.random.default_rng(1)
+        xb = B.asarray(x)
 
-        def step():
-            model.zero_grad()
-            model.forward(xb, B.asarray(rng.standard_normal((batch, z)), dtype=np.float32))
-            model.backward()
-            opt.step()
-        return Runner(step)
+        def train(m, rows, rng):
+            terms = m.forward(xb[rows], B.asarray(rng.standard_normal((len(rows), z)), dtype=np.float32))
+            m.backward()
+            return terms
+        return training_runner(model, train, batch, cores)
 
     case = Case("model", "mnist", dict(batch=batch, input=d, hidden=h, latent=z),
                 batch, "images", flops.mnist_train(d, h, z, batch))
-    _add(case, impls, ours,
+    _add(case, impls, ours, cores,
          lambda: Runner(_torch().mnist_step(dims, x, np.random.default_rng(1), _device("pytorch", device))),
          lambda: Runner(_keras().mnist_step(dims, x, np.random.default_rng(1))))
     return case
@@ -224,18 +251,24 @@ def _keras():
     return keras_models
 
 
-def _add(case, impls, ours, torch_builder, keras_builder):
+def _add(case, impls, ours, cores, torch_builder, keras_builder):
+    """The builders of a case; ``cores``: a model case's batch split (ours(backend, cores)), None for a kernel
+    (ours(backend)).  A GPU step and ONE_PROCESS are not split."""
     for impl in impls:
-        if impl in OURS:
+        if impl in OURS and cores is None:
             case.builders[impl] = (lambda b: lambda: ours(b))(impl)
+        elif impl in OURS:
+            case.builders[impl] = (lambda b: lambda: ours(b, cores if b != "cupy" else 1))(impl)
+        elif impl == ONE_PROCESS and cores is not None:
+            case.builders[impl] = lambda: ours("numba", 1)
         elif impl == "pytorch":
             case.builders[impl] = torch_builder
         elif impl == "keras":
             case.builders[impl] = keras_builder
 
 
-def all_cases(quick: bool, impls: list[str], device: str) -> list[Case]:
-    """Every case, in report order."""
+def all_cases(quick: bool, impls: list[str], device: str, cores: int = 1) -> list[Case]:
+    """Every case, in report order; the model steps of the CPU backends split across ``cores`` cores."""
     from scratchvae.models.imdb import IMDBVAEConfig
     from scratchvae.models.sentence import SentenceVAEConfig
     if quick:
@@ -257,7 +290,7 @@ def all_cases(quick: bool, impls: list[str], device: str) -> list[Case]:
         mnist = ((784, 256, 2), 100)
     cases = [lstm_case(*s, impls, device) for s in lstm_sizes]
     cases += [softmax_ce_case(*s, impls, device) for s in ce_sizes]
-    cases += [imdb_case(label, c, b, t, impls, device) for label, c, b, t in imdb]
-    cases.append(sentence_case("ptb-sentence", *ptb, impls, device))
-    cases.append(mnist_case(*mnist, impls, device))
+    cases += [imdb_case(label, c, b, t, impls, device, cores) for label, c, b, t in imdb]
+    cases.append(sentence_case("ptb-sentence", *ptb, impls, device, cores))
+    cases.append(mnist_case(*mnist, impls, device, cores))
     return cases

@@ -2,9 +2,10 @@
 
     python bench/distributed.py [--model imdb|mnist] [--batch 32] [--steps 8]
 
-Launches ``mpirun -n K`` for K = 1 and 2 with the same global batch and reports
-examples per second, the speed-up, and the share of a step spent in the gradient
-Allreduce.  Each rank runs the training step the trainer runs with ``--distributed``:
+Launches ``mpirun -n K`` for K = 1 and 2 with the same global batch, and one rank whose
+step is split across the machine's cores (scratchvae/training/cores.py, what training
+does by default), and reports examples per second, the speed-up, and the share of a step
+spent in the gradient Allreduce.  Each rank runs the training step the trainer runs with ``--distributed``:
 its shard of the batch forward and backward, one Allreduce of the flat gradient buffer,
 the optimiser update.  With K ranks on a machine of C cores, each rank gets C / K BLAS
 threads, so 1 and 2 ranks use the same cores.
@@ -50,26 +51,40 @@ def build(model: str, batch: int, backend: str):
     return net, step
 
 
+class RowsTask:
+    """A rank's step as the trainer's task: forward and backward on some rows of the batch (in a forked
+    worker, ``step`` computes on the worker's copy of the model, the one its closure holds)."""
+
+    def __init__(self, model, step):
+        self.model, self._step = model, step
+
+    def train_step(self, rows, rng, i):
+        self._step(rows)
+        return {}
+
+
 def worker(args) -> None:
     from scratchvae.backend import get_backend
     from scratchvae.optim import Adam
+    from scratchvae.training.cores import CorePool
     from scratchvae.training.distributed import MPICommunicator, shard_rows
 
     comm = MPICommunicator(get_backend(args.backend))
     net, step = build(args.model, args.batch, args.backend)
     opt = Adam(net.parameters(), net.gradients(), backend=net.backend)
-    rows = shard_rows(args.batch, comm.rank, comm.size)
+    rows = np.arange(args.batch)[shard_rows(args.batch, comm.rank, comm.size)]
+    pool = CorePool(RowsTask(net, step), args.cores)    # --cores 1: the rank's rows in this process
     comm.broadcast_parameters(net.parameters())
     times, reduce_times = [], []
     for i in range(args.warmup + args.steps):
         comm.comm.Barrier()
         t0 = time.perf_counter()
         net.zero_grad()
-        step(rows)
+        pool.step(rows, np.random.default_rng(0), i)
         t1 = time.perf_counter()
-        comm.allreduce_gradients(net.gradients(), (rows.stop - rows.start) / args.batch)
+        comm.allreduce_gradients(net.gradients(), len(rows) / args.batch)
         t2 = time.perf_counter()
-        opt.step()
+        pool.on_one_thread(opt.step)
         comm.comm.Barrier()
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
@@ -86,6 +101,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=8, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--backend", default="numba")
+    parser.add_argument("--cores", type=int, default=1, help=argparse.SUPPRESS)  # internal: a rank's batch split
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -98,15 +114,16 @@ def main() -> int:
         return 2
     cores = os.cpu_count() or 1
     rows = []
-    for ranks in (1, 2):
+    for ranks, split in ((1, 1), (2, 1), *([(1, cores)] if cores > 1 else [])):
         threads = str(max(cores // ranks, 1))
         env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
                    MKL_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
         cmd = [mpirun, "-n", str(ranks), sys.executable, __file__, "--worker", "--model", args.model,
                "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--backend", args.backend]
+               "--backend", args.backend, "--cores", str(split)]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-        rows.append({**json.loads(out.strip().splitlines()[-1]), "threads": int(threads)})
+        rows.append({**json.loads(out.strip().splitlines()[-1]), "threads": 1 if split > 1 else int(threads),
+                     "split": split})
 
     base = rows[0]["seconds_per_step"]
     print(f"data-parallel {args.model}, global batch {args.batch}, backend {args.backend}, {cores} cores\n")
@@ -114,7 +131,8 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
     for r in rows:
         s = r["seconds_per_step"]
-        print(f"| {r['ranks']} | {r['threads']} | {s:.3f} | {args.batch / s:.1f} | {base / s:.2f}x | "
+        ranks = f"{r['ranks']} ({r['split']} cores, batch split)" if r["split"] > 1 else r["ranks"]
+        print(f"| {ranks} | {r['threads']} | {s:.3f} | {args.batch / s:.1f} | {base / s:.2f}x | "
               f"{r['allreduce_seconds'] / s:.1%} |")
     return 0
 

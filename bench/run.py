@@ -5,6 +5,7 @@
     python bench/run.py --quick            # tiny sizes, one thread: the smoke test, not a measurement
     python bench/run.py --threads 1        # every library on one thread (steadier on a busy machine)
     python bench/run.py --only imdb-seed   # cases whose name contains this text
+    python bench/run.py --only model --impls numba,pytorch   # training steps, all cores, against PyTorch
     python bench/run.py --launches         # cupy kernel launches and syncs per step, counted without a GPU
 
 Times kernels (LSTM forward + backward, softmax cross-entropy) and full training steps
@@ -13,7 +14,15 @@ VAE and the MNIST VAE; reports per case and implementation the median time per s
 its spread, tokens/s, the speed relative to PyTorch (paired per round; > 1 is faster),
 GEMM GFLOP/s against a float32 GEMM peak measured here, and the peak memory of a step.
 Prints a markdown table, writes JSON (``--out``), and ends with one line per model and
-implementation: ``speed <model> <impl>/pytorch = R.RRx``.  See measure.py for the method.
+implementation: ``speed <model> <impl>/pytorch = R.RRx``, then the seed step's share of
+the GEMM peak.  See measure.py for the method.
+
+A model case is the training step the trainer takes: on numpy and numba the batch split
+across ``--cores`` cores, one worker process each (scratchvae/training/cores.py; default
+every CPU, as in training), against PyTorch on every thread; ``numba-1proc`` is the same
+step in one process on every thread, as training ran before the split.  The peak memory
+of a split step is its trainer's process only (each worker holds about 1 / cores of the
+activations besides).
 """
 
 from __future__ import annotations
@@ -53,6 +62,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 1; 2 for kernels)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for every library (BLAS, Numba, PyTorch); default: all CPUs, 1 with --quick")
+    p.add_argument("--cores", type=int, default=None, help="cores the model steps of numpy and numba are split "
+                   "across (default: --threads, else every CPU; 2 with --quick, so the smoke test splits)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--out", default=None, help="JSON file to write, and a .md report beside it "
                    "(default bench/results/<device>.json; with --quick, none)")
@@ -64,8 +75,10 @@ def parse_args(argv=None):
 
 
 def default_impls(device: str) -> list[str]:
+    from cases import ONE_PROCESS
     from scratchvae.backend import available_backends
     ours = [b for b in available_backends() if (b == "cupy") == (device == "gpu")]
+    ours += [ONE_PROCESS] if "numba" in ours else []
     anchors = []
     for impl, module in (("pytorch", "torch_models"), ("keras", "keras_models")):
         try:
@@ -104,7 +117,7 @@ def memory_main(args) -> int:
     measure.prepare_memory_process()
     wanted = json.loads(args.memory)
     impls = sorted({impl for _, impl in wanted})
-    cases = {c.name: c for c in all_cases(args.quick, impls, args.device)}
+    cases = {c.name: c for c in all_cases(args.quick, impls, args.device, step_cores(args))}
     out = {}
     for name, impl in wanted:
         build = cases[name].builders[impl]
@@ -125,6 +138,7 @@ def measure_memory(args, pairs) -> dict:
         cmd += ["--threads", str(args.threads)]
     if args.quick:
         cmd.append("--quick")
+    cmd += ["--cores", str(step_cores(args))]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     sys.stderr.write(proc.stderr[-4000:] if proc.returncode else "")
     for line in proc.stdout.splitlines():
@@ -166,6 +180,25 @@ def markdown_table(rows) -> str:
             ratio=_fmt(r.get("speed_vs_pytorch"), ".2f") + ("x" if r.get("speed_vs_pytorch") else ""),
             gf=_fmt(r["gflops"], ".1f"), pct=_fmt(r["pct_of_peak"], ".0f"), mem=_fmt(r.get("peak_mb"), ".0f")))
     return "\n".join(lines)
+
+
+def step_cores(args) -> int:
+    """The cores a model step of numpy and numba is split across (see --cores)."""
+    if args.cores is not None:
+        return args.cores
+    if args.quick:
+        return 2
+    from scratchvae.backend.threads import core_count
+    return args.threads or core_count()
+
+
+def gemm_share_line(rows, impl: str = "numba", case: str = "imdb-seed") -> str | None:
+    """The seed step's share of the measured GEMM peak, as one line (None without that row)."""
+    row = next((r for r in rows if r["case"] == case and r["impl"] == impl and r["pct_of_peak"] is not None), None)
+    if row is None:
+        return None
+    return (f"gemm share {case} {impl} = {row['pct_of_peak']:.0f}% of the float32 GEMM peak "
+            f"({row['gflops']:.1f} GFLOP/s)")
 
 
 def set_threads(threads: int | None) -> None:
@@ -221,6 +254,7 @@ def main(argv=None) -> int:
     info = measure.machine()
     info["load_average_start"] = info.pop("load_average")
     info["threads_option"] = args.threads
+    info["step_cores"] = step_cores(args)
     info["OPENBLAS_THREAD_TIMEOUT"] = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
     print(f"# bench on {info['cpu']} ({info['usable_cpus']} CPUs), device {args.device}, "
           f"load {info['load_average_start'][0]:.1f}; implementations: {', '.join(impls)}", flush=True)
@@ -236,7 +270,7 @@ def main(argv=None) -> int:
     print(f"# float32 GEMM peak ({n}x{n}): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items())
           + " GFLOP/s", flush=True)
 
-    cases = select(all_cases(args.quick, impls, args.device), args.only)
+    cases = select(all_cases(args.quick, impls, args.device, step_cores(args)), args.only)
     rows = []
     started = time.time()
     for case in cases:
@@ -292,6 +326,8 @@ def main(argv=None) -> int:
               "gemm_peak_used": peak, "rows": rows, "table": table}
     speed = [f"speed {r['case']} {r['impl']}/pytorch = {r['speed_vs_pytorch']:.2f}x" for r in rows
              if r["kind"] == "model" and r["impl"] != "pytorch" and r.get("speed_vs_pytorch") is not None]
+    share = gemm_share_line(rows)
+    result["gemm_share"] = share
     out = result_path(args)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -300,6 +336,8 @@ def main(argv=None) -> int:
     wrote = f"wrote {out} and {out.with_suffix('.md').name}" if out else "wrote no file (--quick without --out)"
     print(f"# {wrote}; load average "
           f"{info['load_average_start'][0]:.1f} at the start, {info['load_average_end'][0]:.1f} at the end")
+    if share:
+        print(share)
     for line in speed:
         print(line)
     return 0
@@ -315,7 +353,8 @@ def markdown_report(result, speed) -> str:
     lines += [f"| load average (1, 5, 15 min) | start {m['load_average_start']}, end {m['load_average_end']} |",
               "", "float32 GEMM peak measured here (GFLOP/s): "
               + ", ".join(f"{k} {v:.0f}" for k, v in result["gemm_peak_gflops"].items()), "",
-              result["table"], "", "```", *speed, "```", ""]
+              result["table"], "", "```", *([result["gemm_share"]] if result.get("gemm_share") else []), *speed,
+              "```", ""]
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ from .optim import make_optimizer
 from .tasks import EXAMPLES, HELP, TASKS
 from .training import (RunDirError, RunStopped, StopRequested, StopSignals, Trainer, TrainingError,
                        load_checkpoint, run_dir)
+from .training.cores import cores_for
 from .training.distributed import MPICommunicator, SingleProcess
 
 LOG_EVERY = 20  # steps between the records of metrics.jsonl, unless --log-every says otherwise
@@ -119,10 +120,20 @@ def open_run_dir(args: argparse.Namespace, lock: run_dir.RunLock):
     return None
 
 
-def thread_count(args: argparse.Namespace, backend) -> str:
+def step_cores(args: argparse.Namespace, backend, comm) -> int:
+    """The cores each training step's batch (each rank's shard) is split across: ``--threads``, else every
+    core (shared by the ranks on this machine); 1 on a GPU."""
+    if args.threads is None:
+        return cores_for(backend, max(1, threads.core_count() // comm.local_size))
+    return cores_for(backend, args.threads)
+
+
+def thread_count(args: argparse.Namespace, backend, cores: int = 1) -> str:
     """The CPU threads the run computes with, for the start line."""
     if backend.name == "cupy":
         return "GPU"
+    if cores > 1:
+        return f"{cores} cores (each batch split across them)"
     if backend.name == "numba":
         import numba
         return _count(numba.get_num_threads(), "thread")
@@ -163,12 +174,13 @@ def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
     optimizer = make_optimizer(args.optimizer, model.parameters(), model.gradients(),
                                learning_rate=args.lr, global_clipnorm=args.clipnorm,
                                backend=model.backend)
+    cores = step_cores(args, model.backend, comm)
     trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
                       seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress,
                       comm=comm, lr_decay=args.lr_decay, lr_drop_at=tuple(args.lr_drop_at or ()),
                       lr_drop_factor=args.lr_drop_factor, log_every=args.log_every or LOG_EVERY,
                       print_every=args.log_every,
-                      stop_signals=stop_signals)
+                      stop_signals=stop_signals, cores=cores)
     main_rank = comm.rank == 0
     out = Path(args.out)
     if args.resume:
@@ -188,7 +200,7 @@ def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
         ranks = f", {comm.size} ranks" if comm.size > 1 else ""
         print(f"{args.task}: {n_examples:,} training examples, {steps:,} steps an epoch (batch {args.batch_size}), "
               f"{args.epochs} epochs; {model.num_parameters():,} parameters; backend {model.backend.name}, "
-              f"{thread_count(args, model.backend)}, {args.dtype}{ranks}", flush=True)
+              f"{thread_count(args, model.backend, trainer.cores.cores)}, {args.dtype}{ranks}", flush=True)
     val = trainer.fit()
     if main_rank:
         print("\n".join(trainer.summary()), flush=True)

@@ -26,6 +26,12 @@ def test_quick_benchmark_runs_and_reports_every_case(tmp_path):
     rows = result["rows"]
     impls = {r["impl"] for r in rows}
     assert {"numpy", "numba"} <= impls
+    assert "numba-1proc" in {r["impl"] for r in rows if r["kind"] == "model"}     # the one-process step beside
+    assert "numba-1proc" not in {r["impl"] for r in rows if r["kind"] == "kernel"}
+    assert result["machine"]["step_cores"] == 2                 # --quick splits the model steps across 2 cores
+    assert re.fullmatch(r"gemm share imdb-seed numba = \d+% of the float32 GEMM peak \(\d+\.\d GFLOP/s\)",
+                        result["gemm_share"]), result["gemm_share"]
+    assert result["gemm_share"] in proc.stdout
     assert MODELS <= {r["case"] for r in rows if r["kind"] == "model"}
     assert {r["case"].split()[0] for r in rows if r["kind"] == "kernel"} == {"lstm", "softmax-ce"}
     for r in rows:
@@ -66,6 +72,18 @@ def test_the_imdb_model_batch_builds_any_sizes_cheaply(monkeypatch):
     terms = model.forward(ids, labels, eps)
     model.backward()
     assert np.isfinite(terms["loss"])
+
+
+def test_quick_design_comparison_times_every_design_of_every_model():
+    """bench/cores.py --quick: one thread, K threads, (a) threads with replicas, (b) processes, per model."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cores.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [line.split(" | ")[:2] for line in proc.stdout.splitlines()
+            if line.startswith("| ") and "s / step" not in line]
+    designs = ["1 thread", "2 threads", "(a) 2 threads, replicas", "(b) 2 processes"]
+    assert rows == [[f"| {case}", d] for case in ("imdb-seed", "imdb-default", "ptb-sentence", "mnist")
+                    for d in designs], proc.stdout
 
 
 def test_launch_counts_of_a_cupy_step_without_a_gpu(tmp_path):

@@ -143,3 +143,6 @@ def test_bench_reports_one_and_two_ranks():
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
     assert len(rows) == 2 and "1.00x" in rows[0]
+    split = [line for line in proc.stdout.splitlines()
+             if line.startswith(f"| 1 ({os.cpu_count()} cores, batch split) |")]
+    assert len(split) == (os.cpu_count() > 1)

@@ -11,6 +11,7 @@ exactly what it computes alone.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -21,6 +22,23 @@ if TYPE_CHECKING:
 _controller: ThreadpoolController | None = None
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's worker threads do not exist there, so neither does its pool."""
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def core_count() -> int:
+    """The CPU cores this process may run on (its affinity mask): what ``--threads`` defaults to."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not Linux
+        return os.cpu_count() or 1
 
 
 def _threadpools() -> ThreadpoolController:
@@ -93,6 +111,13 @@ class ThreadSharing:
         if share < 1 or not self._can_share(share):
             return [call() for call in calls]
         return run_concurrently(calls, share, lambda call: self._with_threads(share, call))
+
+    def on_threads(self, n: int, call):
+        """call() with this thread's work on n CPU threads: BLAS's, this backend's kernels and
+        :meth:`concurrently` (one thread: every kernel serial, no thread pool touched).  A core of a
+        batch-split step runs its shard this way (:mod:`scratchvae.training.cores`)."""
+        with blas_threads(n):
+            return self._with_threads(n, call)
 
     def _thread_count(self) -> int:
         """The threads this thread may use: its share inside :meth:`concurrently`, else all."""

@@ -34,7 +34,8 @@ FLAGS: dict[str, Flag] = {
                   help="floating-point type of the parameters and the arithmetic")),
     "seed": Flag(("--seed",), dict(type=non_negative_int, default=0, metavar="S", help="random seed")),
     "threads": Flag(("--threads",), dict(type=positive_int, default=None, metavar="N",
-                    help="CPU threads for BLAS and the numba kernels (default: every core). On a busy or "
+                    help="CPU cores (default: every core): training splits each batch across N processes, "
+                         "one core each; other work runs BLAS and the numba kernels on N threads. On a busy or "
                          "shared machine use 1: oversubscribed threads made steps 5-10x slower in our runs")),
     "data_dir": Flag(("--data-dir",), dict(default=None, metavar="DIR",
                      help="where the datasets are (default: $SCRATCHVAE_DATA, else ~/.cache/scratchvae)")),

@@ -355,6 +355,12 @@ class IMDBTask:
         if prepared is not None:
             self.lengths = (prepared.train_ids != PAD_ID).sum(axis=1)
 
+    @property
+    def shardable(self) -> bool:
+        """Whether a batch's shards, weighted by their size, give its gradient (see the trainer's Task): not
+        with unlabelled reviews, whose sentiment loss is a mean over the batch's labelled ones."""
+        return not self.data["unlabelled"]
+
     def meta(self) -> dict:
         return {"config": self.model.config.to_dict(), "dtype": self.model.dtype.name,
                 "data": dict(self.data), "batch_size": self.batch_size,

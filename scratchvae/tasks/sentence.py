@@ -247,6 +247,12 @@ class SentenceTask:
         self.batch_size, self.word_dropout, self.schedule = batch_size, word_dropout, schedule
         self.source, self.data_options, self.seed = source or {}, data_options or {}, seed
 
+    @property
+    def shardable(self) -> bool:
+        """Whether a batch's shards, weighted by their size, give its gradient (see the trainer's Task): not
+        with free bits, which clamp each latent unit's KL averaged over the batch."""
+        return self.model.config.free_bits == 0
+
     def meta(self) -> dict:
         s = self.schedule
         return {"config": self.model.config.to_dict(), "dtype": self.model.dtype.name,

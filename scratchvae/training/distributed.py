@@ -69,7 +69,7 @@ def shard_rows(n: int, rank: int, size: int) -> slice:
 class SingleProcess:
     """The communicator of an ordinary, one-process run: every operation is the identity."""
 
-    rank, size = 0, 1
+    rank, size, local_size = 0, 1, 1
 
     def broadcast_parameters(self, params: dict) -> None:
         pass
@@ -96,6 +96,7 @@ class MPICommunicator:
                                 "then launch with mpirun -n K python -m scratchvae.train ...") from exc
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.local_size = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()   # the ranks on this machine
         self.backend = backend
         self.nccl = self._nccl() if backend.name == "cupy" else None
         self._flat = None

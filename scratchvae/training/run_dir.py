@@ -4,7 +4,8 @@
 * :class:`RunLock` holds an OS lock on ``<out>/.lock`` (``fcntl.flock``) for the run's life: the
   operating system releases it however the process ends (exit, exception, kill -9), so a stale
   lock never blocks a later run, while a second run into the same folder is refused, naming the
-  process that holds it;
+  process that holds it; a forked child (a worker of a batch-split step) closes its copy at once,
+  so the lock dies with the run's own process, not with its last child;
 * :func:`run_files` says whether the folder holds a run (its checkpoints and log); a new run is
   refused there unless it resumes it (``--resume``) or replaces it (``--overwrite``);
 * :func:`remove_temporary_files` deletes the ``*.tmp`` files of writes cut short by a crash.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 from .log import LOG_NAME
@@ -46,6 +48,22 @@ def prepare_run_dir(out: str | Path) -> Path:
     return out
 
 
+_held: weakref.WeakSet = weakref.WeakSet()   # the locks this process holds
+
+
+def _drop_in_child() -> None:
+    """In a forked child: close the inherited descriptors of the parent's locks (a flock lives while any
+    copy of its descriptor is open, so a child would otherwise hold the run's lock after the run died)."""
+    for lock in list(_held):
+        if lock._fd is not None:
+            os.close(lock._fd)
+            lock._fd = None
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_drop_in_child)
+
+
 class RunLock:
     """An exclusive lock on ``<out>/.lock`` while the run lives; the file records the holder's PID."""
 
@@ -75,12 +93,14 @@ class RunLock:
             raise RunDirError(f"cannot write into the run folder {self.path.parent}: {exc.strerror or exc}; "
                               "free disk space or choose another --out") from None
         self._fd = fd
+        _held.add(self)
         return self
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock; the file stays (removing it would race a new run)
             self._fd = None
+        _held.discard(self)
 
     def __enter__(self) -> RunLock:
         return self.acquire()

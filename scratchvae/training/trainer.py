@@ -27,6 +27,7 @@ import numpy as np
 from ..layers.base import Layer
 from ..optim import Optimizer
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, non_finite, save_checkpoint
+from .cores import CoreError, CorePool
 from .distributed import ShardRandom, SingleProcess, shard_rows
 from .log import LOG_NAME, LogError, append_record, trim_log
 from .progress import progress_bar, say, use_bars
@@ -65,6 +66,11 @@ class Task(Protocol):
 
     def validate(self) -> dict[str, float]:
         """Metrics on held-out data; one of them (``selection``) picks the best checkpoint."""
+
+    # Optional: ``shardable`` (default True): the loss is a mean over the batch's examples of per-example
+    # terms, so shards weighted by their share of the batch give its gradient (--distributed, and the split
+    # of a step across cores, :mod:`.cores`).  A task whose loss is not (a mean normalised by the batch's
+    # total weight, a clamp on batch means) sets it False, and its steps run on one core.
 
 
 DEFAULT_SELECTION = ("val_loss", "min")  # a task may set ``selection = (metric, "min" | "max")``
@@ -186,14 +192,17 @@ class Trainer:
 
     With a ``comm`` of several ranks (see :mod:`.distributed`) each rank trains on its
     shard of every batch and gradients are summed across ranks before the update; rank 0
-    alone validates, logs and writes files.
+    alone validates, logs and writes files.  With ``cores`` > 1 each step's batch (each
+    rank's shard) is split further across that many cores of this machine (see
+    :mod:`.cores`): the same gradients to rounding, independent of timing.
     """
 
     def __init__(self, task: Task, optimizer: Optimizer, out_dir: str | Path, *, epochs: int = 1,
                  max_steps: int | None = None, seed: int = 0, checkpoint_every: int = 200,
                  log_every: int = 20, progress: bool = True, comm=None, lr_decay: float = 1.0,
                  lr_drop_at: tuple[int, ...] = (), lr_drop_factor: float = 0.1,
-                 stop_signals: StopSignals | None = None, print_every: int | None = None):
+                 stop_signals: StopSignals | None = None, print_every: int | None = None,
+                 cores: int = 1):
         if any(e < 1 for e in lr_drop_at) or not 0.0 < lr_drop_factor <= 1.0:
             raise ValueError(f"lr_drop_at must hold epochs >= 1 and lr_drop_factor be in (0, 1], "
                              f"got {lr_drop_at} and {lr_drop_factor}")
@@ -209,6 +218,7 @@ class Trainer:
         self.checkpoint_every, self.log_every, self.print_every = checkpoint_every, log_every, print_every
         self.progress = progress and self.is_main
         self.stop_signals = stop_signals if stop_signals is not None else StopSignals()
+        self.cores = CorePool(task, cores if getattr(task, "shardable", True) else 1)
         self.epoch, self.batch_index, self.global_step = 0, 0, 0
         self.epoch_sums: dict[str, list] = {}    # metric -> [sum, batches] over this epoch so far
         self.best = math.inf
@@ -336,14 +346,23 @@ class Trainer:
 
     def _train_step(self, batch) -> dict[str, float]:
         """Gradients of one global batch in the model; returns the batch's metrics."""
+        try:
+            return self._split_step(batch)
+        except CoreError as exc:
+            raise TrainingError(f"{exc} at epoch {self.epoch + 1}, step {self.global_step}; training stopped, "
+                                f"{self._kept()}; --threads 1 trains on one core, without worker processes"
+                                ) from None
+
+    def _split_step(self, batch) -> dict[str, float]:
+        """The step's batch over the ranks (``comm``), each rank's shard over its cores."""
         rng = step_rng(self.seed, self.global_step)
         if self.comm.size == 1:
-            return self.task.train_step(batch, rng, self.global_step)
+            return self.cores.step(batch, rng, self.global_step)
         if len(batch) < self.comm.size:
             raise TrainingError(f"a batch of {len(batch)} examples cannot be shared by {self.comm.size} ranks; "
                                 "use a --batch-size of at least the number of ranks")
         rows = shard_rows(len(batch), self.comm.rank, self.comm.size)
-        metrics = self.task.train_step(batch[rows], ShardRandom(rng, rows, len(batch)), self.global_step)
+        metrics = self.cores.step(batch[rows], ShardRandom(rng, rows, len(batch)), self.global_step)
         weight = (rows.stop - rows.start) / len(batch)  # every loss is a mean over the batch
         self.comm.allreduce_gradients(self.task.model.gradients(), weight)
         keys = sorted(metrics)
@@ -365,8 +384,8 @@ class Trainer:
         stop = self._stop = self.stop_signals if self.comm.size == 1 else _NoSignals()
         self._consistent = True   # False while a step is half done: then there is no state to write
         self._started = time.perf_counter()
-        with stop, np.errstate(all="ignore"):  # non-finite values are caught below, not warned about
-            try:
+        with stop, np.errstate(all="ignore"), self.cores:  # non-finite values are caught below, not warned
+            try:                                                 # about; the cores' workers end with the run
                 return self._fit(stop)
             except StopRequested as exc:
                 if self._consistent:
@@ -404,7 +423,7 @@ class Trainer:
                     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
                     if bad:
                         raise self._diverged(f"non-finite {', '.join(bad)}")
-                    self.optimizer.step()
+                    self.cores.on_one_thread(self.optimizer.step)
                     self.global_step += 1
                     self.batch_index += 1
                     for k, v in metrics.items():

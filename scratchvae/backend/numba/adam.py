@@ -17,10 +17,22 @@ from numba import njit, prange
 from .options import KERNEL_OPTIONS
 
 
+@njit(**KERNEL_OPTIONS)
+def _adam_element(param, grad, m, v, lr_t, beta_1, beta_2, epsilon, k):
+    g = grad[k]
+    m[k] += (g - m[k]) * (1.0 - beta_1)
+    v[k] += (g * g - v[k]) * (1.0 - beta_2)
+    param[k] -= lr_t * m[k] / (math.sqrt(v[k]) + epsilon)
+
+
 @njit(parallel=True, **KERNEL_OPTIONS)
 def adam_update(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
     for k in prange(param.size):
-        g = grad[k]
-        m[k] += (g - m[k]) * (1.0 - beta_1)
-        v[k] += (g * g - v[k]) * (1.0 - beta_2)
-        param[k] -= lr_t * m[k] / (math.sqrt(v[k]) + epsilon)
+        _adam_element(param, grad, m, v, lr_t, beta_1, beta_2, epsilon, k)
+
+
+@njit(nogil=True, **KERNEL_OPTIONS)
+def adam_update_serial(param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
+    """The same update on the calling thread alone (no thread pool: see the numba backend's thread policy)."""
+    for k in range(param.size):
+        _adam_element(param, grad, m, v, lr_t, beta_1, beta_2, epsilon, k)

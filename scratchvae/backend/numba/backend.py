@@ -3,13 +3,15 @@
 Contract: the kernel methods of :class:`~scratchvae.backend.numpy_backend.NumpyBackend`,
 with the same arguments and results (tests hold the two to 1e-12 in float64).
 
-Thread policy.  numba's parallel kernels use numba's threads; an LSTM step is split
-across them only when its product is large enough (``PARALLEL_FLOPS``).  Inside
+Thread policy. numba's parallel kernels use numba's threads; an LSTM step is split
+across them only when its product is large enough (``PARALLEL_FLOPS``). Inside
 ``backend.concurrently`` (a BiLSTM's two directions side by side) each call gets a share
-of the threads: with a share of one its steps run on the serial kernels, without the GIL;
-with more, numba's thread count is set for the calling thread (numba's omp and tbb
+of the threads: with a share of one its steps run on the serial kernels, without the
+GIL; with more, numba's thread count is set for the calling thread (numba's omp and tbb
 threading layers allow parallel kernels from two threads at once, its workqueue layer
-does not).  Measured when it came in: seed preset forward + backward, 2 threads, numba
+does not). A thread count of one (a share of one, or a core of a batch-split step, see
+:mod:`scratchvae.training.cores`) runs every kernel serially, without numba's thread
+pool. Measured when it came in: seed preset forward + backward, 2 threads, numba
 1.44-1.49 s a step (1.56-1.72 with both directions on both cores in turn).
 """
 
@@ -21,9 +23,9 @@ import numpy as np
 from ..gates import is_hard_sigmoid
 from ..numpy_backend import NumpyBackend
 from . import lstm_cell
-from .adam import adam_update
+from .adam import adam_update, adam_update_serial
 from .embedding import embedding_backward
-from .softmax import softmax_cross_entropy
+from .softmax import softmax_cross_entropy, softmax_cross_entropy_serial
 
 
 class NumbaBackend(NumpyBackend):
@@ -117,9 +119,10 @@ class NumbaBackend(NumpyBackend):
 
     def softmax_cross_entropy(self, logits, targets, scale):
         nll = np.empty(logits.shape[0], dtype=logits.dtype)
-        softmax_cross_entropy(logits, targets, scale, nll)
+        kernel = softmax_cross_entropy if self._thread_count() > 1 else softmax_cross_entropy_serial
+        kernel(logits, targets, scale, nll)
         return nll
 
     def adam_update(self, param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
-        adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
-                    lr_t, beta_1, beta_2, epsilon)
+        kernel = adam_update if self._thread_count() > 1 else adam_update_serial
+        kernel(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), lr_t, beta_1, beta_2, epsilon)

@@ -10,8 +10,9 @@ float64 in vector-wide partial sums (reassociated), so it differs from NumPy's p
 sum in rounding only.
 
 Shape: the row is read in three separate passes (exp, sum, scale) so that each is a SIMD
-loop; with rows in parallel.  Measured (float32, one thread, per call, before -> after,
-numpy in brackets): 3000 x 1000 12.7 -> 4.2 ms (5.1 ms); 3000 x 20000 296 -> 85 ms (79 ms).
+loop; with rows in parallel (``softmax_cross_entropy_serial``: the same rows on one
+thread). Measured (float32, one thread, per call, before -> after, numpy in brackets):
+3000 x 1000 12.7 -> 4.2 ms (5.1 ms); 3000 x 20000 296 -> 85 ms (79 ms).
 """
 
 from __future__ import annotations
@@ -41,19 +42,31 @@ def _row_sum(row):
     return total
 
 
+@njit(**KERNEL_OPTIONS)
+def _softmax_cross_entropy_row(logits, targets, scale, nll, r):
+    row, t = logits[r], targets[r]
+    shift = _row_max(row)                                     # for exp without overflow
+    target_logit = row[t] - shift
+    for j in range(row.size):
+        row[j] = exp(row[j] - shift)
+    total = _row_sum(row)
+    nll[r] = math.log(total) - target_logit
+    p_target = row[t] / total
+    s = scale[r]
+    for j in range(row.size):
+        row[j] = (row[j] / total) * s                         # scale * softmax
+    row[t] = (p_target - 1.0) * s                             # minus scale * onehot
+
+
 @njit(parallel=True, **KERNEL_OPTIONS)
 def softmax_cross_entropy(logits, targets, scale, nll):
-    n, v = logits.shape
-    for r in prange(n):
-        row, t = logits[r], targets[r]
-        shift = _row_max(row)                                     # for exp without overflow
-        target_logit = row[t] - shift
-        for j in range(v):
-            row[j] = exp(row[j] - shift)
-        total = _row_sum(row)
-        nll[r] = math.log(total) - target_logit
-        p_target = row[t] / total
-        s = scale[r]
-        for j in range(v):
-            row[j] = (row[j] / total) * s                         # scale * softmax
-        row[t] = (p_target - 1.0) * s                             # minus scale * onehot
+    for r in prange(logits.shape[0]):
+        _softmax_cross_entropy_row(logits, targets, scale, nll, r)
+
+
+@njit(nogil=True, **KERNEL_OPTIONS)
+def softmax_cross_entropy_serial(logits, targets, scale, nll):
+    """The same rows on the calling thread alone, without the GIL: no thread pool is touched (a forked
+    worker process may not use numba's OpenMP pool, see :mod:`scratchvae.training.cores`)."""
+    for r in range(logits.shape[0]):
+        _softmax_cross_entropy_row(logits, targets, scale, nll, r)
