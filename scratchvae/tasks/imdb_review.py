@@ -101,6 +101,12 @@ class ReviewTask(IMDBTask):
         super().__init__(model, prepared, data, batch_size=batch_size, tokenizer=tokenizer)
         self.schedule, self.seed = schedule, seed
 
+    @property
+    def shardable(self) -> bool:
+        """As the repeat model's, and not with free bits either (they clamp each unit's KL averaged over
+        the batch, which a shard cannot see)."""
+        return super().shardable and self.model.config.free_bits == 0
+
     def meta(self) -> dict:
         s = self.schedule
         return {**super().meta(), "model": "review",
