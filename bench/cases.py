@@ -29,7 +29,7 @@ import numpy as np
 import flops
 
 OURS = ("numpy", "numba", "cupy")
-ONE_PROCESS = "numba-1proc"   # model cases: the whole batch in one process on every thread (the path before #23)
+ONE_PROCESS = "numba-1proc"  # model cases: the whole batch in one process on every thread (the path before #23)
 ANCHORS = ("pytorch", "keras")
 
 
@@ -43,10 +43,10 @@ class Runner:
 
 @dataclass
 class Case:
-    kind: str                    # "kernel" or "model"
+    kind: str  # "kernel" or "model"
     name: str
     sizes: dict
-    items: int                   # tokens (or images) per step
+    items: int  # tokens (or images) per step
     unit: str
     flops: int
     builders: dict[str, Callable[[], Runner]] = field(default_factory=dict)
@@ -64,7 +64,7 @@ class BatchTask:
         return self._train(self.model, rows, rng)
 
 
-STEP_SPLIT = None   # how a step is split across cores: None, the trainer's (CorePool); bench/cores.py sets others
+STEP_SPLIT = None  # how a step is split across cores: None, the trainer's (CorePool); bench/cores.py sets others
 
 
 def training_runner(model, train: Callable, batch: int, cores: int) -> Runner:
@@ -72,6 +72,7 @@ def training_runner(model, train: Callable, batch: int, cores: int) -> Runner:
     across ``cores`` cores (scratchvae.training.cores; ``cores`` 1: the whole batch in this process)."""
     from scratchvae.optim import Adam
     from scratchvae.training.cores import CorePool
+
     opt = Adam(model.parameters(), model.gradients(), backend=model.backend)
     pool = (STEP_SPLIT or CorePool)(BatchTask(model, train), cores)
     rows, steps = np.arange(batch), iter(range(1 << 62))
@@ -81,6 +82,7 @@ def training_runner(model, train: Callable, batch: int, cores: int) -> Runner:
         model.zero_grad()
         pool.step(rows, np.random.default_rng([1, i]), i)
         pool.on_one_thread(opt.step)
+
     return Runner(step)
 
 
@@ -91,27 +93,40 @@ def _device(impl: str, device: str) -> str:
 # ---------------------------------------------------------------------- kernels
 def lstm_case(batch, steps, units, impls, device):
     from scratchvae.layers import LSTM
+
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, steps, units)).astype(np.float32)
     dy = rng.standard_normal((batch, steps, units)).astype(np.float32)
 
     def ours(backend):
-        layer = LSTM(units, units, return_sequences=True, backend=backend, dtype=np.float32,
-                     rng=np.random.default_rng(0))
+        layer = LSTM(
+            units, units, return_sequences=True, backend=backend, dtype=np.float32, rng=np.random.default_rng(0)
+        )
         xb, dyb = layer.backend.asarray(x), layer.backend.asarray(dy)
 
         def step():
             layer.zero_grad()
             layer.forward(xb)
             layer.backward(dyb)
+
         return Runner(step)
 
-    case = Case("kernel", f"lstm B{batch} T{steps} U{units}",
-                dict(batch=batch, steps=steps, input=units, units=units),
-                batch * steps, "tokens", flops.lstm_train(batch, steps, units, units))
-    _add(case, impls, ours, None,
-         lambda: Runner(_torch().lstm_step(x, dy, units, _device("pytorch", device))),
-         lambda: Runner(_keras().lstm_step(x, dy, units)))
+    case = Case(
+        "kernel",
+        f"lstm B{batch} T{steps} U{units}",
+        dict(batch=batch, steps=steps, input=units, units=units),
+        batch * steps,
+        "tokens",
+        flops.lstm_train(batch, steps, units, units),
+    )
+    _add(
+        case,
+        impls,
+        ours,
+        None,
+        lambda: Runner(_torch().lstm_step(x, dy, units, _device("pytorch", device))),
+        lambda: Runner(_keras().lstm_step(x, dy, units)),
+    )
     return case
 
 
@@ -123,19 +138,25 @@ def softmax_ce_case(rows, vocab, impls, device):
 
     def ours(backend):
         from scratchvae.backend import get_backend
+
         B = get_backend(backend)
         src, buf = B.asarray(logits), B.asarray(logits)
         t, s = B.asarray(targets, dtype=np.int64), B.asarray(scale)
 
-        def prepare():                       # the kernel overwrites the logits with the gradient
+        def prepare():  # the kernel overwrites the logits with the gradient
             buf[...] = src
+
         return Runner(lambda: B.softmax_cross_entropy(buf, t, s), prepare)
 
-    case = Case("kernel", f"softmax-ce N{rows} V{vocab}", dict(rows=rows, vocab=vocab),
-                rows, "tokens", 0)
-    _add(case, impls, ours, None,
-         lambda: Runner(_torch().softmax_ce_step(logits, targets, scale, _device("pytorch", device))),
-         lambda: Runner(_keras().softmax_ce_step(logits, targets, scale)))
+    case = Case("kernel", f"softmax-ce N{rows} V{vocab}", dict(rows=rows, vocab=vocab), rows, "tokens", 0)
+    _add(
+        case,
+        impls,
+        ours,
+        None,
+        lambda: Runner(_torch().softmax_ce_step(logits, targets, scale, _device("pytorch", device))),
+        lambda: Runner(_keras().softmax_ce_step(logits, targets, scale)),
+    )
     return case
 
 
@@ -145,13 +166,13 @@ def _ids(rng, shape, vocab):
     return rng.integers(4, vocab, shape)
 
 
-def imdb_model_batch(batch: int = 32, steps: int = 200, *, backend="numba", dtype=np.float32, seed: int = 0,
-                     **sizes):
+def imdb_model_batch(batch: int = 32, steps: int = 200, *, backend="numba", dtype=np.float32, seed: int = 0, **sizes):
     """An IMDB VAE of any sizes (IMDBVAEConfig fields; the rest as the tutorial) and one random
     ragged batch, with no dataset or tokenizer: ``(model, ids, labels, eps)`` for timing
     ``model.forward(ids, labels, eps); model.backward()`` (bench/distributed.py)."""
     from scratchvae.gradcheck.model_cases import random_batch
     from scratchvae.models.imdb import IMDBVAE, IMDBVAEConfig
+
     rng = np.random.default_rng(seed)
     model = IMDBVAE(IMDBVAEConfig(**sizes), rng=rng, backend=backend, dtype=dtype)
     host_ids, labels = random_batch(rng, model.config, batch, steps)
@@ -160,6 +181,7 @@ def imdb_model_batch(batch: int = 32, steps: int = 200, *, backend="numba", dtyp
 
 def imdb_case(label, config, batch, steps, impls, device, cores=1):
     from scratchvae.models.imdb import IMDBVAE
+
     data_rng = np.random.default_rng(0)
     ids, labels = _ids(data_rng, (batch, steps), config.vocab_size), data_rng.integers(0, 2, batch)
 
@@ -171,25 +193,44 @@ def imdb_case(label, config, batch, steps, impls, device, cores=1):
             terms = m.forward(ids_b[rows], labels[rows], m.noise(rng, len(rows)))
             m.backward()
             return terms
+
         return training_runner(model, train, batch, cores)
 
     c = config
-    case = Case("model", f"imdb-{label}", dict(
-        batch=batch, steps=steps, vocab=c.vocab_size, embedding=c.embedding_dim,
-        encoder=c.encoder_units, hidden=c.hidden_units, latent=c.latent_dim, decoder=c.decoder_units),
-        batch * steps, "tokens", flops.imdb_train(config, batch, steps))
-    _add(case, impls, ours, cores,
-         lambda: Runner(_torch().imdb_step(config, ids, labels, np.random.default_rng(1),
-                                           _device("pytorch", device))),
-         lambda: Runner(_keras().imdb_step(config, ids, labels, np.random.default_rng(1))))
+    case = Case(
+        "model",
+        f"imdb-{label}",
+        dict(
+            batch=batch,
+            steps=steps,
+            vocab=c.vocab_size,
+            embedding=c.embedding_dim,
+            encoder=c.encoder_units,
+            hidden=c.hidden_units,
+            latent=c.latent_dim,
+            decoder=c.decoder_units,
+        ),
+        batch * steps,
+        "tokens",
+        flops.imdb_train(config, batch, steps),
+    )
+    _add(
+        case,
+        impls,
+        ours,
+        cores,
+        lambda: Runner(_torch().imdb_step(config, ids, labels, np.random.default_rng(1), _device("pytorch", device))),
+        lambda: Runner(_keras().imdb_step(config, ids, labels, np.random.default_rng(1))),
+    )
     return case
 
 
 def sentence_case(label, config, batch, steps, impls, device, cores=1):
     from scratchvae.models.sentence import SentenceVAE
+
     data_rng = np.random.default_rng(0)
     targets = _ids(data_rng, (batch, steps), config.vocab_size)
-    decoder_ids = np.concatenate([np.full((batch, 1), 2), targets[:, :-1]], axis=1)   # <s> w1 ..
+    decoder_ids = np.concatenate([np.full((batch, 1), 2), targets[:, :-1]], axis=1)  # <s> w1 ..
 
     def ours(backend, cores):
         model = SentenceVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
@@ -201,23 +242,44 @@ def sentence_case(label, config, batch, steps, impls, device, cores=1):
             terms = m.forward(t[rows], d[rows], eps)
             m.backward()
             return terms
+
         return training_runner(model, train, batch, cores)
 
     c = config
-    case = Case("model", label, dict(
-        batch=batch, steps=steps, vocab=c.vocab_size, embedding=c.embedding_dim,
-        encoder=c.encoder_units, latent=c.latent_dim, decoder=c.decoder_units),
-        batch * steps, "tokens", flops.sentence_train(config, batch, steps))
-    _add(case, impls, ours, cores,
-         lambda: Runner(_torch().sentence_step(config, targets, decoder_ids, targets,
-                                               np.random.default_rng(1), _device("pytorch", device))),
-         lambda: Runner(_keras().sentence_step(config, targets, decoder_ids, targets,
-                                               np.random.default_rng(1))))
+    case = Case(
+        "model",
+        label,
+        dict(
+            batch=batch,
+            steps=steps,
+            vocab=c.vocab_size,
+            embedding=c.embedding_dim,
+            encoder=c.encoder_units,
+            latent=c.latent_dim,
+            decoder=c.decoder_units,
+        ),
+        batch * steps,
+        "tokens",
+        flops.sentence_train(config, batch, steps),
+    )
+    _add(
+        case,
+        impls,
+        ours,
+        cores,
+        lambda: Runner(
+            _torch().sentence_step(
+                config, targets, decoder_ids, targets, np.random.default_rng(1), _device("pytorch", device)
+            )
+        ),
+        lambda: Runner(_keras().sentence_step(config, targets, decoder_ids, targets, np.random.default_rng(1))),
+    )
     return case
 
 
 def mnist_case(dims, batch, impls, device, cores=1):
     from scratchvae.models.mnist import DenseVAE
+
     d, h, z = dims
     x = np.random.default_rng(0).uniform(0, 1, (batch, d)).astype(np.float32)
 
@@ -230,24 +292,38 @@ def mnist_case(dims, batch, impls, device, cores=1):
             terms = m.forward(xb[rows], B.asarray(rng.standard_normal((len(rows), z)), dtype=np.float32))
             m.backward()
             return terms
+
         return training_runner(model, train, batch, cores)
 
-    case = Case("model", "mnist", dict(batch=batch, input=d, hidden=h, latent=z),
-                batch, "images", flops.mnist_train(d, h, z, batch))
-    _add(case, impls, ours, cores,
-         lambda: Runner(_torch().mnist_step(dims, x, np.random.default_rng(1), _device("pytorch", device))),
-         lambda: Runner(_keras().mnist_step(dims, x, np.random.default_rng(1))))
+    case = Case(
+        "model",
+        "mnist",
+        dict(batch=batch, input=d, hidden=h, latent=z),
+        batch,
+        "images",
+        flops.mnist_train(d, h, z, batch),
+    )
+    _add(
+        case,
+        impls,
+        ours,
+        cores,
+        lambda: Runner(_torch().mnist_step(dims, x, np.random.default_rng(1), _device("pytorch", device))),
+        lambda: Runner(_keras().mnist_step(dims, x, np.random.default_rng(1))),
+    )
     return case
 
 
 # ---------------------------------------------------------------------- plumbing
 def _torch():
     import torch_models
+
     return torch_models
 
 
 def _keras():
     import keras_models
+
     return keras_models
 
 
@@ -271,22 +347,34 @@ def all_cases(quick: bool, impls: list[str], device: str, cores: int = 1) -> lis
     """Every case, in report order; the model steps of the CPU backends split across ``cores`` cores."""
     from scratchvae.models.imdb import IMDBVAEConfig
     from scratchvae.models.sentence import SentenceVAEConfig
+
     if quick:
         lstm_sizes, ce_sizes = [(2, 6, 8), (3, 4, 16)], [(12, 50), (12, 300)]
-        tiny = dict(vocab_size=30, embedding_dim=4, encoder_units=6, hidden_units=5, latent_dim=3,
-                    decoder_units=6, sentiment_units=4)
+        tiny = dict(
+            vocab_size=30,
+            embedding_dim=4,
+            encoder_units=6,
+            hidden_units=5,
+            latent_dim=3,
+            decoder_units=6,
+            sentiment_units=4,
+        )
         imdb = [("seed", IMDBVAEConfig(**tiny), 2, 7), ("default", IMDBVAEConfig(**tiny), 3, 5)]
-        ptb = (SentenceVAEConfig(vocab_size=40, embedding_dim=5, encoder_units=6, decoder_units=6,
-                                 latent_dim=3), 3, 6)
+        ptb = (SentenceVAEConfig(vocab_size=40, embedding_dim=5, encoder_units=6, decoder_units=6, latent_dim=3), 3, 6)
         mnist = ((20, 8, 2), 4)
     else:
         from scratchvae.tasks.imdb import PRESETS
+
         lstm_sizes = [(10, 300, 500), (32, 200, 128), (32, 24, 191), (128, 50, 512)]
         ce_sizes = [(3000, 1000), (3000, 10000), (3000, 20000)]
-        imdb = [(name, PRESETS[name].model, PRESETS[name].batch_size, PRESETS[name].max_len)
-                for name in ("seed", "repeat")]   # the IMDBVAE presets (autoregressive is a ReviewVAE)
-        ptb = (SentenceVAEConfig(vocab_size=10000, embedding_dim=353, encoder_units=191,
-                                 decoder_units=191, latent_dim=32), 32, 24)
+        imdb = [
+            (name, PRESETS[name].model, PRESETS[name].batch_size, PRESETS[name].max_len) for name in ("seed", "repeat")
+        ]  # the IMDBVAE presets (autoregressive is a ReviewVAE)
+        ptb = (
+            SentenceVAEConfig(vocab_size=10000, embedding_dim=353, encoder_units=191, decoder_units=191, latent_dim=32),
+            32,
+            24,
+        )
         mnist = ((784, 256, 2), 100)
     cases = [lstm_case(*s, impls, device) for s in lstm_sizes]
     cases += [softmax_ce_case(*s, impls, device) for s in ce_sizes]

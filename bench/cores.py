@@ -47,6 +47,7 @@ class ThreadSplit:
         import numpy as np
 
         from scratchvae.training.cores import _rebind
+
         self.task, self.cores = task, cores
         model = task.model
         self.replicas = []
@@ -65,6 +66,7 @@ class ThreadSplit:
         from scratchvae.backend.threads import blas_threads
         from scratchvae.training.cores import _weighted_metrics
         from scratchvae.training.distributed import ShardRandom, shard_rows
+
         k = min(self.cores, len(batch))
         if k == 1:
             return self.task.train_step(batch, rng, step)
@@ -74,10 +76,11 @@ class ThreadSplit:
         def run(task, rows, draws):
             if task is not self.task:
                 task.model.zero_grad()
-            return backend._with_threads(1, lambda: task.train_step(
-                batch[rows], ShardRandom(draws, rows, len(batch)), step))
+            return backend._with_threads(
+                1, lambda: task.train_step(batch[rows], ShardRandom(draws, rows, len(batch)), step)
+            )
 
-        tasks = [self.task, *self.replicas[:k - 1]]
+        tasks = [self.task, *self.replicas[: k - 1]]
         with blas_threads(1):
             futures = [self.pool.submit(run, t, rows, copy.deepcopy(rng)) for t, rows in zip(tasks[1:], shards[1:])]
             metrics = [run(tasks[0], shards[0], copy.deepcopy(rng))] + [f.result() for f in futures]
@@ -96,13 +99,14 @@ def main(argv=None) -> int:
     p.add_argument("--cores", type=int, default=None, help="K (default: every CPU; 2 with --quick)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 7; 2 with --quick)")
     args = p.parse_args(argv)
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")   # as bench/run.py and the training CLIs
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as bench/run.py and the training CLIs
     import cases
     import measure
     import numpy as np
 
     from scratchvae.backend import get_backend
     from scratchvae.backend.threads import core_count, limit_threads
+
     cores = args.cores or (2 if args.quick else core_count())
     repeats = args.repeats or (2 if args.quick else 7)
     limit_threads(cores)
@@ -110,18 +114,26 @@ def main(argv=None) -> int:
     models = [c for c in cases.all_cases(args.quick, ["numba"], "cpu", cores) if c.kind == "model"]
     models = [c for c in models if not args.only or args.only in c.name]
     print(f"# batch-split designs on {cores} cores, numba, float32; load {measure.load_average()[0]:.1f}")
-    print("| case | design | s / step | best | spread | speed-up over 1 thread | best over best |\n"
-          "|---|---|--:|--:|--:|--:|--:|")
+    print(
+        "| case | design | s / step | best | spread | speed-up over 1 thread | best over best |\n"
+        "|---|---|--:|--:|--:|--:|--:|"
+    )
     for case in models:
-        runners = {"1 thread": _single(cases, case, backend), f"{cores} threads": _built(cases, case, _Whole),
-                   f"(a) {cores} threads, replicas": _built(cases, case, ThreadSplit),
-                   f"(b) {cores} processes": _built(cases, case, None)}
+        runners = {
+            "1 thread": _single(cases, case, backend),
+            f"{cores} threads": _built(cases, case, _Whole),
+            f"(a) {cores} threads, replicas": _built(cases, case, ThreadSplit),
+            f"(b) {cores} processes": _built(cases, case, None),
+        }
         times = measure.time_interleaved(runners, warmup=2, repeats=repeats)
         base, best = float(np.median(times["1 thread"])), min(times["1 thread"])
         for name, samples in times.items():
             s = measure.summarize(samples)
-            print(f"| {case.name} | {name} | {s['median_s']:.4f} | {min(samples):.4f} | {100 * s['spread']:.0f}% | "
-                  f"{base / s['median_s']:.2f}x | {best / min(samples):.2f}x |", flush=True)
+            print(
+                f"| {case.name} | {name} | {s['median_s']:.4f} | {min(samples):.4f} | {100 * s['spread']:.0f}% | "
+                f"{base / s['median_s']:.2f}x | {best / min(samples):.2f}x |",
+                flush=True,
+            )
         del runners
     return 0
 

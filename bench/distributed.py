@@ -32,15 +32,26 @@ def build(model: str, batch: int, backend: str):
     rng = np.random.default_rng(0)
     if model == "imdb":
         from cases import imdb_model_batch
-        net, ids, labels, eps = imdb_model_batch(batch, 200, backend=backend, vocab_size=10000, embedding_dim=64,
-                                                 encoder_units=128, hidden_units=128, latent_dim=64,
-                                                 decoder_units=128, sentiment_units=32)
+
+        net, ids, labels, eps = imdb_model_batch(
+            batch,
+            200,
+            backend=backend,
+            vocab_size=10000,
+            embedding_dim=64,
+            encoder_units=128,
+            hidden_units=128,
+            latent_dim=64,
+            decoder_units=128,
+            sentiment_units=32,
+        )
 
         def step(rows):
             net.forward(ids[rows], labels[rows], eps[rows])
             net.backward()
     else:
         from scratchvae.models.mnist import DenseVAE
+
         net = DenseVAE(784, 256, 2, rng=rng, backend=backend)
         x = net.backend.asarray(rng.random((batch, 784)), dtype=net.dtype)
         eps = net.backend.asarray(rng.standard_normal((batch, 2)), dtype=net.dtype)
@@ -48,6 +59,7 @@ def build(model: str, batch: int, backend: str):
         def step(rows):
             net.forward(x[rows], eps[rows])
             net.backward()
+
     return net, step
 
 
@@ -73,7 +85,7 @@ def worker(args) -> None:
     net, step = build(args.model, args.batch, args.backend)
     opt = Adam(net.parameters(), net.gradients(), backend=net.backend)
     rows = np.arange(args.batch)[shard_rows(args.batch, comm.rank, comm.size)]
-    pool = CorePool(RowsTask(net, step), args.cores)    # --cores 1: the rank's rows in this process
+    pool = CorePool(RowsTask(net, step), args.cores)  # --cores 1: the rank's rows in this process
     comm.broadcast_parameters(net.parameters())
     times, reduce_times = [], []
     for i in range(args.warmup + args.steps):
@@ -90,8 +102,15 @@ def worker(args) -> None:
             times.append(time.perf_counter() - t0)
             reduce_times.append(t2 - t1)
     if comm.rank == 0:
-        print(json.dumps({"ranks": comm.size, "seconds_per_step": float(np.median(times)),
-                          "allreduce_seconds": float(np.median(reduce_times))}))
+        print(
+            json.dumps(
+                {
+                    "ranks": comm.size,
+                    "seconds_per_step": float(np.median(times)),
+                    "allreduce_seconds": float(np.median(reduce_times)),
+                }
+            )
+        )
 
 
 def main() -> int:
@@ -116,14 +135,37 @@ def main() -> int:
     rows = []
     for ranks, split in ((1, 1), (2, 1), *([(1, cores)] if cores > 1 else [])):
         threads = str(max(cores // ranks, 1))
-        env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-                   MKL_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
-        cmd = [mpirun, "-n", str(ranks), sys.executable, __file__, "--worker", "--model", args.model,
-               "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--backend", args.backend, "--cores", str(split)]
+        env = dict(
+            os.environ,
+            OMP_NUM_THREADS=threads,
+            OPENBLAS_NUM_THREADS=threads,
+            MKL_NUM_THREADS=threads,
+            NUMBA_NUM_THREADS=threads,
+        )
+        cmd = [
+            mpirun,
+            "-n",
+            str(ranks),
+            sys.executable,
+            __file__,
+            "--worker",
+            "--model",
+            args.model,
+            "--batch",
+            str(args.batch),
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--backend",
+            args.backend,
+            "--cores",
+            str(split),
+        ]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-        rows.append({**json.loads(out.strip().splitlines()[-1]), "threads": 1 if split > 1 else int(threads),
-                     "split": split})
+        rows.append(
+            {**json.loads(out.strip().splitlines()[-1]), "threads": 1 if split > 1 else int(threads), "split": split}
+        )
 
     base = rows[0]["seconds_per_step"]
     print(f"data-parallel {args.model}, global batch {args.batch}, backend {args.backend}, {cores} cores\n")
@@ -132,8 +174,10 @@ def main() -> int:
     for r in rows:
         s = r["seconds_per_step"]
         ranks = f"{r['ranks']} ({r['split']} cores, batch split)" if r["split"] > 1 else r["ranks"]
-        print(f"| {ranks} | {r['threads']} | {s:.3f} | {args.batch / s:.1f} | {base / s:.2f}x | "
-              f"{r['allreduce_seconds'] / s:.1%} |")
+        print(
+            f"| {ranks} | {r['threads']} | {s:.3f} | {args.batch / s:.1f} | {base / s:.2f}x | "
+            f"{r['allreduce_seconds'] / s:.1%} |"
+        )
     return 0
 
 

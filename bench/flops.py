@@ -36,13 +36,17 @@ def imdb_train(config, batch: int, steps: int) -> int:
     """One training step of :class:`scratchvae.models.imdb.IMDBVAE`."""
     c, n = config, batch
     e, h, d = c.encoder_units, c.hidden_units, c.decoder_units
-    return (2 * lstm_train(n, steps, c.embedding_dim, e)
-            + 2 * lstm_train(n, steps, 2 * e, e)
-            + dense_train(n, 2 * e, h) + 2 * dense_train(n, h, c.latent_dim)
-            + lstm_train(n, steps, c.latent_dim, d, constant_input=True)
-            + lstm_train(n, steps, d, d)
-            + dense_train(n * steps, d, c.vocab_size)
-            + dense_train(n, c.latent_dim, c.sentiment_units) + dense_train(n, c.sentiment_units, 1))
+    return (
+        2 * lstm_train(n, steps, c.embedding_dim, e)
+        + 2 * lstm_train(n, steps, 2 * e, e)
+        + dense_train(n, 2 * e, h)
+        + 2 * dense_train(n, h, c.latent_dim)
+        + lstm_train(n, steps, c.latent_dim, d, constant_input=True)
+        + lstm_train(n, steps, d, d)
+        + dense_train(n * steps, d, c.vocab_size)
+        + dense_train(n, c.latent_dim, c.sentiment_units)
+        + dense_train(n, c.sentiment_units, 1)
+    )
 
 
 def sentence_train(config, batch: int, steps: int) -> int:
@@ -52,14 +56,20 @@ def sentence_train(config, batch: int, steps: int) -> int:
     encoded = directions * c.encoder_units
     state = c.decoder_units * (2 if c.init_state == "hc" else 1)
     dec_in = c.embedding_dim + (c.latent_dim if c.z_every_step else 0)
-    return (directions * lstm_train(n, steps, c.embedding_dim, c.encoder_units)
-            + 2 * dense_train(n, encoded, c.latent_dim)
-            + dense_train(n, c.latent_dim, state)
-            + lstm_train(n, steps, dec_in, c.decoder_units)
-            + dense_train(n * steps, c.decoder_units, c.vocab_size))
+    return (
+        directions * lstm_train(n, steps, c.embedding_dim, c.encoder_units)
+        + 2 * dense_train(n, encoded, c.latent_dim)
+        + dense_train(n, c.latent_dim, state)
+        + lstm_train(n, steps, dec_in, c.decoder_units)
+        + dense_train(n * steps, c.decoder_units, c.vocab_size)
+    )
 
 
 def mnist_train(input_dim: int, hidden: int, latent: int, batch: int) -> int:
     """One training step of :class:`scratchvae.models.mnist.DenseVAE`."""
-    return (dense_train(batch, input_dim, hidden) + 2 * dense_train(batch, hidden, latent)
-            + dense_train(batch, latent, hidden) + dense_train(batch, hidden, input_dim))
+    return (
+        dense_train(batch, input_dim, hidden)
+        + 2 * dense_train(batch, hidden, latent)
+        + dense_train(batch, latent, hidden)
+        + dense_train(batch, hidden, input_dim)
+    )

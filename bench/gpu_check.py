@@ -38,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BUDGET_S = 480          # the whole check: 8 minutes
+BUDGET_S = 480  # the whole check: 8 minutes
 
 
 @dataclass
@@ -52,14 +52,16 @@ class Part:
 def gpu_name() -> str:
     """The GPU's name as nvidia-smi (or CuPy) reports it; 'unknown-gpu' when neither can say."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
+        )
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip().splitlines()[0]
     except (OSError, subprocess.TimeoutExpired):
         pass
     try:
         import cupy
+
         name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
         return name.decode() if isinstance(name, bytes) else str(name)
     except Exception:  # no CuPy or no GPU: the check's parts will say so
@@ -74,26 +76,58 @@ def slug(name: str) -> str:
 def plan(args, tag: str) -> list[Part]:
     py = sys.executable
     results = Path(args.results_dir)
-    bench = [py, str(HERE / "run.py"), "--device", "gpu", "--impls", "cupy,pytorch", "--no-memory",
-             "--repeats", str(args.repeats)]
+    bench = [
+        py,
+        str(HERE / "run.py"),
+        "--device",
+        "gpu",
+        "--impls",
+        "cupy,pytorch",
+        "--no-memory",
+        "--repeats",
+        str(args.repeats),
+    ]
     no_tf32 = {"CUPY_TF32": "0", "SCRATCHVAE_TORCH_TF32": "0"}
     parts = [
         Part("tests", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cupy", str(ROOT / "tests")], 150),
-        Part("bench-seed", bench + ["--only", "imdb-seed", "--out", str(results / f"gpu-{tag}-seed.json")], 75,
-             no_tf32),
-        Part("bench-default", bench + ["--only", "imdb-default", "--out", str(results / f"gpu-{tag}-default.json")],
-             75, no_tf32),
-        Part("train-200", [py, "-m", "scratchvae.train", "imdb", "--backend", "cupy", "--max-steps", "200",
-                           "--no-progress", "--no-download", "--out", args.run_dir]
-             + (["--data-dir", args.data_dir] if args.data_dir else []), 170),
+        Part(
+            "bench-seed", bench + ["--only", "imdb-seed", "--out", str(results / f"gpu-{tag}-seed.json")], 75, no_tf32
+        ),
+        Part(
+            "bench-default",
+            bench + ["--only", "imdb-default", "--out", str(results / f"gpu-{tag}-default.json")],
+            75,
+            no_tf32,
+        ),
+        Part(
+            "train-200",
+            [
+                py,
+                "-m",
+                "scratchvae.train",
+                "imdb",
+                "--backend",
+                "cupy",
+                "--max-steps",
+                "200",
+                "--no-progress",
+                "--no-download",
+                "--out",
+                args.run_dir,
+            ]
+            + (["--data-dir", args.data_dir] if args.data_dir else []),
+            170,
+        ),
     ]
     if args.tf32:
         parts += [
-            Part("tf32-accuracy", [py, str(HERE / "gpu_check.py"), "--accuracy-probe"], 60,
-                 {"CUPY_TF32": "1"}),
-            Part("bench-seed-tf32", bench + ["--only", "imdb-seed", "--out",
-                                             str(results / f"gpu-{tag}-seed-tf32.json")], 75,
-                 {"CUPY_TF32": "1", "SCRATCHVAE_TORCH_TF32": "1"}),
+            Part("tf32-accuracy", [py, str(HERE / "gpu_check.py"), "--accuracy-probe"], 60, {"CUPY_TF32": "1"}),
+            Part(
+                "bench-seed-tf32",
+                bench + ["--only", "imdb-seed", "--out", str(results / f"gpu-{tag}-seed-tf32.json")],
+                75,
+                {"CUPY_TF32": "1", "SCRATCHVAE_TORCH_TF32": "1"},
+            ),
         ]
     return parts
 
@@ -103,18 +137,23 @@ def run_part(part: Part) -> dict:
     started = time.monotonic()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", **part.env}
     try:
-        proc = subprocess.run(part.command, capture_output=True, text=True, timeout=part.timeout_s, env=env,
-                              cwd=ROOT)
+        proc = subprocess.run(part.command, capture_output=True, text=True, timeout=part.timeout_s, env=env, cwd=ROOT)
         status = "passed" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
         output = proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
         status = f"timed out after {part.timeout_s} s"
-        output = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
-                         for x in (exc.stdout, exc.stderr))
+        output = "".join(
+            x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (exc.stdout, exc.stderr)
+        )
     except OSError as exc:
         status, output = f"could not start ({exc})", ""
-    return {"part": part.name, "status": status, "seconds": round(time.monotonic() - started, 1),
-            "command": part.command, "output_tail": output[-4000:]}
+    return {
+        "part": part.name,
+        "status": status,
+        "seconds": round(time.monotonic() - started, 1),
+        "command": part.command,
+        "output_tail": output[-4000:],
+    }
 
 
 def highlights(result: dict) -> list[str]:
@@ -150,6 +189,7 @@ def accuracy_probe() -> int:
     from scratchvae.backend import get_backend
     from scratchvae.models.imdb import IMDBVAE
     from scratchvae.tasks.imdb import PRESETS
+
     preset = PRESETS["default"]
     B = get_backend("cupy")
     ids = np.random.default_rng(0).integers(4, preset.model.vocab_size, (preset.batch_size, preset.max_len))
@@ -158,25 +198,30 @@ def accuracy_probe() -> int:
     for dtype in (np.float64, np.float32):
         model = IMDBVAE(preset.model, rng=np.random.default_rng(0), backend=B, dtype=dtype)
         model.zero_grad()
-        loss = model.forward(B.asarray(ids, dtype=np.int64), labels, model.noise(np.random.default_rng(2),
-                                                                              preset.batch_size))
+        loss = model.forward(
+            B.asarray(ids, dtype=np.int64), labels, model.noise(np.random.default_rng(2), preset.batch_size)
+        )
         model.backward()
         out[dtype] = (loss, {k: B.to_numpy(g).astype(np.float64) for k, g in model.gradients().items()})
     (ref_loss, ref), (loss, got) = out[np.float64], out[np.float32]
     worst = max(np.abs(got[k] - ref[k]).max() / max(np.abs(ref[k]).max(), 1e-30) for k in ref)
     mode = "TF32" if os.environ.get("CUPY_TF32") == "1" else "float32"
-    print(f"tf32 accuracy ({mode} GEMMs): loss {json.dumps(loss, default=float)} vs float64 "
-          f"{json.dumps(ref_loss, default=float)}; worst relative gradient difference {worst:.2e}")
+    print(
+        f"tf32 accuracy ({mode} GEMMs): loss {json.dumps(loss, default=float)} vs float64 "
+        f"{json.dumps(ref_loss, default=float)}; worst relative gradient difference {worst:.2e}"
+    )
     return 0
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dry-run", action="store_true", help="print the parts and their limits; run nothing")
     p.add_argument("--tf32", action="store_true", help="also measure TF32 GEMMs: accuracy and seed-preset speed")
-    p.add_argument("--data-dir", default=os.environ.get("SCRATCHVAE_DATA"),
-                   help="where IMDB is (default $SCRATCHVAE_DATA)")
+    p.add_argument(
+        "--data-dir", default=os.environ.get("SCRATCHVAE_DATA"), help="where IMDB is (default $SCRATCHVAE_DATA)"
+    )
     p.add_argument("--repeats", type=int, default=7, help="timed rounds per benchmark case (default 7)")
     p.add_argument("--gpu-name", default=None, help="name the results after this instead of the detected GPU")
     p.add_argument("--results-dir", default=str(HERE / "results"), help="where to write (default bench/results)")
@@ -196,9 +241,12 @@ def main(argv=None) -> int:
     args.run_dir = str(Path(tempfile.gettempdir()) / f"scratchvae-gpu-check-{tag}")
     parts = plan(args, tag)
     total = sum(p.timeout_s for p in parts)
-    print(f"# gpu_check on {name}: {len(parts)} parts, at most {total} s "
-          f"({'within' if total <= BUDGET_S else 'over'} the {BUDGET_S} s budget"
-          f"{'; --tf32 adds its parts on top' if args.tf32 else ''})", flush=True)
+    print(
+        f"# gpu_check on {name}: {len(parts)} parts, at most {total} s "
+        f"({'within' if total <= BUDGET_S else 'over'} the {BUDGET_S} s budget"
+        f"{'; --tf32 adds its parts on top' if args.tf32 else ''})",
+        flush=True,
+    )
     if args.dry_run:
         for p in parts:
             env = " ".join(f"{k}={v}" for k, v in p.env.items())
@@ -209,8 +257,12 @@ def main(argv=None) -> int:
         print(f"# {p.name} (limit {p.timeout_s} s) ...", flush=True)
         results.append(run_part(p))
         print(f"# {p.name}: {results[-1]['status']} in {results[-1]['seconds']} s", flush=True)
-    report = {"gpu": name, "parts": results, "train_200": train_seconds_per_step(args.run_dir),
-              "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    report = {
+        "gpu": name,
+        "parts": results,
+        "train_200": train_seconds_per_step(args.run_dir),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
     out = Path(args.results_dir) / f"gpu-{tag}-check.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")

@@ -19,8 +19,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from keras import ops  # noqa: E402
 
-from scratchvae.interop.keras_models import (build_keras_imdb_vae, build_keras_mnist_vae,  # noqa: E402
-                                             build_keras_sentence_vae)
+from scratchvae.interop.keras_models import (
+    build_keras_imdb_vae,
+    build_keras_mnist_vae,  # noqa: E402
+    build_keras_sentence_vae,
+)
 
 if keras.backend.backend() != "torch":  # pragma: no cover
     raise ImportError(f"the Keras anchor needs KERAS_BACKEND=torch, not {keras.backend.backend()}")
@@ -52,6 +55,7 @@ def _train_step(model, loss_fn, make_inputs):
         grads = [v.value.grad for v in variables]
         with torch.no_grad():
             optimizer.apply(grads, variables)
+
     return step
 
 
@@ -90,7 +94,7 @@ def mnist_step(dims, x, rng):
 
     def loss_fn(eps):
         logits, mean, logvar = model([xt, eps], training=True)
-        bce = keras.losses.binary_crossentropy(xt, logits, from_logits=True)   # mean over pixels
+        bce = keras.losses.binary_crossentropy(xt, logits, from_logits=True)  # mean over pixels
         return ops.mean(bce) * d + _kl(mean, logvar)
 
     return _train_step(model, loss_fn, lambda: (_t(rng.standard_normal((len(x), z)), "float32"),))
@@ -108,6 +112,7 @@ def lstm_step(x, dy, units):
         layer.zero_grad()
         xt.grad = None
         layer(xt).backward(dyt)
+
     return step
 
 
@@ -119,4 +124,5 @@ def softmax_ce_step(logits, targets, scale):
     def step():
         lt.grad = None
         ops.sum(keras.losses.sparse_categorical_crossentropy(tt, lt, from_logits=True) * st).backward()
+
     return step

@@ -20,10 +20,10 @@ import contextlib
 import scratchvae.backend as backend_module
 from scratchvae.testing import fake_cupy
 
-LSTM_BUDGET = 4           # per time step and direction: 2 forward, 2 backward
-STEP_BUDGET = (2, 2)      # launches per time step and direction: forward, backward
+LSTM_BUDGET = 4  # per time step and direction: 2 forward, 2 backward
+STEP_BUDGET = (2, 2)  # launches per time step and direction: forward, backward
 DEFAULT_STEP_BUDGET = (3000, 3)
-DEFAULT_STEPS = 200       # the default-preset step of the budget: batch 32, 200 steps
+DEFAULT_STEPS = 200  # the default-preset step of the budget: batch 32, 200 steps
 
 
 @contextlib.contextmanager
@@ -31,6 +31,7 @@ def _parts():
     """{part: launches} of the optimiser step and zero_grad, the rest being forward + backward."""
     from scratchvae.layers.base import Layer
     from scratchvae.optim import Optimizer
+
     parts = {"optimizer": 0, "zero_grad": 0}
     originals = {(Optimizer, "step"): Optimizer.step, (Layer, "zero_grad"): Layer.zero_grad}
 
@@ -41,7 +42,9 @@ def _parts():
                 return function(self, *args, **kwargs)
             finally:
                 parts[part] += fake_cupy.counters.launches - before
+
         return wrapper
+
     Optimizer.step = counted(Optimizer.step, "optimizer")
     Layer.zero_grad = counted(Layer.zero_grad, "zero_grad")
     try:
@@ -54,16 +57,27 @@ def _parts():
 def _model_cases(quick: bool):
     """The model cases, plus the default preset at the budget's 200 steps (the preset trims to 400)."""
     from cases import all_cases, imdb_case
+
     cases = [c for c in all_cases(quick, ["cupy"], "gpu") if c.kind == "model" or c.name.startswith("lstm")]
     default = next(c for c in cases if c.name == "imdb-default")
     if default.sizes["steps"] != DEFAULT_STEPS or quick:
         from scratchvae.models.imdb import IMDBVAEConfig
         from scratchvae.tasks.imdb import PRESETS
-        config = PRESETS["default"].model if not quick else IMDBVAEConfig(
-            vocab_size=30, embedding_dim=4, encoder_units=6, hidden_units=5, latent_dim=3, decoder_units=6,
-            sentiment_units=4)
-        extra = imdb_case("default", config, default.sizes["batch"], DEFAULT_STEPS if not quick else 8,
-                          ["cupy"], "gpu")
+
+        config = (
+            PRESETS["default"].model
+            if not quick
+            else IMDBVAEConfig(
+                vocab_size=30,
+                embedding_dim=4,
+                encoder_units=6,
+                hidden_units=5,
+                latent_dim=3,
+                decoder_units=6,
+                sentiment_units=4,
+            )
+        )
+        extra = imdb_case("default", config, default.sizes["batch"], DEFAULT_STEPS if not quick else 8, ["cupy"], "gpu")
         extra.name = f"imdb-default-T{extra.sizes['steps']}"
         cases.insert(cases.index(default) + 1, extra)
     return cases
@@ -82,8 +96,15 @@ def count(quick: bool, only: str | None = None) -> list[dict]:
             fake_cupy.counters.reset()
             with _parts() as parts:
                 runner.step()
-            rows.append(dict(case=case.name, kind=case.kind, steps=case.sizes.get("steps"),
-                             **fake_cupy.counters.snapshot(), **parts))
+            rows.append(
+                dict(
+                    case=case.name,
+                    kind=case.kind,
+                    steps=case.sizes.get("steps"),
+                    **fake_cupy.counters.snapshot(),
+                    **parts,
+                )
+            )
         return rows
     finally:
         backend_module._cache.pop("cupy", None)
@@ -96,13 +117,14 @@ def step_kernels(masked: bool, sequences: bool) -> dict:
 
     from scratchvae.backend.cupy_backend import CupyBackend
     from scratchvae.layers import LSTM
+
     backend = CupyBackend(cupy_module=fake_cupy, graphs=False)
     counters = fake_cupy.counters
 
     def counts(steps):
         layer = LSTM(3, 4, return_sequences=sequences, rng=np.random.default_rng(0), backend=backend)
         x = backend.asarray(np.ones((3, steps, 3), np.float32))
-        lengths = np.array([steps, steps - 2, 1])                  # ragged: padding in two rows
+        lengths = np.array([steps, steps - 2, 1])  # ragged: padding in two rows
         mask = backend.asarray(np.arange(steps)[None, :] < lengths[:, None]) if masked else None
         dy = backend.asarray(np.ones((3, steps, 4) if sequences else (3, 4), np.float32))
         counters.reset()
@@ -121,18 +143,24 @@ def lines(rows, steps) -> list[str]:
     out = []
     for r in rows:
         if r["kind"] == "model":
-            out.append(f"launches {r['case']} cupy = {r['launches']} per step, syncs = {r['syncs']} per step "
-                       f"(optimizer {r['optimizer']}, zero_grad {r['zero_grad']}, "
-                       f"forward+backward {r['launches'] - r['optimizer'] - r['zero_grad']})")
+            out.append(
+                f"launches {r['case']} cupy = {r['launches']} per step, syncs = {r['syncs']} per step "
+                f"(optimizer {r['optimizer']}, zero_grad {r['zero_grad']}, "
+                f"forward+backward {r['launches'] - r['optimizer'] - r['zero_grad']})"
+            )
         else:
             per_t = r["launches"] / r["steps"]
-            out.append(f"launches {r['case']} cupy = {r['launches']} per forward+backward, "
-                       f"{per_t:.1f} per time step (budget {LSTM_BUDGET}), syncs = {r['syncs']}")
+            out.append(
+                f"launches {r['case']} cupy = {r['launches']} per forward+backward, "
+                f"{per_t:.1f} per time step (budget {LSTM_BUDGET}), syncs = {r['syncs']}"
+            )
     for s in steps:
-        out.append(f"launches step-kernels mask={'yes' if s['masked'] else 'no'} "
-                   f"sequences={'yes' if s['sequences'] else 'no'} cupy = {s['forward']:g} forward + "
-                   f"{s['backward']:g} backward per time step and direction (budget {STEP_BUDGET[0]} + "
-                   f"{STEP_BUDGET[1]}, kernel by kernel), syncs = {s['syncs']:g}")
+        out.append(
+            f"launches step-kernels mask={'yes' if s['masked'] else 'no'} "
+            f"sequences={'yes' if s['sequences'] else 'no'} cupy = {s['forward']:g} forward + "
+            f"{s['backward']:g} backward per time step and direction (budget {STEP_BUDGET[0]} + "
+            f"{STEP_BUDGET[1]}, kernel by kernel), syncs = {s['syncs']:g}"
+        )
     return out
 
 

@@ -35,8 +35,7 @@ import numpy as np
 
 
 # ---------------------------------------------------------------------- timing
-def time_interleaved(runners: dict, *, warmup: int, repeats: int, sync=lambda: None,
-                     settle: float = 0.0) -> dict:
+def time_interleaved(runners: dict, *, warmup: int, repeats: int, sync=lambda: None, settle: float = 0.0) -> dict:
     """{impl: [seconds per step]} over ``repeats`` rounds, after ``warmup`` steps each.
 
     ``settle`` seconds of sleep precede every timed step: the thread pools of the
@@ -52,7 +51,7 @@ def time_interleaved(runners: dict, *, warmup: int, repeats: int, sync=lambda: N
     names = list(runners)
     times = {n: [] for n in names}
     for k in range(repeats):
-        for n in names[k % len(names):] + names[:k % len(names)]:
+        for n in names[k % len(names) :] + names[: k % len(names)]:
             r = runners[n]
             if r.prepare:
                 r.prepare()
@@ -69,8 +68,13 @@ def time_interleaved(runners: dict, *, warmup: int, repeats: int, sync=lambda: N
 def summarize(samples: list[float]) -> dict:
     a = np.asarray(samples)
     med = float(np.median(a))
-    return {"median_s": med, "min_s": float(a.min()), "max_s": float(a.max()),
-            "spread": float((a.max() - a.min()) / med) if med > 0 else 0.0, "samples_s": a.tolist()}
+    return {
+        "median_s": med,
+        "min_s": float(a.min()),
+        "max_s": float(a.max()),
+        "spread": float((a.max() - a.min()) / med) if med > 0 else 0.0,
+        "samples_s": a.tolist(),
+    }
 
 
 def paired_speedup(reference: list[float], other: list[float]) -> float:
@@ -91,7 +95,7 @@ def prepare_memory_process() -> None:
     """Return freed blocks of 64 KiB and more to the system at once (glibc mallopt)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 * 1024)   # M_MMAP_THRESHOLD (also disables its dynamic growth)
+        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD (also disables its dynamic growth)
         libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc: the numbers are upper bounds
         pass
@@ -112,14 +116,14 @@ def peak_step_memory_cpu(build) -> float:
     _warm(build)
     before = _status_kb("VmRSS")
     runner = build()
-    for _ in range(2):                      # warm-up steps, then a measured one
+    for _ in range(2):  # warm-up steps, then a measured one
         if runner.prepare:
             runner.prepare()
         runner.step()
     if runner.prepare:
         runner.prepare()
     with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")                        # reset VmHWM to the current resident set
+        f.write("5")  # reset VmHWM to the current resident set
     runner.step()
     peak = _status_kb("VmHWM")
     del runner
@@ -131,6 +135,7 @@ def peak_step_memory_gpu(build, impl: str) -> float:
     """MB of device memory: CuPy pool bytes held, or torch's max allocated, over one step."""
     if impl in ("pytorch", "keras"):
         import torch
+
         runner = build()
         runner.step()
         torch.cuda.synchronize()
@@ -139,8 +144,9 @@ def peak_step_memory_gpu(build, impl: str) -> float:
             runner.prepare()
         runner.step()
         torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2 ** 20
+        return torch.cuda.max_memory_allocated() / 2**20
     import cupy
+
     pool = cupy.get_default_memory_pool()
     runner = build()
     runner.step()
@@ -150,7 +156,7 @@ def peak_step_memory_gpu(build, impl: str) -> float:
         runner.prepare()
     runner.step()
     cupy.cuda.Device().synchronize()
-    return pool.total_bytes() / 2 ** 20   # the pool keeps freed blocks: its size is the step's peak
+    return pool.total_bytes() / 2**20  # the pool keeps freed blocks: its size is the step's peak
 
 
 # ---------------------------------------------------------------------- peak and machine
@@ -166,7 +172,7 @@ def numpy_gemm_gflops(n: int, repeats: int = 5, xp=np, sync=lambda: None) -> flo
         xp.matmul(a, b, out=c)
         sync()
         best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def _cpu_model() -> str:
@@ -179,8 +185,10 @@ def _cpu_model() -> str:
                 fields.setdefault(key.strip(), value.strip())
     except OSError:
         return platform.processor() or "unknown"
-    return (f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family')} "
-            f"model {fields.get('model')}, {float(fields.get('cpu MHz', 0)):.0f} MHz)")
+    return (
+        f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family')} "
+        f"model {fields.get('model')}, {float(fields.get('cpu MHz', 0)):.0f} MHz)"
+    )
 
 
 def _caches() -> str:
@@ -225,20 +233,30 @@ def load_average() -> list[float]:
 def machine() -> dict:
     """CPU, cores, load, memory, library versions and thread counts."""
     import numba
-    info = {"cpu": _cpu_model(), "cpu_flags": _cpu_flags(), "caches": _caches(),
-            "logical_cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
-            "load_average": load_average(),
-            "python": platform.python_version(), "numpy": np.__version__, "blas": _blas(),
-            "numba": numba.__version__, "numba_threads": numba.config.NUMBA_NUM_THREADS,
-            "platform": platform.platform()}
+
+    info = {
+        "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
+        "caches": _caches(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "load_average": load_average(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": _blas(),
+        "numba": numba.__version__,
+        "numba_threads": numba.config.NUMBA_NUM_THREADS,
+        "platform": platform.platform(),
+    }
     try:
         with open("/proc/meminfo") as f:
-            info["memory_gb"] = round(int(f.readline().split()[1]) / 2 ** 20, 1)
+            info["memory_gb"] = round(int(f.readline().split()[1]) / 2**20, 1)
     except OSError:
         pass
     try:
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                            text=True, check=True).stdout.strip()
+        info["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         pass
     return info

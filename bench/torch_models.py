@@ -60,11 +60,11 @@ class IMDBVAE(nn.Module):
 
     def forward(self, ids, labels, eps):
         h, _ = self.encoder_0(self.embedding(ids))
-        _, (h_n, _) = self.encoder_1(h)                       # h_n (2, B, e): last step of each direction
+        _, (h_n, _) = self.encoder_1(h)  # h_n (2, B, e): last step of each direction
         h = F.relu(self.hidden(torch.cat([h_n[0], h_n[1]], dim=1)))
         mean, logvar = self.z_mean(h), self.z_log_var(h)
         z = mean + torch.exp(0.5 * logvar) * eps
-        d, _ = self.decoder_0(z[:, None, :].expand(-1, ids.shape[1], -1))   # RepeatVector
+        d, _ = self.decoder_0(z[:, None, :].expand(-1, ids.shape[1], -1))  # RepeatVector
         d, _ = self.decoder_1(d)
         rec = _reconstruction(self.output(d), ids)
         s = self.sentiment_output(self.sentiment_hidden(z))[:, 0]
@@ -94,7 +94,7 @@ class SentenceVAE(nn.Module):
         mean, logvar = self.to_mean(e), self.to_logvar(e)
         z = mean + torch.exp(0.5 * logvar) * eps
         s = torch.tanh(self.to_state(z))
-        h0, c0 = s[:, :self.u].contiguous(), s[:, self.u:].contiguous()
+        h0, c0 = s[:, : self.u].contiguous(), s[:, self.u :].contiguous()
         h, _ = self.decoder(emb[n:], (h0[None], c0[None]))
         return _reconstruction(self.output(h), targets) + _kl(mean, logvar)
 
@@ -122,6 +122,7 @@ def _train_step(model, optimizer, make_inputs):
         loss = model(*make_inputs())
         loss.backward()
         optimizer.step()
+
     return step
 
 
@@ -130,8 +131,9 @@ def imdb_step(config, ids, labels, rng, device):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     ids_t, labels_t = _t(ids, device, torch.long), _t(labels, device, torch.float32)
     Z, s = config.latent_dim, config.epsilon_std
-    return _train_step(model, opt, lambda: (
-        ids_t, labels_t, _t(rng.standard_normal((len(ids), Z)) * s, device, torch.float32)))
+    return _train_step(
+        model, opt, lambda: (ids_t, labels_t, _t(rng.standard_normal((len(ids), Z)) * s, device, torch.float32))
+    )
 
 
 def sentence_step(config, encoder_ids, decoder_ids, targets, rng, device):
@@ -139,16 +141,14 @@ def sentence_step(config, encoder_ids, decoder_ids, targets, rng, device):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     e, d, t = (_t(a, device, torch.long) for a in (encoder_ids, decoder_ids, targets))
     Z = config.latent_dim
-    return _train_step(model, opt, lambda: (
-        e, d, t, _t(rng.standard_normal((len(t), Z)), device, torch.float32)))
+    return _train_step(model, opt, lambda: (e, d, t, _t(rng.standard_normal((len(t), Z)), device, torch.float32)))
 
 
 def mnist_step(dims, x, rng, device):
     model = MnistVAE(*dims).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     xt = _t(x, device, torch.float32)
-    return _train_step(model, opt, lambda: (
-        xt, _t(rng.standard_normal((len(x), dims[2])), device, torch.float32)))
+    return _train_step(model, opt, lambda: (xt, _t(rng.standard_normal((len(x), dims[2])), device, torch.float32)))
 
 
 # ---------------------------------------------------------------------- kernels
@@ -163,6 +163,7 @@ def lstm_step(x, dy, units, device):
         xt.grad = None
         y, _ = lstm(xt)
         y.backward(dyt)
+
     return step
 
 
@@ -174,12 +175,14 @@ def softmax_ce_step(logits, targets, scale, device):
     def step():
         lt.grad = None
         (F.cross_entropy(lt, tt, reduction="none") * st).sum().backward()
+
     return step
 
 
 def gemm_gflops(n: int, device, repeats: int = 5) -> float:
     """Best float32 GEMM rate of torch.mm on (n, n) @ (n, n), in GFLOP/s."""
     import time
+
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
@@ -191,4 +194,4 @@ def gemm_gflops(n: int, device, repeats: int = 5) -> float:
         torch.mm(a, b)
         sync()
         best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9

@@ -69,8 +69,7 @@ class LayerNorm(Layer):
         self.grads["gamma"] += (rows * self.xhat.reshape(-1, self.dim)).sum(axis=0)
         self.grads["beta"] += rows.sum(axis=0)
         g = dy * self.params["gamma"]
-        return (g - g.mean(axis=-1, keepdims=True)
-                - self.xhat * (g * self.xhat).mean(axis=-1, keepdims=True)) / self.s
+        return (g - g.mean(axis=-1, keepdims=True) - self.xhat * (g * self.xhat).mean(axis=-1, keepdims=True)) / self.s
 
 
 class BrokenLayerNorm(LayerNorm):
@@ -84,6 +83,7 @@ class BrokenLayerNorm(LayerNorm):
 
 def layer_norm_problem(layer_class):
     """A gradient-check builder: L = sum(LayerNorm(x) * R) for x (2, 3, 4), R fixed."""
+
     def build(backend, dtype, rng) -> Problem:
         B = get_backend(backend)
         layer = layer_class(4, backend=B, dtype=dtype)
@@ -103,6 +103,7 @@ def layer_norm_problem(layer_class):
 
         # The arrays to perturb: the input and every parameter (the checker edits them in place).
         return Problem(loss, gradients, {"x": x, **layer.parameters()}, B)
+
     return build
 
 

@@ -53,30 +53,40 @@ def train(steps: int = 1500, seed: int = 0, batch_size: int = 32, log_every: int
     rng = np.random.default_rng(seed)
     sentences = toy_corpus()
     vocab = Vocab.build(sentences)
-    data = encode_sentences(sentences, vocab, max_len=10)        # <s> w1..wn / w1..wn </s>, padded
+    data = encode_sentences(sentences, vocab, max_len=10)  # <s> w1..wn / w1..wn </s>, padded
 
-    config = SentenceVAEConfig(vocab_size=len(vocab), embedding_dim=16, encoder_units=48,
-                               decoder_units=48, latent_dim=4, z_every_step=True, free_bits=1.0)
+    config = SentenceVAEConfig(
+        vocab_size=len(vocab),
+        embedding_dim=16,
+        encoder_units=48,
+        decoder_units=48,
+        latent_dim=4,
+        z_every_step=True,
+        free_bits=1.0,
+    )
     model = SentenceVAE(config, rng=rng, backend="numpy", dtype=np.float32)
     optimizer = Adam(model.parameters(), model.gradients(), learning_rate=5e-3, global_clipnorm=5.0)
 
     history = {"loss": [], "rec": [], "kl": []}
     for step in range(steps):
         batch = data[rng.choice(len(data), batch_size)]
-        decoder_inputs = word_dropout(batch.inputs, 0.2, rng)          # lean on z, not on the last word
+        decoder_inputs = word_dropout(batch.inputs, 0.2, rng)  # lean on z, not on the last word
         eps = rng.standard_normal((batch_size, config.latent_dim)).astype(np.float32)
         model.zero_grad()
-        terms = model.forward(batch.targets, decoder_inputs, eps,
-                              kl_weight=linear(step, steps // 2))      # KL warm-up over half the run
+        terms = model.forward(
+            batch.targets, decoder_inputs, eps, kl_weight=linear(step, steps // 2)
+        )  # KL warm-up over half the run
         model.backward()
         optimizer.step()
         for name in history:
             history[name].append(terms[name])
         if log_every and (step + 1) % log_every == 0:
             recent = slice(-log_every, None)
-            print(f"step {step + 1:5d}  loss {np.mean(history['loss'][recent]):6.3f}  "
-                  f"reconstruction {np.mean(history['rec'][recent]):6.3f}  "
-                  f"KL {np.mean(history['kl'][recent]):5.3f} nats")
+            print(
+                f"step {step + 1:5d}  loss {np.mean(history['loss'][recent]):6.3f}  "
+                f"reconstruction {np.mean(history['rec'][recent]):6.3f}  "
+                f"KL {np.mean(history['kl'][recent]):5.3f} nats"
+            )
     return model, vocab, history
 
 
@@ -107,8 +117,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     model, vocab, history = train(args.steps, args.seed, log_every=max(args.steps // 10, 1))
-    texts = ["the cat sat on the mat", "my old neighbour slept near the tall tree",
-             "the dog looked at a red box"]
+    texts = ["the cat sat on the mat", "my old neighbour slept near the tall tree", "the dog looked at a red box"]
     print("\nreconstructions (sentence -> mean of q(z|x) -> greedy decoding)")
     decoded = reconstructions(model, vocab, texts)
     for text, out in zip(texts, decoded):

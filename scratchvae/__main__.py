@@ -24,14 +24,23 @@ COMMANDS = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: scratchvae COMMAND [options]   (or python -m scratchvae.COMMAND [options])", "",
-             f"scratchvae {__version__}: variational autoencoders for text and images, every backward pass by hand.",
-             "", "commands:"]
+    lines = [
+        "usage: scratchvae COMMAND [options]   (or python -m scratchvae.COMMAND [options])",
+        "",
+        f"scratchvae {__version__}: variational autoencoders for text and images, every backward pass by hand.",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items()]
-    lines += ["", "scratchvae COMMAND --help describes a command's options.", "", "examples:",
-              "  scratchvae train mnist --epochs 5 --out runs/mnist",
-              "  scratchvae evaluate runs/mnist/best.npz --plots figures",
-              "  scratchvae curves runs/mnist --out curves.png"]
+    lines += [
+        "",
+        "scratchvae COMMAND --help describes a command's options.",
+        "",
+        "examples:",
+        "  scratchvae train mnist --epochs 5 --out runs/mnist",
+        "  scratchvae evaluate runs/mnist/best.npz --plots figures",
+        "  scratchvae curves runs/mnist --out curves.png",
+    ]
     return "\n".join(lines)
 
 
@@ -44,8 +53,11 @@ def main(argv=None) -> int:
         print(f"scratchvae {__version__}")
         return 0
     if argv[0] not in COMMANDS:
-        print(f"{usage().splitlines()[0]}\nscratchvae: error: unknown command {argv[0]!r}; choose one of "
-              f"{', '.join(COMMANDS)}", file=sys.stderr)
+        print(
+            f"{usage().splitlines()[0]}\nscratchvae: error: unknown command {argv[0]!r}; choose one of "
+            f"{', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
     return module.main(argv[1:])

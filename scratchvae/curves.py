@@ -22,31 +22,57 @@ from .cli.types import image_file, non_negative_int
 from .plotting import figure, require_matplotlib, save
 from .training.log import LogError, RunLog, read_log
 
-KL_WEIGHT = "beta"   # the step metric the sentence VAE logs for its annealed KL weight
+KL_WEIGHT = "beta"  # the step metric the sentence VAE logs for its annealed KL weight
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = command_parser("python -m scratchvae.curves", __doc__.split("\n\n")[1].replace("\n", " "),
-                       ("python -m scratchvae.curves runs/ptb",
-                        "python -m scratchvae.curves runs/ptb runs/ptb-512 --out curves.png",
-                        "python -m scratchvae.curves runs/mnist --metrics loss,kl,nll --validation-only --out m.svg"))
+    p = command_parser(
+        "python -m scratchvae.curves",
+        __doc__.split("\n\n")[1].replace("\n", " "),
+        (
+            "python -m scratchvae.curves runs/ptb",
+            "python -m scratchvae.curves runs/ptb runs/ptb-512 --out curves.png",
+            "python -m scratchvae.curves runs/mnist --metrics loss,kl,nll --validation-only --out m.svg",
+        ),
+    )
     p.add_argument("runs", nargs="+", metavar="RUN", help="a run's --out directory or its metrics.jsonl")
-    p.add_argument("--out", type=image_file, metavar="PNG",
-                   help="draw the curves into this image (.png, .pdf, .svg, ...)")
-    p.add_argument("--metrics", default="loss,kl", type=lambda s: [m for m in s.split(",") if m],
-                   help="comma-separated metrics, one panel each, as the runs log them (loss, kl, "
-                        "rec, reconstruction, nll, bce, accuracy, ...) (default: loss,kl)")
-    p.add_argument("--label", action="append", dest="labels", metavar="NAME",
-                   help="the name of a run in the table and the legend; once per run, in order "
-                        "(default: their folder names)")
-    p.add_argument("--smooth", type=int, default=None, metavar="N",
-                   help="running mean over N logged training steps (default: an epoch's; 1: raw)")
-    p.add_argument("--validation-only", action="store_true",
-                   help="draw only the validation values (the training lines of the sentence VAE, "
-                        "whose batches are grouped by length, are noisy)")
-    p.add_argument("--skip-steps", type=non_negative_int, default=0, metavar="S",
-                   help="leave out the first S training steps, whose large early losses "
-                        "squash the rest of the y-axis")
+    p.add_argument(
+        "--out", type=image_file, metavar="PNG", help="draw the curves into this image (.png, .pdf, .svg, ...)"
+    )
+    p.add_argument(
+        "--metrics",
+        default="loss,kl",
+        type=lambda s: [m for m in s.split(",") if m],
+        help="comma-separated metrics, one panel each, as the runs log them (loss, kl, "
+        "rec, reconstruction, nll, bce, accuracy, ...) (default: loss,kl)",
+    )
+    p.add_argument(
+        "--label",
+        action="append",
+        dest="labels",
+        metavar="NAME",
+        help="the name of a run in the table and the legend; once per run, in order (default: their folder names)",
+    )
+    p.add_argument(
+        "--smooth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="running mean over N logged training steps (default: an epoch's; 1: raw)",
+    )
+    p.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="draw only the validation values (the training lines of the sentence VAE, "
+        "whose batches are grouped by length, are noisy)",
+    )
+    p.add_argument(
+        "--skip-steps",
+        type=non_negative_int,
+        default=0,
+        metavar="S",
+        help="leave out the first S training steps, whose large early losses squash the rest of the y-axis",
+    )
     return p
 
 
@@ -71,8 +97,10 @@ def check_metrics(logs: list[RunLog], metrics: list[str]) -> None:
     """LogError naming the metric and what the logs have, for a metric no run logged."""
     for m in metrics:
         if not any(m in log.step_keys() or f"val_{m}" in log.epoch_keys() for log in logs):
-            have = sorted({k for log in logs for k in log.step_keys()} - {"grad_norm", KL_WEIGHT}
-                          | {k[4:] for log in logs for k in log.epoch_keys() if k.startswith("val_")})
+            have = sorted(
+                {k for log in logs for k in log.step_keys()} - {"grad_norm", KL_WEIGHT}
+                | {k[4:] for log in logs for k in log.epoch_keys() if k.startswith("val_")}
+            )
             raise LogError(f"no run logged the metric {m!r}; --metrics can name {', '.join(have)}")
 
 
@@ -83,8 +111,10 @@ def epoch_table(log: RunLog, label: str) -> str:
     head = [c[4:] if c.startswith("val_") else c for c in cols]
     rows = [[_fmt(r.get(c)) for c in cols] for r in log.epochs]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = [f"{label} ({log.path}): {len(log.steps)} logged steps, {len(log.epochs)} epochs"
-             + (", validation:" if rows else "")]
+    lines = [
+        f"{label} ({log.path}): {len(log.steps)} logged steps, {len(log.epochs)} epochs"
+        + (", validation:" if rows else "")
+    ]
     if rows:
         lines.append("  ".join(h.rjust(w) for h, w in zip(head, widths)))
         lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
@@ -110,8 +140,16 @@ def epoch_window(log: RunLog) -> int:
     return max(sum(1 for r in log.steps if r["step"] <= log.epochs[0]["step"]), 1)
 
 
-def plot_curves(logs: list[RunLog], labels: list[str], metrics: list[str], path, *,
-                smooth: int | None = None, skip_steps: int = 0, validation_only: bool = False):
+def plot_curves(
+    logs: list[RunLog],
+    labels: list[str],
+    metrics: list[str],
+    path,
+    *,
+    smooth: int | None = None,
+    skip_steps: int = 0,
+    validation_only: bool = False,
+):
     """One panel per metric: training running means (thin) and validation per epoch (dots).
 
     The y-axis spans the validation values and all but the highest 2 % of the training
@@ -147,11 +185,14 @@ def plot_curves(logs: list[RunLog], labels: list[str], metrics: list[str], path,
             lo, hi = float(min(v.min() for v in shown)), float(max(v.max() for v in shown))
             pad = 0.05 * (hi - lo) or 0.5
             ax.set_ylim(lo - pad, hi + pad)
-        ax.set(xlabel="training step", ylabel=metric,
-               title=f"{metric}: validation" if validation_only else f"{metric}: training (line), validation (dots)")
+        ax.set(
+            xlabel="training step",
+            ylabel=metric,
+            title=f"{metric}: validation" if validation_only else f"{metric}: training (line), validation (dots)",
+        )
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize="small")          # one legend: the colours are the same in every panel
+    axes[0].legend(fontsize="small")  # one legend: the colours are the same in every panel
     return save(fig, path)
 
 
@@ -159,8 +200,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.labels and len(args.labels) != len(args.runs):
-            raise LogError(f"--label names {len(args.labels)} runs but {len(args.runs)} were given; "
-                           "give one --label per run, or none")
+            raise LogError(
+                f"--label names {len(args.labels)} runs but {len(args.runs)} were given; "
+                "give one --label per run, or none"
+            )
         if args.smooth is not None and args.smooth < 1:
             raise LogError(f"--smooth must be at least 1, got {args.smooth}")
         if not args.metrics:
@@ -172,11 +215,18 @@ def main(argv=None) -> int:
     except (LogError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    labels = args.labels or [log.path.parent.name for log in logs]   # the run's folder, file or not
+    labels = args.labels or [log.path.parent.name for log in logs]  # the run's folder, file or not
     print("\n\n".join(epoch_table(log, label) for log, label in zip(logs, labels)))
     if args.out:
-        path = plot_curves(logs, labels, args.metrics, args.out, smooth=args.smooth,
-                           skip_steps=args.skip_steps, validation_only=args.validation_only)
+        path = plot_curves(
+            logs,
+            labels,
+            args.metrics,
+            args.out,
+            smooth=args.smooth,
+            skip_steps=args.skip_steps,
+            validation_only=args.validation_only,
+        )
         print(f"wrote {path}")
     return 0
 

@@ -30,23 +30,29 @@ def task_options(name: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The command before the checkpoint is read: its --help lists every task's options."""
     parser = argparse.ArgumentParser(
-        prog=PROG, usage=f"{PROG} CKPT [options]", formatter_class=HelpFormatter,
+        prog=PROG,
+        usage=f"{PROG} CKPT [options]",
+        formatter_class=HelpFormatter,
         description="Evaluate a trained checkpoint (a run's best.npz or last.npz) on its task's held-out data. "
-                    "The checkpoint knows its task, which decides the options; "
-                    f"{PROG} CKPT --help lists them for that checkpoint.",
-        epilog="\n".join(task_options(name) for name in TASKS) + "\n" + examples(
+        "The checkpoint knows its task, which decides the options; "
+        f"{PROG} CKPT --help lists them for that checkpoint.",
+        epilog="\n".join(task_options(name) for name in TASKS)
+        + "\n"
+        + examples(
             f"{PROG} runs/mnist/best.npz --plots figures/mnist",
             f"{PROG} runs/ptb/best.npz --split test --samples 500",
-            f"{PROG} runs/imdb/best.npz --encode \"a wonderful film\""))
+            f'{PROG} runs/imdb/best.npz --encode "a wonderful film"',
+        ),
+    )
     parser.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by python -m scratchvae.train")
     return parser
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0].startswith("-"):      # --help, or options without the checkpoint first
+    if not argv or argv[0].startswith("-"):  # --help, or options without the checkpoint first
         parser = build_parser()
-        parser.parse_known_args(argv)              # prints the help, or says CKPT is missing
+        parser.parse_known_args(argv)  # prints the help, or says CKPT is missing
         parser.error(f"put the checkpoint first: {PROG} CKPT [options]")
     try:
         ckpt = load_checkpoint(argv[0])

@@ -19,19 +19,24 @@ from .cli.types import int_at_least
 
 def build_parser() -> argparse.ArgumentParser:
     from .tasks.sentence import add_generation_arguments
+
     parser = command_parser(
         "python -m scratchvae.interpolate",
         "Decodes points on the line between two sentences' codes (Bowman et al.'s homotopy): "
         "z(t) = (1 - t) z1 + t z2 for --steps values of t from 0 to 1, the ends included, "
         "z1 and z2 the posterior means E_q[z|x] of the two sentences (or IMDB reviews).",
-        ('python -m scratchvae.interpolate runs/ptb/best.npz "the market fell" "prices rose sharply"',
-         'python -m scratchvae.interpolate runs/ptb/best.npz "i went home" "she left early" --steps 10',
-         'python -m scratchvae.interpolate runs/imdb/best.npz "a wonderful film" "boring and far too long"'))
+        (
+            'python -m scratchvae.interpolate runs/ptb/best.npz "the market fell" "prices rose sharply"',
+            'python -m scratchvae.interpolate runs/ptb/best.npz "i went home" "she left early" --steps 10',
+            'python -m scratchvae.interpolate runs/imdb/best.npz "a wonderful film" "boring and far too long"',
+        ),
+    )
     add_generation_arguments(parser)
     parser.add_argument("first", help="the sentence at t = 0")
     parser.add_argument("second", help="the sentence at t = 1")
-    parser.add_argument("--steps", type=int_at_least(2), default=6, metavar="N",
-                        help="points on the line, both ends included")
+    parser.add_argument(
+        "--steps", type=int_at_least(2), default=6, metavar="N", help="points on the line, both ends included"
+    )
     return parser
 
 
@@ -46,6 +51,7 @@ def main(argv=None) -> int:
         ckpt = load_checkpoint(args.checkpoint)
         if ckpt.task() == "imdb":
             from .tasks.imdb_review import interpolate_lines
+
             print("\n".join(interpolate_lines(ckpt, args)))
             return 0
         task = load_task(ckpt, args.backend, args.dtype)

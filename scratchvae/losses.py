@@ -54,13 +54,13 @@ class SparseSoftmaxCrossEntropy(Layer):
             return w / n
         return w / xp.maximum(w.sum(), 1.0)
 
-    def forward(self, logits: Array, targets: Array, mask: Array | None = None, *,
-                overwrite_logits: bool = False) -> Array:
+    def forward(
+        self, logits: Array, targets: Array, mask: Array | None = None, *, overwrite_logits: bool = False
+    ) -> Array:
         n, T, V = logits.shape
         buf = logits if overwrite_logits else logits.copy()
         w = self.token_weights(targets, mask)
-        nll = self.backend.softmax_cross_entropy(buf.reshape(n * T, V), targets.reshape(-1),
-                                                 w.reshape(-1))
+        nll = self.backend.softmax_cross_entropy(buf.reshape(n * T, V), targets.reshape(-1), w.reshape(-1))
         self.nll = nll.reshape(n, T)
         self.dlogits = buf
         return (self.nll * w).sum()
@@ -130,7 +130,7 @@ class GaussianKL(Layer):
     def forward(self, mean: Array, logvar: Array) -> Array:
         xp = self.xp
         self.mean, self.var = mean, xp.exp(logvar)
-        kl = -0.5 * (1.0 + logvar - mean * mean - self.var)         # (B, Z)
+        kl = -0.5 * (1.0 + logvar - mean * mean - self.var)  # (B, Z)
         self.per_example = kl.sum(axis=1)
         self.per_unit = kl.mean(axis=0)
         if self.free_bits > 0:

@@ -24,8 +24,15 @@ class Optimizer:
 
     slots: tuple[str, ...] = ()
 
-    def __init__(self, params: dict[str, Array], grads: dict[str, Array], *, learning_rate: float,
-                 global_clipnorm: float | None = None, backend: str | NumpyBackend = "numpy") -> None:
+    def __init__(
+        self,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        *,
+        learning_rate: float,
+        global_clipnorm: float | None = None,
+        backend: str | NumpyBackend = "numpy",
+    ) -> None:
         if params.keys() != grads.keys():
             raise ValueError("params and grads must have the same keys")
         self.params, self.grads = params, grads
@@ -33,9 +40,8 @@ class Optimizer:
         self.global_clipnorm = global_clipnorm
         self.backend = get_backend(backend)
         self.iterations = 0
-        self.state = {slot: {k: self.backend.xp.zeros_like(p) for k, p in params.items()}
-                      for slot in self.slots}
-        self._grad_norm = float("nan")     # a float, or a 0-d device array on a GPU
+        self.state = {slot: {k: self.backend.xp.zeros_like(p) for k, p in params.items()} for slot in self.slots}
+        self._grad_norm = float("nan")  # a float, or a 0-d device array on a GPU
 
     @property
     def last_grad_norm(self) -> float:
@@ -97,26 +103,50 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
 
-    def __init__(self, params: dict[str, Array], grads: dict[str, Array], *, learning_rate: float = 1e-3,
-                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7, **kwargs) -> None:
+    def __init__(
+        self,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        *,
+        learning_rate: float = 1e-3,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kwargs,
+    ) -> None:
         super().__init__(params, grads, learning_rate=learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def _lr_t(self) -> float:
         t = self.iterations
-        return self.learning_rate * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        return self.learning_rate * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
 
     def update(self, name: str, param: Array, grad: Array) -> None:
-        self.backend.adam_update(param, grad, self.state["m"][name], self.state["v"][name],
-                                 self._lr_t(), self.beta_1, self.beta_2, self.epsilon)
+        self.backend.adam_update(
+            param,
+            grad,
+            self.state["m"][name],
+            self.state["v"][name],
+            self._lr_t(),
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+        )
 
     def update_all(self) -> None:
         """Every parameter in one fused update (one kernel launch on the cupy backend)."""
         names = list(self.params)
         m, v = self.state["m"], self.state["v"]
-        self.backend.adam_update_all([self.params[k] for k in names], [self.grads[k] for k in names],
-                                     [m[k] for k in names], [v[k] for k in names],
-                                     self._lr_t(), self.beta_1, self.beta_2, self.epsilon)
+        self.backend.adam_update_all(
+            [self.params[k] for k in names],
+            [self.grads[k] for k in names],
+            [m[k] for k in names],
+            [v[k] for k in names],
+            self._lr_t(),
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
+        )
 
 
 class SGD(Optimizer):
@@ -130,8 +160,16 @@ class SGD(Optimizer):
 
     slots = ("momentum",)
 
-    def __init__(self, params: dict[str, Array], grads: dict[str, Array], *, learning_rate: float = 0.01,
-                 momentum: float = 0.0, nesterov: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        *,
+        learning_rate: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(params, grads, learning_rate=learning_rate, **kwargs)
         self.momentum, self.nesterov = momentum, nesterov
 
@@ -159,8 +197,16 @@ class RMSprop(Optimizer):
 
     slots = ("velocity",)
 
-    def __init__(self, params: dict[str, Array], grads: dict[str, Array], *, learning_rate: float = 1e-3,
-                 rho: float = 0.9, epsilon: float = 1e-7, **kwargs) -> None:
+    def __init__(
+        self,
+        params: dict[str, Array],
+        grads: dict[str, Array],
+        *,
+        learning_rate: float = 1e-3,
+        rho: float = 0.9,
+        epsilon: float = 1e-7,
+        **kwargs,
+    ) -> None:
         super().__init__(params, grads, learning_rate=learning_rate, **kwargs)
         self.rho, self.epsilon = rho, epsilon
 

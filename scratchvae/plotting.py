@@ -14,14 +14,16 @@ def require_matplotlib(flag: str = "plots") -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ImportError(f"{flag} needs matplotlib: pip install matplotlib "
-                          "(or pip install 'scratchvae[plot]')") from None
+        raise ImportError(
+            f"{flag} needs matplotlib: pip install matplotlib (or pip install 'scratchvae[plot]')"
+        ) from None
 
 
 def figure(width: float, height: float):
     """A new Figure of width x height inches, laid out so labels do not overlap."""
     require_matplotlib()
     from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), layout="constrained")
 
 

@@ -28,8 +28,16 @@ from .cli.flags import FLAGS, TRAINING_FLAGS, HelpFormatter, add_flag, examples
 from .cli.settings import Settings
 from .optim import make_optimizer
 from .tasks import EXAMPLES, HELP, TASKS
-from .training import (RunDirError, RunStopped, StopRequested, StopSignals, Trainer, TrainingError,
-                       load_checkpoint, run_dir)
+from .training import (
+    RunDirError,
+    RunStopped,
+    StopRequested,
+    StopSignals,
+    Trainer,
+    TrainingError,
+    load_checkpoint,
+    run_dir,
+)
 from .training.cores import cores_for
 from .training.distributed import MPICommunicator, SingleProcess
 
@@ -44,8 +52,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, module) -> None:
     decided = getattr(module, "PRESET_DECIDED", ())
     for key in TRAINING_FLAGS:
         if key in decided:
-            add_flag(g, key, default=None,
-                     help=f"{FLAGS[key].options['help'].split(' (default')[0]} (default: {module.preset_default(key)})")
+            add_flag(
+                g,
+                key,
+                default=None,
+                help=f"{FLAGS[key].options['help'].split(' (default')[0]} (default: {module.preset_default(key)})",
+            )
         elif key in module.DEFAULTS:
             add_flag(g, key, default=module.DEFAULTS[key])
         else:
@@ -55,16 +67,25 @@ def add_common_arguments(parser: argparse.ArgumentParser, module) -> None:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line; with ``only``, just that task's module is imported and given its flags."""
     parser = argparse.ArgumentParser(
-        prog="python -m scratchvae.train", formatter_class=HelpFormatter,
+        prog="python -m scratchvae.train",
+        formatter_class=HelpFormatter,
         description="Train a model, with progress, logs and checkpoints (in --out, default runs/<task>).\n"
-                    "python -m scratchvae.train TASK --help lists a task's options.",
-        epilog=examples("python -m scratchvae.train mnist --epochs 5",
-                        "python -m scratchvae.train ptb --out runs/ptb",
-                        "python -m scratchvae.train imdb --out runs/imdb --resume    # continue where it stopped"))
+        "python -m scratchvae.train TASK --help lists a task's options.",
+        epilog=examples(
+            "python -m scratchvae.train mnist --epochs 5",
+            "python -m scratchvae.train ptb --out runs/ptb",
+            "python -m scratchvae.train imdb --out runs/imdb --resume    # continue where it stopped",
+        ),
+    )
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for name, module_name in TASKS.items():
-        p = sub.add_parser(name, help=HELP[name], description=HELP[name], epilog=examples(*EXAMPLES[name]),
-                           formatter_class=HelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=HELP[name],
+            description=HELP[name],
+            epilog=examples(*EXAMPLES[name]),
+            formatter_class=HelpFormatter,
+        )
         if only is None or name == only:
             module = importlib.import_module(module_name)
             module.add_arguments(p, name)
@@ -76,8 +97,10 @@ def resolve_settings(args: argparse.Namespace, comm=None) -> Settings:
     """The run's settings: the flags, the default --out, progress on rank 0 only, and the preset's values
     (IMDB) for the flags not given."""
     module = importlib.import_module(TASKS[args.task])
-    values = vars(args) | {"out": args.out or f"runs/{args.task}",
-                           "progress": args.progress and (comm is None or comm.rank == 0)}
+    values = vars(args) | {
+        "out": args.out or f"runs/{args.task}",
+        "progress": args.progress and (comm is None or comm.rank == 0),
+    }
     if hasattr(module, "preset_values"):
         values |= module.preset_values(args)
     return Settings(values)
@@ -106,17 +129,22 @@ def open_run_dir(args: argparse.Namespace, lock: run_dir.RunLock):
     if args.resume:
         if "last.npz" not in found:
             held = f"it holds only {', '.join(found)}" if found else "it holds no run"
-            raise RunDirError(f"--resume: there is no {out / 'last.npz'} to resume ({held}); "
-                              "drop --resume to start a new run")
+            raise RunDirError(
+                f"--resume: there is no {out / 'last.npz'} to resume ({held}); drop --resume to start a new run"
+            )
         ckpt = load_checkpoint(out / "last.npz")
         task = ckpt.task()
         if task != args.task:
-            raise RunDirError(f"--resume: {out / 'last.npz'} is a run of the {task!r} task, not {args.task!r}: "
-                              f"resume it with 'train {task} ... --resume', or choose another --out")
+            raise RunDirError(
+                f"--resume: {out / 'last.npz'} is a run of the {task!r} task, not {args.task!r}: "
+                f"resume it with 'train {task} ... --resume', or choose another --out"
+            )
         return ckpt
     if found and not args.overwrite:
-        raise RunDirError(f"{out} already holds a run ({', '.join(found)}); continue it with --resume, replace it "
-                          "with --overwrite, or choose another --out")
+        raise RunDirError(
+            f"{out} already holds a run ({', '.join(found)}); continue it with --resume, replace it "
+            "with --overwrite, or choose another --out"
+        )
     return None
 
 
@@ -136,6 +164,7 @@ def thread_count(args: argparse.Namespace, backend, cores: int = 1) -> str:
         return f"{cores} cores (each batch split across them)"
     if backend.name == "numba":
         import numba
+
         return _count(numba.get_num_threads(), "thread")
     return _count(threads.blas_thread_count(), "BLAS thread")
 
@@ -155,7 +184,8 @@ def run(args: argparse.Namespace | Settings, comm=None, stop_signals: StopSignal
     if args.threads is not None:
         limit_threads(args.threads)
     from .backend import get_backend
-    get_backend(args.backend)        # the backend's start-up check (cupy: compile, launch, GEMM) before any data
+
+    get_backend(args.backend)  # the backend's start-up check (cupy: compile, launch, GEMM) before any data
     module = importlib.import_module(TASKS[args.task])
     main_rank = comm.rank == 0
     lock = run_dir.RunLock(args.out)
@@ -171,16 +201,33 @@ def run(args: argparse.Namespace | Settings, comm=None, stop_signals: StopSignal
 def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
     task = module.build_task(args)
     model = task.model
-    optimizer = make_optimizer(args.optimizer, model.parameters(), model.gradients(),
-                               learning_rate=args.lr, global_clipnorm=args.clipnorm,
-                               backend=model.backend)
+    optimizer = make_optimizer(
+        args.optimizer,
+        model.parameters(),
+        model.gradients(),
+        learning_rate=args.lr,
+        global_clipnorm=args.clipnorm,
+        backend=model.backend,
+    )
     cores = step_cores(args, model.backend, comm)
-    trainer = Trainer(task, optimizer, args.out, epochs=args.epochs, max_steps=args.max_steps,
-                      seed=args.seed, checkpoint_every=args.checkpoint_every, progress=args.progress,
-                      comm=comm, lr_decay=args.lr_decay, lr_drop_at=tuple(args.lr_drop_at or ()),
-                      lr_drop_factor=args.lr_drop_factor, log_every=args.log_every or LOG_EVERY,
-                      print_every=args.log_every,
-                      stop_signals=stop_signals, cores=cores)
+    trainer = Trainer(
+        task,
+        optimizer,
+        args.out,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        progress=args.progress,
+        comm=comm,
+        lr_decay=args.lr_decay,
+        lr_drop_at=tuple(args.lr_drop_at or ()),
+        lr_drop_factor=args.lr_drop_factor,
+        log_every=args.log_every or LOG_EVERY,
+        print_every=args.log_every,
+        stop_signals=stop_signals,
+        cores=cores,
+    )
     main_rank = comm.rank == 0
     out = Path(args.out)
     if args.resume:
@@ -188,8 +235,10 @@ def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
         if trainer.finished():
             if main_rank:
                 limit = f"--max-steps {args.max_steps}" if trainer._done() else f"--epochs {args.epochs}"
-                print(f"nothing to do: {out / 'last.npz'} has finished {limit} (epoch {trainer.epoch}, step "
-                      f"{trainer.global_step}); give a larger {limit.split()[0]} to train on")
+                print(
+                    f"nothing to do: {out / 'last.npz'} has finished {limit} (epoch {trainer.epoch}, step "
+                    f"{trainer.global_step}); give a larger {limit.split()[0]} to train on"
+                )
             return {}
         if main_rank:
             print(f"resuming {out / 'last.npz'} at epoch {trainer.epoch + 1}, step {trainer.global_step}")
@@ -198,9 +247,12 @@ def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
     if main_rank:
         n_examples, steps = trainer.epoch_size()
         ranks = f", {comm.size} ranks" if comm.size > 1 else ""
-        print(f"{args.task}: {n_examples:,} training examples, {steps:,} steps an epoch (batch {args.batch_size}), "
-              f"{args.epochs} epochs; {model.num_parameters():,} parameters; backend {model.backend.name}, "
-              f"{thread_count(args, model.backend, trainer.cores.cores)}, {args.dtype}{ranks}", flush=True)
+        print(
+            f"{args.task}: {n_examples:,} training examples, {steps:,} steps an epoch (batch {args.batch_size}), "
+            f"{args.epochs} epochs; {model.num_parameters():,} parameters; backend {model.backend.name}, "
+            f"{thread_count(args, model.backend, trainer.cores.cores)}, {args.dtype}{ranks}",
+            flush=True,
+        )
     val = trainer.fit()
     if main_rank:
         print("\n".join(trainer.summary()), flush=True)
@@ -221,6 +273,7 @@ def main(argv=None) -> int:
     try:
         if args.distributed:
             from .backend import get_backend
+
             comm = MPICommunicator(get_backend(args.backend))
         with stop_signals if comm.size == 1 else contextlib.nullcontext():  # MPI keeps Ctrl-C as it is
             run(args, comm, stop_signals)

@@ -22,6 +22,7 @@ def _real_cupy_reason() -> str | None:
         return None
     try:
         from scratchvae.backend.cupy_backend import CupyBackend
+
         backend_module._cache["cupy"] = CupyBackend()
     except BackendError as exc:
         return str(exc)

@@ -25,8 +25,7 @@ torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
 
 if keras.backend.backend() != "torch":  # pragma: no cover
-    pytest.skip(f"the parity tests need KERAS_BACKEND=torch, not {keras.backend.backend()}",
-                allow_module_level=True)
+    pytest.skip(f"the parity tests need KERAS_BACKEND=torch, not {keras.backend.backend()}", allow_module_level=True)
 
 keras.config.set_floatx("float64")
 
@@ -39,8 +38,8 @@ from scratchvae.interop.keras_models import enable_float64_promotion  # noqa: E4
 
 enable_float64_promotion()
 
-OUT_TOL = 1e-10   # outputs and losses
-GRAD_TOL = 1e-8   # parameter and input gradients
+OUT_TOL = 1e-10  # outputs and losses
+GRAD_TOL = 1e-8  # parameter and input gradients
 
 MAX_DIFFS: dict[str, float] = {}
 
@@ -173,6 +172,7 @@ def load_into_keras(model, km, layout=None):
     Returns {scratchvae path: Keras variable}."""
     from scratchvae.interop import layout_of
     from scratchvae.interop.keras_models import keras_model_variables
+
     variables = keras_model_variables(km, layout_of(model, layout))
     params = model.state_dict()
     assert variables.keys() == params.keys()

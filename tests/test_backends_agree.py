@@ -42,8 +42,15 @@ def test_forward_and_backward_agree_with_numpy(name, fast_backend_name):
         assert_close(ref_grads[k], grads[k], AGREEMENT, f"{name} d{k}")
 
 
-@pytest.mark.parametrize("name", ["LSTM mask post-padding", "Bidirectional return_sequences, mask",
-                                  "SparseSoftmaxCrossEntropy sum, mask", "Dense relu"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LSTM mask post-padding",
+        "Bidirectional return_sequences, mask",
+        "SparseSoftmaxCrossEntropy sum, mask",
+        "Dense relu",
+    ],
+)
 def test_float32_runs_and_stays_close(name, backend_name):
     """float32 works everywhere and stays within float32 rounding of the float64 result."""
     ref_loss, ref_grads = evaluate(name, "numpy", "float64")

@@ -133,14 +133,18 @@ def world(tmp_path_factory) -> dict:
 
 def checkpoints(world: dict) -> dict[str, str]:
     """The hash of every checkpoint in the runs' folders."""
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for task in TASKS for p in sorted(Path(world[task]).glob("*.npz"))}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for task in TASKS
+        for p in sorted(Path(world[task]).glob("*.npz"))
+    }
 
 
 @pytest.fixture(scope="module")
 def results(world) -> dict:
     """Every case run at once (a subprocess each, in its own empty folder {tmp}, also its working directory),
     and the runs' checkpoints before and after: case index -> (result, its folder)."""
+
     def run(i):
         tmp = Path(world["root"]) / f"case{i}"
         tmp.mkdir()

@@ -18,19 +18,25 @@ MODELS = {"imdb-seed", "imdb-default", "ptb-sentence", "mnist"}
 
 def test_quick_benchmark_runs_and_reports_every_case(tmp_path):
     out = tmp_path / "quick.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
     result = json.loads(out.read_text())
     rows = result["rows"]
     impls = {r["impl"] for r in rows}
     assert {"numpy", "numba"} <= impls
-    assert "numba-1proc" in {r["impl"] for r in rows if r["kind"] == "model"}     # the one-process step beside
+    assert "numba-1proc" in {r["impl"] for r in rows if r["kind"] == "model"}  # the one-process step beside
     assert "numba-1proc" not in {r["impl"] for r in rows if r["kind"] == "kernel"}
-    assert result["machine"]["step_cores"] == 2                 # --quick splits the model steps across 2 cores
-    assert re.fullmatch(r"gemm share imdb-seed numba = \d+% of the float32 GEMM peak \(\d+\.\d GFLOP/s\)",
-                        result["gemm_share"]), result["gemm_share"]
+    assert result["machine"]["step_cores"] == 2  # --quick splits the model steps across 2 cores
+    assert re.fullmatch(
+        r"gemm share imdb-seed numba = \d+% of the float32 GEMM peak \(\d+\.\d GFLOP/s\)", result["gemm_share"]
+    ), result["gemm_share"]
     assert result["gemm_share"] in proc.stdout
     assert MODELS <= {r["case"] for r in rows if r["kind"] == "model"}
     assert {r["case"].split()[0] for r in rows if r["kind"] == "kernel"} == {"lstm", "softmax-ce"}
@@ -46,13 +52,14 @@ def test_quick_benchmark_runs_and_reports_every_case(tmp_path):
         assert len(speed) == len(MODELS) * (len(impls) - 1)
         assert all(re.fullmatch(r"speed \S+ \S+/pytorch = \d+\.\d\dx", line) for line in speed), speed
         assert proc.stdout.rstrip().splitlines()[-1] == speed[-1]
-        assert all(r.get("peak_mb") is not None for r in rows)   # memory measured for every row
+        assert all(r.get("peak_mb") is not None for r in rows)  # memory measured for every row
     else:
         assert speed == []
 
 
 def test_quick_writes_no_file_unless_out_names_one():
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -63,11 +70,20 @@ def test_quick_writes_no_file_unless_out_names_one():
 
 
 def test_the_imdb_model_batch_builds_any_sizes_cheaply(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))   # bench/ is a folder of scripts, as bench/run.py runs them
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # bench/ is a folder of scripts, as bench/run.py runs them
     cases = importlib.import_module("cases")
-    model, ids, labels, eps = cases.imdb_model_batch(4, 7, backend="numpy", vocab_size=50, encoder_units=6,
-                                                     decoder_units=5, latent_dim=4, hidden_units=8,
-                                                     embedding_dim=3, sentiment_units=2)
+    model, ids, labels, eps = cases.imdb_model_batch(
+        4,
+        7,
+        backend="numpy",
+        vocab_size=50,
+        encoder_units=6,
+        decoder_units=5,
+        latent_dim=4,
+        hidden_units=8,
+        embedding_dim=3,
+        sentiment_units=2,
+    )
     assert ids.shape == (4, 7) and eps.shape == (4, 4) and model.config.vocab_size == 50
     terms = model.forward(ids, labels, eps)
     model.backward()
@@ -76,42 +92,60 @@ def test_the_imdb_model_batch_builds_any_sizes_cheaply(monkeypatch):
 
 def test_quick_design_comparison_times_every_design_of_every_model():
     """bench/cores.py --quick: one thread, K threads, (a) threads with replicas, (b) processes, per model."""
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cores.py"), "--quick"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cores.py"), "--quick"], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    rows = [line.split(" | ")[:2] for line in proc.stdout.splitlines()
-            if line.startswith("| ") and "s / step" not in line]
+    rows = [
+        line.split(" | ")[:2] for line in proc.stdout.splitlines() if line.startswith("| ") and "s / step" not in line
+    ]
     designs = ["1 thread", "2 threads", "(a) 2 threads, replicas", "(b) 2 processes"]
-    assert rows == [[f"| {case}", d] for case in ("imdb-seed", "imdb-default", "ptb-sentence", "mnist")
-                    for d in designs], proc.stdout
+    assert rows == [
+        [f"| {case}", d] for case in ("imdb-seed", "imdb-default", "ptb-sentence", "mnist") for d in designs
+    ], proc.stdout
 
 
 def test_launch_counts_of_a_cupy_step_without_a_gpu(tmp_path):
     """Issue 20's budget, counted on the stand-in: at most 2 + 2 launches per LSTM time step and direction
     (masks included), and a default-preset training step within 3,000 launches and 3 synchronisations."""
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--launches", "--quick"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--launches", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     found = {}
     for line in proc.stdout.splitlines():
-        m = re.match(r"launches (\S+) cupy = (\d+) per step, syncs = (\d+) per step \(optimizer (\d+), "
-                     r"zero_grad (\d+),", line)
+        m = re.match(
+            r"launches (\S+) cupy = (\d+) per step, syncs = (\d+) per step \(optimizer (\d+), "
+            r"zero_grad (\d+),",
+            line,
+        )
         if m:
             found[m[1]] = tuple(int(x) for x in m.groups()[1:])
     assert set(found) == MODELS | {"imdb-default-T8"}, proc.stdout
     for model, (launches, syncs, optimizer, zero_grad) in found.items():
-        assert optimizer == 4, model       # norm (partials, sum, sqrt) + one fused Adam, whatever the model
-        assert zero_grad == 1, model       # one multi-tensor zero
+        assert optimizer == 4, model  # norm (partials, sum, sqrt) + one fused Adam, whatever the model
+        assert zero_grad == 1, model  # one multi-tensor zero
         assert 0 < launches and syncs <= 7, model
-        assert syncs == 1, model           # the loss terms, read back in one transfer
+        assert syncs == 1, model  # the loss terms, read back in one transfer
     for model in ("imdb-default", "imdb-default-T8"):
         launches, syncs = found[model][:2]
         assert launches <= 3000 and syncs <= 3, (model, launches, syncs)
     lstm = [line for line in proc.stdout.splitlines() if line.startswith("launches lstm")]
     assert lstm and all(re.search(r"\d+\.\d per time step \(budget 4\), syncs = 0$", line) for line in lstm)
-    steps = [re.fullmatch(r"launches step-kernels mask=(yes|no) sequences=(yes|no) cupy = (\S+) forward \+ "
-                          r"(\S+) backward per time step and direction \(budget 2 \+ 2, kernel by kernel\), "
-                          r"syncs = (\S+)", line) for line in proc.stdout.splitlines() if "step-kernels" in line]
+    steps = [
+        re.fullmatch(
+            r"launches step-kernels mask=(yes|no) sequences=(yes|no) cupy = (\S+) forward \+ "
+            r"(\S+) backward per time step and direction \(budget 2 \+ 2, kernel by kernel\), "
+            r"syncs = (\S+)",
+            line,
+        )
+        for line in proc.stdout.splitlines()
+        if "step-kernels" in line
+    ]
     assert len(steps) == 4 and all(steps), proc.stdout
     assert {(m[1], m[2]) for m in steps} == {("yes", "yes"), ("yes", "no"), ("no", "yes"), ("no", "no")}
     for m in steps:
@@ -122,13 +156,19 @@ def test_bench_on_gpu_without_cupy_is_a_one_line_error(tmp_path):
     import pytest
 
     from scratchvae.backend import BackendError, get_backend
+
     try:
         get_backend("cupy")
         pytest.skip("CuPy and a GPU work here: nothing to refuse")
     except BackendError:
         pass
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--device", "gpu"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--device", "gpu"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: --device gpu: the cupy backend needs CuPy: pip install")
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -53,13 +53,12 @@ def test_two_calls_run_at_once_each_with_one_thread(Backend):
     def call(tag):
         return tag, threading.get_ident(), K._thread_count(), blas_thread_count()
 
-    (a, ident_a, share_a, blas_a), (b, ident_b, share_b, blas_b) = K.concurrently(
-        lambda: call("a"), lambda: call("b"))
-    assert (a, b) == ("a", "b")                           # results in the order of the calls
+    (a, ident_a, share_a, blas_a), (b, ident_b, share_b, blas_b) = K.concurrently(lambda: call("a"), lambda: call("b"))
+    assert (a, b) == ("a", "b")  # results in the order of the calls
     assert ident_a != ident_b
-    assert share_a == share_b == 1                        # numba: the serial step kernels
-    assert blas_a == blas_b == 1                          # BLAS: one thread per call
-    assert blas_thread_count() == before                  # restored afterwards
+    assert share_a == share_b == 1  # numba: the serial step kernels
+    assert blas_a == blas_b == 1  # BLAS: one thread per call
+    assert blas_thread_count() == before  # restored afterwards
     assert K._thread_count() == 2
 
 
@@ -134,11 +133,10 @@ def test_four_threads_give_each_direction_two(tmp_path):
         print("layer", numba.threading_layer(), "shares", sorted(set(shares)))
     """)
     env = dict(os.environ, NUMBA_NUM_THREADS="4")
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     layer = out.stdout.split()[1]
-    expected = "[2]" if layer in ("omp", "tbb") else "[4]"   # workqueue: one direction after the other
+    expected = "[2]" if layer in ("omp", "tbb") else "[4]"  # workqueue: one direction after the other
     assert out.stdout.strip().endswith(f"shares {expected}"), out.stdout
 
 

@@ -47,22 +47,51 @@ def case_flags(model: str, data: Path) -> list[str]:
     if model == "mnist":
         return ["mnist", "--data-dir", str(data), "--hidden", "6"]
     if model.startswith("imdb"):
-        extra = ["--preset", "seed"] if model == "imdb-seed" else []   # pre-padding, batches at random
+        extra = ["--preset", "seed"] if model == "imdb-seed" else []  # pre-padding, batches at random
         return ["imdb", "--data-dir", str(data), *extra, *[f for f in IMDB_TINY if f != "--no-progress"]]
     tied = ["--embedding-dim", "5", "--tie-embeddings"] if model == "text-tied" else ["--embedding-dim", "6"]
-    return ["text", "--file", str(data / "sentences.txt"), *tied, "--encoder-units", "5",
-            "--decoder-units", "5", "--latent-dim", "2", "--kl-schedule", "linear", "--kl-steps", "4",
-            "--word-dropout", "0.3", "--decoder-dropout", "0.2", "--bidirectional"]   # bucketed batches
+    return [
+        "text",
+        "--file",
+        str(data / "sentences.txt"),
+        *tied,
+        "--encoder-units",
+        "5",
+        "--decoder-units",
+        "5",
+        "--latent-dim",
+        "2",
+        "--kl-schedule",
+        "linear",
+        "--kl-steps",
+        "4",
+        "--word-dropout",
+        "0.3",
+        "--decoder-dropout",
+        "0.2",
+        "--bidirectional",
+    ]  # bucketed batches
 
 
 def trained(model, data, tmp_path, cores, *, batch=5, steps=3, backend="numpy"):
     """The parameters after ``steps`` Adam steps of ``model`` with each batch split across ``cores``."""
-    argv = [*case_flags(model, data), "--batch-size", str(batch), "--dtype", "float64", "--backend", backend,
-            "--no-progress", "--out", str(tmp_path / f"{model}-{cores}")]
+    argv = [
+        *case_flags(model, data),
+        "--batch-size",
+        str(batch),
+        "--dtype",
+        "float64",
+        "--backend",
+        backend,
+        "--no-progress",
+        "--out",
+        str(tmp_path / f"{model}-{cores}"),
+    ]
     args = train.resolve_settings(train.build_parser(argv[0]).parse_args(argv))
     task = importlib.import_module(TASKS[args.task]).build_task(args)
-    optimizer = make_optimizer("adam", task.model.parameters(), task.model.gradients(), learning_rate=0.01,
-                               backend=task.model.backend)
+    optimizer = make_optimizer(
+        "adam", task.model.parameters(), task.model.gradients(), learning_rate=0.01, backend=task.model.backend
+    )
     trainer = Trainer(task, optimizer, args.out, max_steps=steps, progress=False, cores=cores, seed=3)
     trainer.fit()
     return task.model.state_dict()
@@ -121,10 +150,11 @@ class FailingTask:
 
 def _dense():
     from scratchvae.layers.dense import Dense
+
     return Dense(3, 2, rng=np.random.default_rng(0), dtype=np.float64)
 
 
-@pytest.mark.parametrize("bad", [0, 3])   # in the trainer's own shard, in a worker's
+@pytest.mark.parametrize("bad", [0, 3])  # in the trainer's own shard, in a worker's
 def test_an_error_in_any_core_is_raised_and_the_pool_goes_on(bad):
     with CorePool(FailingTask(_dense(), bad, "raise"), 2) as pool:
         with pytest.raises(ValueError, match=f"bad example {bad}"):
@@ -134,18 +164,22 @@ def test_an_error_in_any_core_is_raised_and_the_pool_goes_on(bad):
 
 def test_a_killed_worker_is_a_one_line_training_error(tmp_path):
     from test_training import ToyTask
+
     task = ToyTask()
     original, trainer_pid = task.train_step, os.getpid()
 
     def step(batch, rng, step):
-        if step == 1 and os.getpid() != trainer_pid:          # the second core's shard of step 1
+        if step == 1 and os.getpid() != trainer_pid:  # the second core's shard of step 1
             os.kill(os.getpid(), signal.SIGKILL)
         return original(batch, rng, step)
+
     task.train_step = step
     optimizer = make_optimizer("sgd", task.model.parameters(), task.model.gradients(), learning_rate=0.1)
     trainer = Trainer(task, optimizer, tmp_path, max_steps=3, progress=False, cores=2)
-    message = ("a worker process of the batch-split step was killed by signal 9 (out of memory?) at epoch 1, "
-               "step 1; training stopped")
+    message = (
+        "a worker process of the batch-split step was killed by signal 9 (out of memory?) at epoch 1, "
+        "step 1; training stopped"
+    )
     with pytest.raises(TrainingError, match=re.escape(message)):
         trainer.fit()
 
@@ -190,6 +224,7 @@ def _state(pid: int) -> str:
 def test_the_cores_of_a_run():
     from scratchvae.backend import get_backend
     from scratchvae.backend.threads import core_count
+
     assert cores_for(get_backend("numpy"), None) == core_count()
     assert cores_for(get_backend("numba"), 3) == 3
     with pytest.raises(ValueError, match="cores must be at least 1"):
@@ -202,14 +237,22 @@ def test_ctrl_c_to_the_process_group_stops_a_split_run_after_its_step(tmp_path):
     import time
 
     from test_run_safety import SLOW, cli, flags, params
+
     write_synthetic_mnist(tmp_path)
     reference = cli(flags(tmp_path, tmp_path / "reference", "--threads", 2))
     assert reference.returncode == 0, reference.stderr
     assert "2 cores (each batch split across them)" in reference.stdout
     args = flags(tmp_path, tmp_path / "stopped", "--threads", 2)
-    proc = subprocess.Popen([sys.executable, "-c", SLOW, *args], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW, *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     from scratchvae.training import load_checkpoint
+
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -218,7 +261,7 @@ def test_ctrl_c_to_the_process_group_stops_a_split_run_after_its_step(tmp_path):
         except Exception:  # noqa: BLE001 - not written yet
             pass
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)      # what Ctrl-C does: the whole foreground process group
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "stopped by SIGINT at epoch 2" in stderr, stderr
@@ -233,6 +276,7 @@ def test_unlabelled_reviews_train_on_one_core(data, tmp_path, monkeypatch):
     """With unlabelled reviews the sentiment loss is a mean over the batch's labelled ones: shards cannot give
     the batch's gradient (2 cores differ by 1e-2 here otherwise), so the task says so and each step runs whole."""
     import test_cores
+
     original = test_cores.case_flags
     monkeypatch.setattr(test_cores, "case_flags", lambda m, d: [*original(m, d), "--unlabelled"])
     assert_same(trained("imdb", data, tmp_path, 1), trained("imdb", data, tmp_path, 2))
@@ -242,6 +286,7 @@ def test_unlabelled_reviews_train_on_one_core(data, tmp_path, monkeypatch):
 def test_free_bits_train_on_one_core(free_bits, cores, data, tmp_path):
     """Free bits clamp each latent unit's KL averaged over the batch: not a mean over examples."""
     from scratchvae.tasks.sentence import build_task
+
     argv = [*case_flags("text", data), "--free-bits", free_bits, "--out", str(tmp_path / "run")]
     task = build_task(train.resolve_settings(train.build_parser("text").parse_args(argv)))
     assert task.shardable == (cores > 1)
@@ -252,6 +297,7 @@ def test_free_bits_train_on_one_core(free_bits, cores, data, tmp_path):
 def test_ranks_times_cores_end_with_the_parameters_of_one_core(tmp_path):
     """--distributed composes with the split: 2 ranks x 2 cores (a rank's 5 rows as 3 + 2) equal one core."""
     from test_distributed import MPIRUN, _tiny_mnist, _train
+
     if MPIRUN is None or importlib.util.find_spec("mpi4py") is None:
         pytest.skip("needs mpi4py and mpirun: pip install mpi4py mpich")
     _tiny_mnist(tmp_path)
@@ -261,8 +307,11 @@ def test_ranks_times_cores_end_with_the_parameters_of_one_core(tmp_path):
     assert multi.returncode == 0, multi.stderr
     assert "2 cores (each batch split across them), float64, 2 ranks" in multi.stdout
     from scratchvae.training import load_checkpoint
-    assert_same(load_checkpoint(tmp_path / "single" / "last.npz").params,
-                load_checkpoint(tmp_path / "multi" / "last.npz").params)
+
+    assert_same(
+        load_checkpoint(tmp_path / "single" / "last.npz").params,
+        load_checkpoint(tmp_path / "multi" / "last.npz").params,
+    )
 
 
 def test_a_parallel_numba_kernel_in_a_worker_fails_the_step_instead_of_skipping_its_work():
@@ -275,7 +324,8 @@ def test_a_parallel_numba_kernel_in_a_worker_fails_the_step_instead_of_skipping_
     def kernel():
         logits = np.zeros((4, 3))
         softmax_cross_entropy(logits, np.zeros(4, np.int64), np.ones(4), np.empty(4))
-    kernel()   # the parent's OpenMP pool is started
+
+    kernel()  # the parent's OpenMP pool is started
     if numba.threading_layer() != "omp":
         pytest.skip("the guard is GNU OpenMP's (numba's omp threading layer)")
 
@@ -285,6 +335,7 @@ def test_a_parallel_numba_kernel_in_a_worker_fails_the_step_instead_of_skipping_
         def train_step(self, batch, rng, step):
             kernel()
             return {"loss": 1.0}
+
     with CorePool(Task(), 2) as pool, pytest.raises(CoreError, match="a numba kernel with parallel=True ran"):
         pool.step(np.arange(4), np.random.default_rng(0), 0)
 
@@ -304,11 +355,13 @@ def test_the_serial_kernels_at_one_thread_compute_what_the_parallel_ones_do():
     numba's thread pool; the numbers are the same to the bit."""
     from scratchvae.backend import get_backend
     from scratchvae.backend.numba import adam, softmax
+
     backend = get_backend("numba")
     rng = np.random.default_rng(0)
     logits, targets, scale = rng.standard_normal((7, 50)), rng.integers(0, 50, 7), np.full(7, 1 / 7)
     outputs = []
     import numba
+
     for threads in (min(2, numba.config.NUMBA_NUM_THREADS), 1):
         buf = logits.copy()
         nll = backend.on_threads(threads, lambda: backend.softmax_cross_entropy(buf, targets, scale))
@@ -323,12 +376,13 @@ def test_the_serial_kernels_at_one_thread_compute_what_the_parallel_ones_do():
 def test_a_worker_does_not_hold_the_run_lock(tmp_path):
     """kill -9 of the trainer frees its run folder at once, even while its workers are still dying."""
     from scratchvae.training.run_dir import RunLock
+
     lock = RunLock(tmp_path).acquire()
     try:
         with CorePool(FailingTask(_dense(), -1, "raise"), 2) as pool:
-            pool.step(np.arange(4), np.random.default_rng(0), 0)      # a worker forked while the lock is held
+            pool.step(np.arange(4), np.random.default_rng(0), 0)  # a worker forked while the lock is held
             lock.release()
-            RunLock(tmp_path).acquire().release()                     # free although the worker lives
+            RunLock(tmp_path).acquire().release()  # free although the worker lives
             assert pool.workers[0][0].is_alive()
     finally:
         lock.release()

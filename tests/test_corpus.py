@@ -134,11 +134,7 @@ def test_read_text_not_utf8_names_file_and_line(tmp_path: Path) -> None:
 def test_read_csv_handles_quotes_and_newlines(tmp_path: Path) -> None:
     path = write(
         tmp_path / "q.csv",
-        'id,question1,question2\n'
-        '0,"What is a ""VAE""?",b\n'
-        '1,"Why, oh\nwhy?",c\n'
-        '2,,d\n'
-        '3,Short one,e\n',
+        'id,question1,question2\n0,"What is a ""VAE""?",b\n1,"Why, oh\nwhy?",c\n2,,d\n3,Short one,e\n',
     )
     assert read_csv(path, "question1") == [
         ["what", "is", "a", '"', "vae", '"', "?"],

@@ -32,7 +32,7 @@ def _calls(backend, **options):
     rng = np.random.default_rng(0)
     layer = LSTM(3, 4, rng=np.random.default_rng(1), backend=backend, dtype=np.float64, **options)
     xp, out = backend.xp, []
-    for T in (5, 5, 3, STEP_ROUNDING + 6):            # the last outgrows the kept buffers: new ones
+    for T in (5, 5, 3, STEP_ROUNDING + 6):  # the last outgrows the kept buffers: new ones
         x = xp.asarray(rng.standard_normal((2, T, 3)))
         mask = xp.asarray(rng.random((2, T)) < 0.7)
         dy_shape = (2, T, 4) if layer.return_sequences else (2, 4)
@@ -44,11 +44,17 @@ def _calls(backend, **options):
     out.append(layer.forward_repeated(v, 4))
     out.append(layer.backward(xp.asarray(rng.standard_normal((2, 4, 4) if layer.return_sequences else (2, 4)))))
     out += list(layer.gradients().values())
-    return [backend.to_numpy(a) for a in out]        # read at the end: a later call must not clobber them
+    return [backend.to_numpy(a) for a in out]  # read at the end: a later call must not clobber them
 
 
-@pytest.mark.parametrize("options", [{"return_sequences": True}, {"return_sequences": False},
-                                     {"return_sequences": True, "go_backwards": True, "zero_output_for_mask": True}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"return_sequences": True},
+        {"return_sequences": False},
+        {"return_sequences": True, "go_backwards": True, "zero_output_for_mask": True},
+    ],
+)
 def test_the_graph_path_is_bit_identical_to_the_plain_path(backends, options):
     plain, graphs = _calls(backends[False], **options), _calls(backends[True], **options)
     assert len(plain) == len(graphs)
@@ -85,14 +91,14 @@ def test_a_time_loop_is_captured_once_per_length_and_replayed_as_one_launch(back
         layer.forward(x, mask)
         layer.backward(xp.ones((2, 6, 4), dtype=np.float32))
         launches.append(counters.launches)
-        assert counters.custom.get("graph") == 2, counters.custom       # one forward, one backward loop
+        assert counters.custom.get("graph") == 2, counters.custom  # one forward, one backward loop
         assert "lstm_cell_forward" not in counters.custom and "lstm_cell_backward" not in counters.custom
     assert launches[0] == launches[1]
     kept = next(iter(layer._buffers._kept.values()))
     assert kept.steps == STEP_ROUNDING
     Wh = id(layer.params["recurrent_kernel"])
     assert sorted(kept.graphs) == [("backward", 6, True, True, Wh), ("forward", 6, True, Wh)]
-    assert all(g.kernels == 2 * 6 for g in kept.graphs.values())          # 2 launches a step, each way
+    assert all(g.kernels == 2 * 6 for g in kept.graphs.values())  # 2 launches a step, each way
 
 
 def test_graphs_are_on_by_default_and_the_environment_turns_them_off(monkeypatch):
@@ -122,7 +128,7 @@ def test_the_stand_in_refuses_what_a_capture_cannot_hold():
                 a.get()
         finally:
             graph = stream.end_capture()
-    assert graph.kernels == 0 and a.get().tolist() == [[1.0, 1.0], [1.0, 1.0]]   # refused before writing
+    assert graph.kernels == 0 and a.get().tolist() == [[1.0, 1.0], [1.0, 1.0]]  # refused before writing
     fake_cupy.counters.reset()
     graph.launch()
     assert fake_cupy.counters.launches == 1
@@ -136,10 +142,10 @@ def test_a_replay_reads_the_arrays_as_they_are_then():
         stream.begin_capture()
         cp.cublas.gemm("N", "N", a, b, out=out, beta=1.0)
         graph = stream.end_capture()
-    np.testing.assert_array_equal(out.get(), 0)                 # captured, not run
+    np.testing.assert_array_equal(out.get(), 0)  # captured, not run
     graph.launch()
     graph.launch()
-    np.testing.assert_array_equal(out.get(), 8)                 # 0 + 4 + 4
+    np.testing.assert_array_equal(out.get(), 8)  # 0 + 4 + 4
     a[...] = 0
     graph.launch()
     np.testing.assert_array_equal(out.get(), 8)
@@ -151,22 +157,23 @@ def test_a_capture_that_fails_turns_graphs_off_with_a_note_and_still_computes(ca
     out = xp.zeros((2,))
 
     def steps():
-        out[...] = 1.0                    # an elementwise kernel: not capturable on the stand-in
+        out[...] = 1.0  # an elementwise kernel: not capturable on the stand-in
 
     fake_cupy.counters.reset()
     backend.run_time_loop({}, "k", steps)
     assert backend.graphs is False and out.get().tolist() == [1.0, 1.0]
-    assert fake_cupy.counters.launches == 1                  # the refused capture wrote nothing; the plain run did
+    assert fake_cupy.counters.launches == 1  # the refused capture wrote nothing; the plain run did
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("note: CUDA graphs off") and GRAPHS_ENV in err[0]
 
 
 def test_kept_buffers_are_reused_per_batch_size_grown_when_too_short_and_the_least_recent_dropped():
     from scratchvae.layers.lstm_buffers import KEPT_BATCH_SIZES, LoopBufferPool
+
     pool = LoopBufferPool()
     fresh = [pool.get(np, np.float32, 5, 2, 3, keep=False) for _ in range(2)]
     assert not fresh[0].shared and not np.shares_memory(fresh[0].gates, fresh[1].gates)
-    assert fresh[0].dgates is None                               # a forward alone allocates no backward arrays
+    assert fresh[0].dgates is None  # a forward alone allocates no backward arrays
     fresh[0].ready_for_backward(np)
     assert fresh[0].dgates.shape == (5, 2, 12) and fresh[0].dh.shape == (2, 2, 3)
     a, b = pool.get(np, np.float32, 5, 2, 3, keep=True), pool.get(np, np.float32, 3, 2, 3, keep=True)
@@ -174,7 +181,7 @@ def test_kept_buffers_are_reused_per_batch_size_grown_when_too_short_and_the_lea
     assert np.shares_memory(a.gates, b.gates) and a.graphs is b.graphs
     a.graphs["k"] = "captured"
     longer = pool.get(np, np.float32, STEP_ROUNDING + 1, 2, 3, keep=True)
-    assert not np.shares_memory(a.gates, longer.gates) and longer.graphs == {}   # new arrays, no old graphs
-    for batch in range(3, 3 + KEPT_BATCH_SIZES):                 # batch 2 is now the least recent
+    assert not np.shares_memory(a.gates, longer.gates) and longer.graphs == {}  # new arrays, no old graphs
+    for batch in range(3, 3 + KEPT_BATCH_SIZES):  # batch 2 is now the least recent
         pool.get(np, np.float32, 4, batch, 3, keep=True)
     assert 2 not in pool._kept and len(pool._kept) == KEPT_BATCH_SIZES

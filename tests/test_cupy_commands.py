@@ -30,8 +30,21 @@ from scratchvae.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ON_STAND_IN = REAL_CUPY_REASON is not None
-TEXT_TINY = ["--embedding-dim", "6", "--encoder-units", "5", "--decoder-units", "5", "--latent-dim", "2",
-             "--batch-size", "8", "--backend", "cupy", "--no-progress"]
+TEXT_TINY = [
+    "--embedding-dim",
+    "6",
+    "--encoder-units",
+    "5",
+    "--decoder-units",
+    "5",
+    "--latent-dim",
+    "2",
+    "--batch-size",
+    "8",
+    "--backend",
+    "cupy",
+    "--no-progress",
+]
 
 
 def _ok(code, capsys):
@@ -69,14 +82,30 @@ KILLABLE = textwrap.dedent("""
 def test_imdb_trains_is_killed_resumes_evaluates_and_exports(cupy_backend_name, tmp_path, capsys):
     data = tmp_path / "data"
     make_archive(data, n=6, unsup=0)
-    flags = ["imdb", "--data-dir", str(data), "--backend", "cupy", "--epochs", "3", "--checkpoint-every", "2",
-             *IMDB_TINY, "--batch-size", "2"]                       # 4 steps an epoch
+    flags = [
+        "imdb",
+        "--data-dir",
+        str(data),
+        "--backend",
+        "cupy",
+        "--epochs",
+        "3",
+        "--checkpoint-every",
+        "2",
+        *IMDB_TINY,
+        "--batch-size",
+        "2",
+    ]  # 4 steps an epoch
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     _ok(train.main([*flags, "--out", str(reference)]), capsys)
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, "fake" if ON_STAND_IN else "real", *flags,
-                             "--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE, "fake" if ON_STAND_IN else "real", *flags, "--out", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     progress, deadline = None, time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -92,14 +121,28 @@ def test_imdb_trains_is_killed_resumes_evaluates_and_exports(cupy_backend_name, 
     _ok(train.main([*flags, "--out", str(killed), "--resume"]), capsys)
     _same_parameters(reference / "last.npz", killed / "last.npz")
 
-    out = _ok(evaluate.main([str(reference / "best.npz"), "--data-dir", str(data), "--backend", "cupy",
-                             "--no-progress", "--encode", "a wonderful film"]), capsys)
+    out = _ok(
+        evaluate.main(
+            [
+                str(reference / "best.npz"),
+                "--data-dir",
+                str(data),
+                "--backend",
+                "cupy",
+                "--no-progress",
+                "--encode",
+                "a wonderful film",
+            ]
+        ),
+        capsys,
+    )
     assert out.strip()
 
     pytest.importorskip("h5py")
     from scratchvae.backend import get_backend
     from scratchvae.interop import export_keras_weights
     from scratchvae.tasks.imdb import load_task
+
     task = load_task(load_checkpoint(reference / "best.npz"), get_backend("cupy"))
     mapping = export_keras_weights(task.model, tmp_path / "imdb.weights.h5")
     assert mapping and (tmp_path / "imdb.weights.h5").stat().st_size > 0
@@ -121,8 +164,9 @@ def test_text_and_ptb_train_resume_evaluate_sample_interpolate_neighbours(cupy_b
     for method in ("greedy", "beam"):
         lines = _ok(sample.main([ckpt, "-n", "2", "--method", method, "--backend", "cupy"]), capsys).splitlines()
         assert len(lines) == 2
-    lines = _ok(interpolate.main([ckpt, "the cat sat", "a dog ran", "--steps", "3", "--backend", "cupy"]),
-                capsys).splitlines()
+    lines = _ok(
+        interpolate.main([ckpt, "the cat sat", "a dog ran", "--steps", "3", "--backend", "cupy"]), capsys
+    ).splitlines()
     assert [line.split("  ")[0] for line in lines] == ["0.00", "0.50", "1.00"]
     lines = _ok(neighbours.main([ckpt, "the cat sat", "-k", "2", "--backend", "cupy"]), capsys).splitlines()
     assert len(lines) == 2
@@ -133,26 +177,40 @@ def test_text_and_ptb_train_resume_evaluate_sample_interpolate_neighbours(cupy_b
     (root / "ptb" / "ptb.valid.txt").write_text("\n".join(f" {s} <unk> " for s in sentences(8, 2)) + "\n")
     ptb = tmp_path / "ptb"
     _ok(train.main(["ptb", "--data-dir", str(root), "--out", str(ptb), "--epochs", "1", *TEXT_TINY]), capsys)
-    assert "NLL (IW, K=2)" in _ok(evaluate.main([str(ptb / "best.npz"), "--data-dir", str(root),
-                                                 "--backend", "cupy", "--samples", "2"]), capsys)
+    assert "NLL (IW, K=2)" in _ok(
+        evaluate.main([str(ptb / "best.npz"), "--data-dir", str(root), "--backend", "cupy", "--samples", "2"]), capsys
+    )
 
 
 def test_mnist_trains_resumes_and_evaluates(cupy_backend_name, tmp_path, capsys):
     write_synthetic_mnist(tmp_path, n_train=60, n_test=20)
-    args = ["mnist", "--data-dir", str(tmp_path), "--batch-size", "20", "--hidden", "8", "--backend", "cupy",
-            "--no-progress"]
+    args = [
+        "mnist",
+        "--data-dir",
+        str(tmp_path),
+        "--batch-size",
+        "20",
+        "--hidden",
+        "8",
+        "--backend",
+        "cupy",
+        "--no-progress",
+    ]
     straight, split = tmp_path / "straight", tmp_path / "split"
     from scratchvae.backend import get_backend
     from scratchvae.testing import fake_cupy
+
     fake_cupy.counters.reset()
     _ok(train.main([*args, "--out", str(straight), "--epochs", "2"]), capsys)
     assert get_backend("cupy").xp is (fake_cupy if ON_STAND_IN else __import__("cupy"))
-    assert (fake_cupy.counters.launches > 100) == ON_STAND_IN      # the run went through the stand-in
+    assert (fake_cupy.counters.launches > 100) == ON_STAND_IN  # the run went through the stand-in
     _ok(train.main([*args, "--out", str(split), "--max-steps", "4"]), capsys)
     _ok(train.main([*args, "--out", str(split), "--epochs", "2", "--resume"]), capsys)
     _same_parameters(straight / "last.npz", split / "last.npz")
-    out = _ok(evaluate.main([str(straight / "best.npz"), "--data-dir", str(tmp_path), "--backend", "cupy",
-                             "--no-progress"]), capsys)
+    out = _ok(
+        evaluate.main([str(straight / "best.npz"), "--data-dir", str(tmp_path), "--backend", "cupy", "--no-progress"]),
+        capsys,
+    )
     assert "test negative ELBO" in out and "test IW-NLL, K=500" in out
 
 
@@ -160,10 +218,32 @@ def test_mnist_trains_resumes_and_evaluates(cupy_backend_name, tmp_path, capsys)
 def test_a_command_run_with_the_stand_in_as_cupy(tmp_path):
     write_synthetic_mnist(tmp_path, n_train=40, n_test=20)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SCRATCHVAE_FAKE_CUPY_COUNTS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "scratchvae.testing.with_fake_cupy", "scratchvae.train", "mnist",
-                           "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--max-steps", "2",
-                           "--batch-size", "20", "--hidden", "8", "--backend", "cupy", "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scratchvae.testing.with_fake_cupy",
+            "scratchvae.train",
+            "mnist",
+            "--data-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "20",
+            "--hidden",
+            "8",
+            "--backend",
+            "cupy",
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "fake_cupy counts: {'launches': " in proc.stderr
     assert (tmp_path / "run" / "last.npz").exists()

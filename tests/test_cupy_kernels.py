@@ -44,9 +44,9 @@ def test_global_norm_and_clipping_kernels(cupy_backend):
     host = _arrays(rng, SHAPES)
     grads = [cupy_backend.asarray(a) for a in host]
     norm = cupy_backend.global_norm(grads)
-    expected = np.sqrt(sum((a ** 2).sum() for a in host))
+    expected = np.sqrt(sum((a**2).sum() for a in host))
     assert float(norm) == pytest.approx(expected, rel=1e-14)
-    cupy_backend.clip_by_global_norm(grads, norm, 10 * expected)      # below the limit: untouched
+    cupy_backend.clip_by_global_norm(grads, norm, 10 * expected)  # below the limit: untouched
     for g, a in zip(grads, host):
         np.testing.assert_array_equal(cupy_backend.to_numpy(g), a)
     cupy_backend.clip_by_global_norm(grads, norm, expected / 4)
@@ -72,7 +72,7 @@ def test_fused_adam_is_bit_identical_to_the_reference(cupy_backend, dtype):
 def test_cell_kernels_refuse_non_contiguous_arrays(cupy_backend):
     xp = cupy_backend.xp
     gates = xp.zeros((4, 8))
-    c_prev = xp.zeros((4, 4))[:, ::2]      # a strided view
+    c_prev = xp.zeros((4, 4))[:, ::2]  # a strided view
     with pytest.raises(ValueError, match="c_prev must be C-contiguous"):
         cupy_backend.lstm_cell_forward(gates, c_prev, xp.zeros((4, 2)), xp.zeros((4, 2)))
 
@@ -81,6 +81,7 @@ def test_cell_kernels_refuse_non_contiguous_arrays(cupy_backend):
 def test_cupy_gpu_build_matches_the_cpu_build_of_the_same_source(fake_cupy_backend):
     """On a GPU: NVRTC's build of the kernels against the C++ build that CI runs, in float64."""
     from scratchvae.backend.cupy_backend import CupyBackend
+
     rng = np.random.default_rng(3)
     x = {k: rng.standard_normal((6, 4 * 5) if k == "gates" else (6, 5)) for k in ("gates", "c_prev", "dh", "dc")}
     host_grads = _arrays(rng, SHAPES)

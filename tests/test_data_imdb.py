@@ -98,8 +98,13 @@ def test_load_prefers_the_folder_over_the_archive(tmp_path):
 
 def test_the_real_folder_counts_are_the_original_distributions(monkeypatch):
     monkeypatch.undo()  # the autouse tiny_counts
-    assert imdb.FOLDER_COUNTS == {"train/pos": 12_500, "train/neg": 12_500, "test/pos": 12_500,
-                                  "test/neg": 12_500, "train/unsup": 50_000}
+    assert imdb.FOLDER_COUNTS == {
+        "train/pos": 12_500,
+        "train/neg": 12_500,
+        "test/pos": 12_500,
+        "test/neg": 12_500,
+        "train/unsup": 50_000,
+    }
 
 
 HALF_EXTRACTED = {k: v for k, v in REVIEWS.items() if k != "train/pos/2_8.txt"}
@@ -110,8 +115,10 @@ def test_an_incomplete_folder_gives_way_to_the_archive_beside_it(tmp_path, capsy
     folder = write_folder(tmp_path, HALF_EXTRACTED)
     assert ensure_imdb(tmp_path, download=False) == tmp_path / ARCHIVE_NAME
     note = capsys.readouterr().err.strip()
-    assert note == (f"note: {folder} is incomplete (aclImdb/train/pos has 1 of its 2 reviews); "
-                    f"reading {tmp_path / ARCHIVE_NAME} instead")
+    assert note == (
+        f"note: {folder} is incomplete (aclImdb/train/pos has 1 of its 2 reviews); "
+        f"reading {tmp_path / ARCHIVE_NAME} instead"
+    )
     check_tiny(load_imdb(tmp_path, download=False, progress=False))
 
 
@@ -311,12 +318,30 @@ def test_real_archive(monkeypatch):
 def test_training_on_an_incomplete_folder_alone_is_refused_before_it_starts(tmp_path):
     import subprocess
     import sys
+
     root = Path(__file__).resolve().parents[1]
-    folder = write_folder(tmp_path / "data", REVIEWS)        # a handful of reviews: far from 12,500 a group
+    folder = write_folder(tmp_path / "data", REVIEWS)  # a handful of reviews: far from 12,500 a group
     env = {**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    proc = subprocess.run([sys.executable, "-m", "scratchvae.train", "imdb", "--data-dir", str(tmp_path / "data"),
-                           "--out", str(tmp_path / "run"), "--backend", "numpy", "--no-progress"],
-                          check=False, capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scratchvae.train",
+            "imdb",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "run"),
+            "--backend",
+            "numpy",
+            "--no-progress",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert f"{folder} is incomplete: aclImdb/train/pos has 2 of its 12,500 reviews" in last

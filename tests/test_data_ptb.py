@@ -18,8 +18,25 @@ from scratchvae.data import ptb
 from scratchvae.data.corpus import read_ptb
 from scratchvae.data.errors import DataError
 
-TINY = ["--embedding-dim", "8", "--encoder-units", "8", "--decoder-units", "8", "--latent-dim", "2",
-        "--batch-size", "16", "--backend", "numpy", "--no-progress", "--kl-schedule", "linear", "--kl-steps", "20"]
+TINY = [
+    "--embedding-dim",
+    "8",
+    "--encoder-units",
+    "8",
+    "--decoder-units",
+    "8",
+    "--latent-dim",
+    "2",
+    "--batch-size",
+    "16",
+    "--backend",
+    "numpy",
+    "--no-progress",
+    "--kl-schedule",
+    "linear",
+    "--kl-steps",
+    "20",
+]
 WORDS = "the a cat dog bird sat ran slept on under near mat rug sofa quickly slowly <unk> N".split()
 
 
@@ -61,8 +78,9 @@ def server(tmp_path, monkeypatch):
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     httpd.paths = paths
     monkeypatch.setattr(ptb, "PTB_BASE_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
-    monkeypatch.setattr(ptb, "PTB_FILES", {split: (len(data), hashlib.sha256(data).hexdigest())
-                                           for split, data in SERVED.items()})
+    monkeypatch.setattr(
+        ptb, "PTB_FILES", {split: (len(data), hashlib.sha256(data).hexdigest()) for split, data in SERVED.items()}
+    )
     yield httpd
     httpd.shutdown()
     httpd.server_close()
@@ -76,8 +94,10 @@ def test_the_canonical_files_are_mikolovs_split_from_zarembas_repository():
 REAL = os.environ.get("SCRATCHVAE_DATA")
 
 
-@pytest.mark.skipif(not REAL or not (Path(REAL) / "ptb" / "ptb.train.txt").is_file(),
-                    reason="set SCRATCHVAE_DATA to a folder with ptb/ to check the real files' digests")
+@pytest.mark.skipif(
+    not REAL or not (Path(REAL) / "ptb" / "ptb.train.txt").is_file(),
+    reason="set SCRATCHVAE_DATA to a folder with ptb/ to check the real files' digests",
+)
 @pytest.mark.parametrize("split", ["train", "valid"])
 def test_the_expected_digests_are_those_of_the_real_files(split):
     data = (Path(REAL) / "ptb" / f"ptb.{split}.txt").read_bytes()
@@ -90,7 +110,7 @@ def test_a_missing_split_is_downloaded_checked_and_kept(tmp_path, server):
     assert (data_dir / "ptb" / "ptb.valid.txt").read_bytes() == SERVED["valid"]
     assert sentences == [line.split() for line in SERVED["valid"].decode().splitlines()]
     assert read_ptb(data_dir, "valid", download=True) == sentences
-    assert server.paths == ["/ptb.valid.txt"]                       # the second read found the file
+    assert server.paths == ["/ptb.valid.txt"]  # the second read found the file
 
 
 def test_a_download_that_is_not_the_canonical_file_is_refused(tmp_path, server, monkeypatch):
@@ -119,15 +139,20 @@ def test_training_downloads_train_and_valid_and_only_evaluate_split_test_the_tes
     assert sorted(server.paths) == ["/ptb.train.txt", "/ptb.valid.txt"]
     assert evaluate_cli.main([str(out / "best.npz"), "--samples", "2", "--backend", "numpy", "--no-progress"]) == 0
     assert sorted(server.paths) == ["/ptb.train.txt", "/ptb.valid.txt"]
-    assert evaluate_cli.main([str(out / "best.npz"), "--split", "test", "--samples", "2", "--backend", "numpy",
-                              "--no-progress"]) == 0
+    assert (
+        evaluate_cli.main(
+            [str(out / "best.npz"), "--split", "test", "--samples", "2", "--backend", "numpy", "--no-progress"]
+        )
+        == 0
+    )
     assert sorted(server.paths) == ["/ptb.test.txt", "/ptb.train.txt", "/ptb.valid.txt"]
     assert "PTB test: 9 sentences" in capsys.readouterr().out
 
 
 def test_without_download_training_asks_for_the_training_files_only(tmp_path, capsys):
-    code = train.main(["ptb", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
-                       "--no-download", *TINY])
+    code = train.main(
+        ["ptb", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--no-download", *TINY]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith("error: PTB train split not found") and "ptb.train.txt" in err[0]

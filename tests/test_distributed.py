@@ -24,7 +24,8 @@ from scratchvae.training.distributed import ShardRandom, shard_rows
 MPIRUN = shutil.which("mpirun") or shutil.which("mpiexec")
 needs_mpi = pytest.mark.skipif(
     MPIRUN is None or __import__("importlib").util.find_spec("mpi4py") is None,
-    reason="needs mpi4py and mpirun: pip install mpi4py mpich")
+    reason="needs mpi4py and mpirun: pip install mpi4py mpich",
+)
 
 
 @given(n=st.integers(1, 200), size=st.integers(1, 8))
@@ -54,9 +55,13 @@ def test_shard_random_refuses_draws_that_are_not_per_example():
 
 def _tiny_mnist(path, n_train=48, n_test=16):
     rng = np.random.default_rng(0)
-    np.savez(path / "mnist.npz",
-             x_train=rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), y_train=rng.integers(0, 10, n_train, dtype=np.uint8),
-             x_test=rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), y_test=rng.integers(0, 10, n_test, dtype=np.uint8))
+    np.savez(
+        path / "mnist.npz",
+        x_train=rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, n_train, dtype=np.uint8),
+        x_test=rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, n_test, dtype=np.uint8),
+    )
 
 
 def _env():
@@ -66,9 +71,32 @@ def _env():
 
 
 def _train(tmp_path, out, ranks, extra=()):
-    cmd = [sys.executable, "-m", "scratchvae.train", "mnist", "--data-dir", str(tmp_path), "--out", str(out),
-           "--dtype", "float64", "--backend", "numpy", "--hidden", "8", "--batch-size", "10", "--epochs", "2",
-           "--no-progress", "--optimizer", "adam", "--checkpoint-every", "3", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scratchvae.train",
+        "mnist",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(out),
+        "--dtype",
+        "float64",
+        "--backend",
+        "numpy",
+        "--hidden",
+        "8",
+        "--batch-size",
+        "10",
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--optimizer",
+        "adam",
+        "--checkpoint-every",
+        "3",
+        *extra,
+    ]
     if ranks:
         cmd = [MPIRUN, "-n", str(ranks), *cmd, "--distributed"]
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
@@ -124,11 +152,29 @@ def test_a_failing_rank_stops_the_others(tmp_path, how):
     _tiny_mnist(tmp_path)
     script = tmp_path / "failing.py"
     script.write_text(FAILING_RANK)
-    args = ["mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), "--hidden", "8",
-            "--batch-size", "10", "--epochs", "50", "--no-progress", "--distributed"]
+    args = [
+        "mnist",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "out"),
+        "--hidden",
+        "8",
+        "--batch-size",
+        "10",
+        "--epochs",
+        "50",
+        "--no-progress",
+        "--distributed",
+    ]
     t0 = time.monotonic()
-    proc = subprocess.run([MPIRUN, "-n", "2", sys.executable, str(script), how, *args], env=_env(),
-                          capture_output=True, text=True, timeout=120)  # a hang fails here
+    proc = subprocess.run(
+        [MPIRUN, "-n", "2", sys.executable, str(script), how, *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # a hang fails here
     assert proc.returncode != 0
     assert time.monotonic() - t0 < 100
     if how == "raise":
@@ -137,12 +183,30 @@ def test_a_failing_rank_stops_the_others(tmp_path, how):
 
 @needs_mpi
 def test_bench_reports_one_and_two_ranks():
-    proc = subprocess.run([sys.executable, "bench/distributed.py", "--model", "mnist", "--batch", "8",
-                           "--steps", "1", "--warmup", "0", "--backend", "numpy"],
-                          env=_env(), capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "bench/distributed.py",
+            "--model",
+            "mnist",
+            "--batch",
+            "8",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--backend",
+            "numpy",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
     assert len(rows) == 2 and "1.00x" in rows[0]
-    split = [line for line in proc.stdout.splitlines()
-             if line.startswith(f"| 1 ({os.cpu_count()} cores, batch split) |")]
+    split = [
+        line for line in proc.stdout.splitlines() if line.startswith(f"| 1 ({os.cpu_count()} cores, batch split) |")
+    ]
     assert len(split) == (os.cpu_count() > 1)

@@ -37,7 +37,7 @@ def fenced_blocks(text: str) -> list[tuple[str, str, str | None]]:
                 j += 1
             previous = lines[i - 1].strip() if i else ""
             marker = previous[4:-3].strip() if previous.startswith("<!--") else None
-            blocks.append((lang, "\n".join(lines[i + 1:j]) + "\n", marker))
+            blocks.append((lang, "\n".join(lines[i + 1 : j]) + "\n", marker))
             i = j
         i += 1
     return blocks
@@ -142,8 +142,9 @@ def test_code_excerpts_are_still_in_the_code():
                 source = (page.parent / marker.split(":", 1)[1].strip()).read_text()
                 code_lines = {line.strip() for line in source.splitlines()}
                 for line in body.splitlines():
-                    assert not line.strip() or line.strip() in code_lines, \
+                    assert not line.strip() or line.strip() in code_lines, (
                         f"{page.name}: the excerpt line {line.strip()!r} is no longer in the code"
+                    )
                 found += 1
     assert found >= 2
 
@@ -165,8 +166,7 @@ def test_documented_explain_output_is_what_the_command_prints():
 
 # ------------------------------------------------------------------ --explain
 def explain_rows(text: str) -> list[tuple[str, float, float, float]]:
-    return [(m[1], float(m[2]), float(m[3]), float(m[4]))
-            for m in map(ROW.match, text.splitlines()) if m]
+    return [(m[1], float(m[2]), float(m[3]), float(m[4])) for m in map(ROW.match, text.splitlines()) if m]
 
 
 @pytest.mark.parametrize("name", list(EXAMPLES))
@@ -211,9 +211,12 @@ def test_explain_shows_a_wrong_gradient(monkeypatch, capsys):
     def broken(backend, dtype, rng):
         problem = right.build(backend, dtype, rng)
         grads = problem.gradients
-        return Problem(problem.loss, lambda: {k: v * (1.1 if k == "kernel" else 1.0)
-                                              for k, v in grads().items()},
-                       problem.arrays, problem.backend)
+        return Problem(
+            problem.loss,
+            lambda: {k: v * (1.1 if k == "kernel" else 1.0) for k, v in grads().items()},
+            problem.arrays,
+            problem.backend,
+        )
 
     monkeypatch.setitem(EXAMPLES, "dense", Example(right.title, right.equations, broken))
     assert gradcheck_main(["--explain", "dense"]) == 1
@@ -239,8 +242,14 @@ def test_tiny_text_vae_example_learns(capsys):
 
 def test_custom_layer_example_passes_its_check_and_catches_the_broken_one():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, str(ROOT / "examples" / "custom_layer.py")], capture_output=True,
-                         text=True, env=env, cwd=ROOT, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "custom_layer.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     good, broken = run.stdout.strip().splitlines()
     assert good.startswith("LayerNorm (examples/custom_layer.py)") and " passed " in good

@@ -23,12 +23,22 @@ def test_no_implicit_way_to_numpy():
     np.testing.assert_array_equal(x.get(), np.arange(4.0))
 
 
-@pytest.mark.parametrize("mix", [
-    lambda x, h: x + h, lambda x, h: h * x, lambda x, h: x @ h.reshape(4, 1), lambda x, h: cp.exp(h),
-    lambda x, h: cp.maximum(x, h), lambda x, h: cp.where(x > 0, h, x), lambda x, h: cp.concatenate([x, h]),
-    lambda x, h: x.__setitem__(slice(None), h), lambda x, h: cp.copyto(x, h), lambda x, h: cp.zeros_like(h),
-    lambda x, h: x.__iadd__(h),
-])
+@pytest.mark.parametrize(
+    "mix",
+    [
+        lambda x, h: x + h,
+        lambda x, h: h * x,
+        lambda x, h: x @ h.reshape(4, 1),
+        lambda x, h: cp.exp(h),
+        lambda x, h: cp.maximum(x, h),
+        lambda x, h: cp.where(x > 0, h, x),
+        lambda x, h: cp.concatenate([x, h]),
+        lambda x, h: x.__setitem__(slice(None), h),
+        lambda x, h: cp.copyto(x, h),
+        lambda x, h: cp.zeros_like(h),
+        lambda x, h: x.__iadd__(h),
+    ],
+)
 def test_numpy_arrays_are_refused_beside_device_arrays(mix):
     with pytest.raises(TypeError, match="Unsupported type|takes device arrays"):
         mix(cp.arange(4.0), np.arange(4.0))
@@ -50,16 +60,16 @@ def test_names_and_keywords_cupy_lacks_are_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", cp)
     monkeypatch.setitem(sys.modules, "cupy.cuda", cp.cuda)
     with pytest.raises(ImportError):
-        importlib.import_module("cupy.cuda.nccl")      # as on a CuPy built without NCCL
+        importlib.import_module("cupy.cuda.nccl")  # as on a CuPy built without NCCL
 
 
 def test_counts():
     cp.counters.reset()
-    x = cp.asarray(np.ones((3, 4)))          # one copy in, no launch
-    y = x.T                                  # a view: nothing
-    z = (y * 2.0).sum()                      # two launches
+    x = cp.asarray(np.ones((3, 4)))  # one copy in, no launch
+    y = x.T  # a view: nothing
+    z = (y * 2.0).sum()  # two launches
     assert cp.counters.snapshot() == {"launches": 2, "h2d": 1, "d2h": 0, "syncs": 0}
-    assert float(z) == 24.0                  # the host waits
+    assert float(z) == 24.0  # the host waits
     cp.cuda.get_current_stream().synchronize()
     assert cp.counters.snapshot() == {"launches": 2, "h2d": 1, "d2h": 1, "syncs": 2}
     x.fill(0)
@@ -86,7 +96,7 @@ def test_a_kernel_runs_every_thread_and_checks_its_arguments():
     np.testing.assert_array_equal(y.get(), 1.0 + 2.0 * np.arange(10.0))
     assert cp.counters.launches == 1
     with pytest.raises(TypeError, match="int64 .8 bytes. passed for a 4-byte parameter"):
-        axpy((3,), (4,), (y, x, np.float64(2.0), 10))         # a Python int is int64, as in CuPy
+        axpy((3,), (4,), (y, x, np.float64(2.0), 10))  # a Python int is int64, as in CuPy
     with pytest.raises(TypeError, match="float32 array passed for a pointer to 8-byte elements"):
         axpy((3,), (4,), (y, x.astype(np.float32), np.float64(2.0), np.int32(10)))
     with pytest.raises(TypeError, match="Unsupported type"):
@@ -113,7 +123,9 @@ def test_cublas_gemm_accumulates_in_one_launch():
 
 def test_without_a_cpp_compiler_the_reason_names_the_fix(monkeypatch):
     from scratchvae.testing import cuda_on_cpu
+
     monkeypatch.setattr(cuda_on_cpu.shutil, "which", lambda name: None)
-    with pytest.raises(cuda_on_cpu.CompilerMissing,
-                       match=r"no C\+\+ compiler .* install one \(apt-get install g\+\+\)"):
+    with pytest.raises(
+        cuda_on_cpu.CompilerMissing, match=r"no C\+\+ compiler .* install one \(apt-get install g\+\+\)"
+    ):
         cuda_on_cpu.compiler()

@@ -13,11 +13,10 @@ from scratchvae.models.sentence import SentenceVAE, SentenceVAEConfig
 
 
 def make_model(backend="numpy", vocab_size=8, eos_bias=0.0, seed=0):
-    config = SentenceVAEConfig(vocab_size=vocab_size, embedding_dim=4, encoder_units=5, decoder_units=6,
-                               latent_dim=3)
+    config = SentenceVAEConfig(vocab_size=vocab_size, embedding_dim=4, encoder_units=5, decoder_units=6, latent_dim=3)
     model = SentenceVAE(config, rng=np.random.default_rng(seed), backend=backend, dtype=np.float64)
     out = model.output.params
-    out["kernel"][...] *= 3.0                       # peaked distributions: decoding choices matter
+    out["kernel"][...] *= 3.0  # peaked distributions: decoding choices matter
     out["bias"][EOS_ID] += eos_bias
     return model
 
@@ -34,16 +33,16 @@ def test_greedy_takes_the_most_probable_word_each_step():
     z = np.random.default_rng(0).standard_normal((4, 3))
     sentences = generate.greedy(model, z, max_len=6)
     for row, words in enumerate(sentences):
-        state = model.decoder_start(z[row:row + 1])
+        state = model.decoder_start(z[row : row + 1])
         for t, word in enumerate([*words, EOS_ID] if len(words) < 6 else words):
             prev = BOS_ID if t == 0 else words[t - 1]
-            logp, state = model.decoder_step(np.array([prev]), state, z[row:row + 1])
+            logp, state = model.decoder_step(np.array([prev]), state, z[row : row + 1])
             logp[:, [PAD_ID, BOS_ID]] = -np.inf
             assert int(logp.argmax()) == word
 
 
 def test_outputs_are_words_only_and_respect_max_len():
-    model = make_model(eos_bias=-3.0)              # </s> unlikely: sentences run to max_len
+    model = make_model(eos_bias=-3.0)  # </s> unlikely: sentences run to max_len
     z = np.random.default_rng(1).standard_normal((5, 3))
     for method in generate.METHODS:
         for words in generate.decode(model, z, method, rng=np.random.default_rng(0), max_len=4):
@@ -67,7 +66,7 @@ def test_a_wide_beam_finds_the_most_probable_sentence():
         candidates = [list(c) for n in range(max_len + 1) for c in itertools.product((1, 4, 5), repeat=n)]
         best = max(candidates, key=lambda c: sequence_logp(model, c, z[row]))
         assert found[row] == best
-        greedy_words = generate.greedy(model, z[row:row + 1], max_len)[0]
+        greedy_words = generate.greedy(model, z[row : row + 1], max_len)[0]
         assert sequence_logp(model, found[row], z[row]) >= sequence_logp(model, greedy_words, z[row]) - 1e-12
 
 

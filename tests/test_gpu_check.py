@@ -23,7 +23,7 @@ def test_the_plan_fits_in_eight_minutes_and_names_results_after_the_gpu(capsys, 
         assert f"\n{part} " in out
     assert str(tmp_path / "gpu-nvidia-h200-seed.json") in out and "--only imdb-default" in out
     assert "--max-steps 200" in out and "CUPY_TF32=0 SCRATCHVAE_TORCH_TF32=0" in out
-    assert list(tmp_path.iterdir()) == []            # a dry run writes nothing
+    assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
 
 
 def test_tf32_is_an_option_with_its_accuracy_measured(capsys, tmp_path):
@@ -35,10 +35,12 @@ def test_tf32_is_an_option_with_its_accuracy_measured(capsys, tmp_path):
 
 def test_a_failing_or_hanging_part_is_recorded_and_the_next_one_runs(monkeypatch, tmp_path, capsys):
     py = sys.executable
-    parts = [gpu_check.Part("fails", [py, "-c", "import sys; print('error: broken'); sys.exit(3)"], 30),
-             gpu_check.Part("hangs", [py, "-c", "import time; print('started', flush=True); time.sleep(30)"], 1),
-             gpu_check.Part("missing", [str(tmp_path / "no-such-program")], 5),
-             gpu_check.Part("works", [py, "-c", "print('speed imdb-seed cupy/pytorch = 0.70x')"], 30)]
+    parts = [
+        gpu_check.Part("fails", [py, "-c", "import sys; print('error: broken'); sys.exit(3)"], 30),
+        gpu_check.Part("hangs", [py, "-c", "import time; print('started', flush=True); time.sleep(30)"], 1),
+        gpu_check.Part("missing", [str(tmp_path / "no-such-program")], 5),
+        gpu_check.Part("works", [py, "-c", "print('speed imdb-seed cupy/pytorch = 0.70x')"], 30),
+    ]
     monkeypatch.setattr(gpu_check, "plan", lambda args, tag: parts)
     assert gpu_check.main(["--gpu-name", "Test GPU", "--results-dir", str(tmp_path)]) == 1
     report = json.loads((tmp_path / "gpu-test-gpu-check.json").read_text())

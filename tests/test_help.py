@@ -18,8 +18,15 @@ from scratchvae import curves, evaluate, interpolate, neighbours, sample, train
 from scratchvae.gradcheck import __main__ as gradcheck
 from scratchvae.tasks import TASKS, task_module
 
-COMMANDS = {"sample": sample.main, "interpolate": interpolate.main, "neighbours": neighbours.main,
-            "curves": curves.main, "gradcheck": gradcheck.main, "evaluate": evaluate.main, "train": train.main}
+COMMANDS = {
+    "sample": sample.main,
+    "interpolate": interpolate.main,
+    "neighbours": neighbours.main,
+    "curves": curves.main,
+    "gradcheck": gradcheck.main,
+    "evaluate": evaluate.main,
+    "train": train.main,
+}
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +101,19 @@ def entry(text: str, flag: str) -> str:
     return " ".join(line.strip() for line in found[0])
 
 
-@pytest.mark.parametrize("command, argv", [("train", []), *[("train", [t]) for t in TASKS], ("evaluate", []),
-                                           ("sample", []), ("interpolate", []), ("neighbours", []),
-                                           ("curves", []), ("gradcheck", [])])
+@pytest.mark.parametrize(
+    "command, argv",
+    [
+        ("train", []),
+        *[("train", [t]) for t in TASKS],
+        ("evaluate", []),
+        ("sample", []),
+        ("interpolate", []),
+        ("neighbours", []),
+        ("curves", []),
+        ("gradcheck", []),
+    ],
+)
 def test_every_help_explains_each_option_once_and_ends_with_examples(capsys, command, argv):
     check_help(help_of(COMMANDS[command], argv, capsys))
 
@@ -110,10 +127,19 @@ def test_the_help_of_evaluate_on_a_checkpoint_lists_its_tasks_options(runs, caps
 
 
 def test_every_example_of_every_help_parses(runs, capsys):
-    texts = [help_of(COMMANDS[c], argv, capsys) for c, argv in [("train", []), *[("train", [t]) for t in TASKS],
-                                                                ("evaluate", []), ("sample", []),
-                                                                ("interpolate", []), ("neighbours", []),
-                                                                ("curves", []), ("gradcheck", [])]]
+    texts = [
+        help_of(COMMANDS[c], argv, capsys)
+        for c, argv in [
+            ("train", []),
+            *[("train", [t]) for t in TASKS],
+            ("evaluate", []),
+            ("sample", []),
+            ("interpolate", []),
+            ("neighbours", []),
+            ("curves", []),
+            ("gradcheck", []),
+        ]
+    ]
     texts += [help_of(evaluate.main, [runs[task] / "last.npz"], capsys) for task in TASKS]
     console.main([])
     texts.append(capsys.readouterr().out)
@@ -132,19 +158,28 @@ def test_evaluate_help_without_a_checkpoint_lists_every_tasks_options(capsys):
 
 def test_real_defaults_are_shown_and_a_presets_are_named(capsys):
     mnist = help_of(train.main, ["mnist"], capsys)
-    for flag, default in (("--epochs", "50"), ("--batch-size", "32"), ("--dtype", "float32"),
-                          ("--checkpoint-every", "200"), ("--lr", "0.001"), ("--seed", "0")):
+    for flag, default in (
+        ("--epochs", "50"),
+        ("--batch-size", "32"),
+        ("--dtype", "float32"),
+        ("--checkpoint-every", "200"),
+        ("--lr", "0.001"),
+        ("--seed", "0"),
+    ):
         assert entry(mnist, flag).endswith(f"(default: {default})"), entry(mnist, flag)
     assert "(default" not in entry(mnist, "--no-progress") and "(default" not in entry(mnist, "--resume")
     imdb = help_of(train.main, ["imdb"], capsys)
     # the default preset (autoregressive since issue 22) first; repeat is the default before it
-    assert entry(imdb, "--lr").endswith("(default: the preset's: 0.002 for autoregressive, 0.001 for seed, "
-                                        "0.002 for repeat)")
+    assert entry(imdb, "--lr").endswith(
+        "(default: the preset's: 0.002 for autoregressive, 0.001 for seed, 0.002 for repeat)"
+    )
     assert entry(imdb, "--epochs").endswith("(default: the preset's: 3 for autoregressive, 1 for seed, 3 for repeat)")
-    assert entry(imdb, "--bucket").endswith("(default: the preset's: on for autoregressive, off for seed, "
-                                            "on for repeat)")
-    assert entry(imdb, "--clipnorm").endswith("(default: the preset's: 5 for autoregressive, none for seed, "
-                                              "none for repeat)")
+    assert entry(imdb, "--bucket").endswith(
+        "(default: the preset's: on for autoregressive, off for seed, on for repeat)"
+    )
+    assert entry(imdb, "--clipnorm").endswith(
+        "(default: the preset's: 5 for autoregressive, none for seed, none for repeat)"
+    )
     assert entry(imdb, "--free-bits").endswith("(default: the preset's: 0.25 for autoregressive)")
     assert "(default" not in entry(imdb, "--no-download")
     text = help_of(sample.main, [], capsys)
@@ -183,10 +218,9 @@ def test_python_dash_m_scratchvae_and_the_installed_command():
     assert result.returncode == 0 and "  train " in result.stdout and "  gradcheck " in result.stdout
     result = run_cli("scratchvae", "curves", "--help")
     assert result.returncode == 0 and "usage: python -m scratchvae.curves" in result.stdout
-    installed = shutil.which("scratchvae")          # on PATH where the package is installed (CI)
+    installed = shutil.which("scratchvae")  # on PATH where the package is installed (CI)
     if installed:
         listing = subprocess.run([installed], capture_output=True, text=True, timeout=60)
         assert listing.returncode == 0 and "  evaluate " in listing.stdout
-        train_help = subprocess.run([installed, "train", "mnist", "--help"], capture_output=True, text=True,
-                                    timeout=60)
+        train_help = subprocess.run([installed, "train", "mnist", "--help"], capture_output=True, text=True, timeout=60)
         assert train_help.returncode == 0 and "--latent-dim" in train_help.stdout

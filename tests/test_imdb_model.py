@@ -24,8 +24,12 @@ def _model(backend="numpy", dtype=np.float64, seed=0, **overrides):
 def _step(model, ids, labels, eps, weights=None):
     """Loss terms and a copy of every gradient after one forward/backward."""
     model.zero_grad()
-    terms = model.forward(model.backend.asarray(ids, dtype=np.int64), labels,
-                          None if eps is None else model.backend.asarray(eps, dtype=model.dtype), weights)
+    terms = model.forward(
+        model.backend.asarray(ids, dtype=np.int64),
+        labels,
+        None if eps is None else model.backend.asarray(eps, dtype=model.dtype),
+        weights,
+    )
     model.backward()
     return terms, {k: model.backend.to_numpy(g).copy() for k, g in model.gradients().items()}
 
@@ -43,8 +47,19 @@ def test_gradient_cases_are_registered_including_hard_sigmoid():
 
 def test_parameter_paths_mirror_the_keras_layers():
     children = list(_model().children)
-    assert children == ["embedding", "encoder_0", "encoder_1", "hidden", "z_mean", "z_log_var",
-                        "decoder_0", "decoder_1", "output", "sentiment_hidden", "sentiment_output"]
+    assert children == [
+        "embedding",
+        "encoder_0",
+        "encoder_1",
+        "hidden",
+        "z_mean",
+        "z_log_var",
+        "decoder_0",
+        "decoder_1",
+        "output",
+        "sentiment_hidden",
+        "sentiment_output",
+    ]
     params = _model().parameters()
     assert params["output/kernel"].shape == (TINY.decoder_units, TINY.vocab_size)
     assert params["encoder_1/backward_layer/kernel"].shape == (2 * TINY.encoder_units, 4 * TINY.encoder_units)
@@ -52,8 +67,16 @@ def test_parameter_paths_mirror_the_keras_layers():
 
 def test_seed_sizes_are_the_tutorials():
     c = IMDBVAEConfig()
-    assert (c.vocab_size, c.embedding_dim, c.encoder_units, c.hidden_units, c.latent_dim,
-            c.decoder_units, c.sentiment_units, c.epsilon_std) == (1000, 64, 500, 435, 200, 500, 100, 0.01)
+    assert (
+        c.vocab_size,
+        c.embedding_dim,
+        c.encoder_units,
+        c.hidden_units,
+        c.latent_dim,
+        c.decoder_units,
+        c.sentiment_units,
+        c.epsilon_std,
+    ) == (1000, 64, 500, 435, 200, 500, 100, 0.01)
 
 
 @pytest.mark.parametrize("padding", ["post", "pre"])
@@ -86,8 +109,9 @@ def test_loss_terms_are_finite_and_the_nll_counts_only_real_tokens(lengths, seed
     nll = model.reconstruction_loss.nll
     assert terms["reconstruction"] == pytest.approx(float((nll * (ids != 0)).sum()) / len(lengths))
     assert terms["nll_per_token"] == pytest.approx(float((nll * (ids != 0)).sum()) / sum(lengths))
-    assert terms["loss"] == pytest.approx(terms["reconstruction"] + 0.7 * terms["kl"]
-                                          + TINY.sentiment_weight * terms["bce"])
+    assert terms["loss"] == pytest.approx(
+        terms["reconstruction"] + 0.7 * terms["kl"] + TINY.sentiment_weight * terms["bce"]
+    )
 
 
 def test_one_vocabulary_block_per_batch():
@@ -150,6 +174,7 @@ def test_encode_reconstruct_predict():
 
 def test_training_steps_reduce_the_loss():
     from scratchvae.optim import Adam
+
     model = _model(seed=9)
     opt = Adam(model.parameters(), model.gradients(), learning_rate=0.05)
     rng = np.random.default_rng(10)
@@ -162,8 +187,9 @@ def test_training_steps_reduce_the_loss():
     assert model.forward(ids, labels, None)["loss"] < 0.8 * first
 
 
-@pytest.mark.parametrize("bad", [dict(vocab_size=2), dict(latent_dim=0), dict(recurrent_activation="relu"),
-                                 dict(sentiment_weight=-1.0)])
+@pytest.mark.parametrize(
+    "bad", [dict(vocab_size=2), dict(latent_dim=0), dict(recurrent_activation="relu"), dict(sentiment_weight=-1.0)]
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         replace(TINY, **bad)
@@ -178,4 +204,3 @@ def test_forward_rejects_a_negative_kl_weight():
 def test_config_round_trips_through_a_dict():
     assert IMDBVAEConfig.from_dict(TINY.to_dict()) == TINY
     assert get_backend("numpy").name == "numpy"
-

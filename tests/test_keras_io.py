@@ -11,8 +11,14 @@ import pytest
 pytest.importorskip("h5py")
 
 from keras_reference import N, T, assert_out, keras, rng_from, token_ids  # noqa: E402
-from scratchvae.interop import (KerasInteropError, default_layout, export_keras_weights,  # noqa: E402
-                                functional_layout, import_keras_weights, read_keras_weights)
+from scratchvae.interop import (
+    KerasInteropError,
+    default_layout,
+    export_keras_weights,  # noqa: E402
+    functional_layout,
+    import_keras_weights,
+    read_keras_weights,
+)
 from scratchvae.interop.keras_models import keras_layer  # noqa: E402
 from scratchvae.layers import Bidirectional, Dense, Embedding, Layer, LSTM  # noqa: E402
 
@@ -29,8 +35,9 @@ class TinySeqModel(Layer):
         self.embedding = self.add_child("embedding", Embedding(V, E, mask_zero=True, **kw))
         self.encoder = self.add_child("encoder", Bidirectional(E, U, recurrent_activation=recurrent_activation, **kw))
         self.latent = self.add_child("latent", Dense(2 * U, Z, "tanh", **kw))
-        self.decoder = self.add_child("decoder", LSTM(Z, U, return_sequences=True,
-                                                      recurrent_activation=recurrent_activation, **kw))
+        self.decoder = self.add_child(
+            "decoder", LSTM(Z, U, return_sequences=True, recurrent_activation=recurrent_activation, **kw)
+        )
         self.output = self.add_child("output", Dense(U, V, **kw))
         for _, p, _ in self.named_parameters():  # nonzero biases too
             p[...] += rng.standard_normal(p.shape) * 0.1
@@ -42,10 +49,15 @@ class TinySeqModel(Layer):
 
     def keras_layout(self):
         # (kind, scratchvae layer, Keras layer name), in keras_tiny's model.layers order
-        return functional_layout([("embedding", "embedding", "embedding"),
-                                  ("bidirectional", "encoder", "encoder"),
-                                  ("dense", "latent", "latent"), ("lstm", "decoder", "decoder"),
-                                  ("time_distributed", "output", "output")])
+        return functional_layout(
+            [
+                ("embedding", "embedding", "embedding"),
+                ("bidirectional", "encoder", "encoder"),
+                ("dense", "latent", "latent"),
+                ("lstm", "decoder", "decoder"),
+                ("time_distributed", "output", "output"),
+            ]
+        )
 
 
 def keras_tiny(model, time_distributed=True):
@@ -103,8 +115,13 @@ def test_export_matches_keras_file_structure(tiny):
     def names(path):
         out = {}
         with h5py.File(path) as f:
-            f.visititems(lambda n, o: out.__setitem__(n, o.attrs["name"])
-                         if n.endswith("vars") and "name" in o.attrs and n != "vars" else None)
+            f.visititems(
+                lambda n, o: (
+                    out.__setitem__(n, o.attrs["name"])
+                    if n.endswith("vars") and "name" in o.attrs and n != "vars"
+                    else None
+                )
+            )
         return out
 
     ours, theirs = names(tmp / "ours.weights.h5"), names(tmp / "keras.weights.h5")
@@ -233,33 +250,58 @@ def _ids(rng, n=3, steps=5):
 
 def _model_case(name):
     """(scratchvae model factory(seed), Keras builder(model), inputs(rng), logits(model, inputs))."""
-    from scratchvae.interop.keras_models import (build_keras_imdb_vae, build_keras_mnist_vae,
-                                                 build_keras_sentence_vae)
+    from scratchvae.interop.keras_models import build_keras_imdb_vae, build_keras_mnist_vae, build_keras_sentence_vae
+
     module = pytest.importorskip(f"scratchvae.models.{name}")
     if name == "mnist":
+
         def logits(m, x):
             mean, log_var = m.encode(x[0])
             return m.decoder.forward(mean + np.exp(0.5 * log_var) * x[1])
-        return (lambda s: module.DenseVAE(6, 4, 2, rng=rng_from(s), dtype=F64),
-                lambda m: build_keras_mnist_vae(m.config()),
-                lambda rng: [rng.random((3, 6)), rng.standard_normal((3, 2))], logits)
+
+        return (
+            lambda s: module.DenseVAE(6, 4, 2, rng=rng_from(s), dtype=F64),
+            lambda m: build_keras_mnist_vae(m.config()),
+            lambda rng: [rng.random((3, 6)), rng.standard_normal((3, 2))],
+            logits,
+        )
     if name == "imdb":
-        cfg = module.IMDBVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, hidden_units=3,
-                                   latent_dim=2, decoder_units=3, sentiment_units=2,
-                                   recurrent_activation="hard_sigmoid")
-        return (lambda s: module.IMDBVAE(cfg, rng=rng_from(s), dtype=F64),
-                lambda m: build_keras_imdb_vae(m.config),
-                lambda rng: [_ids(rng), np.zeros((3, 2))],
-                lambda m, x: m._decode(m.encode(x[0]), x[0] != 0))
-    cfg = module.SentenceVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, decoder_units=3,
-                                   latent_dim=2, bidirectional=True, z_every_step=True)
+        cfg = module.IMDBVAEConfig(
+            vocab_size=8,
+            embedding_dim=3,
+            encoder_units=2,
+            hidden_units=3,
+            latent_dim=2,
+            decoder_units=3,
+            sentiment_units=2,
+            recurrent_activation="hard_sigmoid",
+        )
+        return (
+            lambda s: module.IMDBVAE(cfg, rng=rng_from(s), dtype=F64),
+            lambda m: build_keras_imdb_vae(m.config),
+            lambda rng: [_ids(rng), np.zeros((3, 2))],
+            lambda m, x: m._decode(m.encode(x[0]), x[0] != 0),
+        )
+    cfg = module.SentenceVAEConfig(
+        vocab_size=8,
+        embedding_dim=3,
+        encoder_units=2,
+        decoder_units=3,
+        latent_dim=2,
+        bidirectional=True,
+        z_every_step=True,
+    )
 
     def logits(m, x):
         mean, logvar = m.encode(x[0])
         return m._decode(m.embedding.forward(x[1]), mean + np.exp(0.5 * logvar) * x[2])
-    return (lambda s: module.SentenceVAE(cfg, rng=rng_from(s), dtype=F64),
-            lambda m: build_keras_sentence_vae(m.config),
-            lambda rng: [_ids(rng), _ids(rng), rng.standard_normal((3, 2))], logits)
+
+    return (
+        lambda s: module.SentenceVAE(cfg, rng=rng_from(s), dtype=F64),
+        lambda m: build_keras_sentence_vae(m.config),
+        lambda rng: [_ids(rng), _ids(rng), rng.standard_normal((3, 2))],
+        logits,
+    )
 
 
 @pytest.mark.parametrize("name", ["mnist", "imdb", "sentence"])
@@ -275,8 +317,9 @@ def test_model_round_trip(name, tmp_path):
     _scramble(km)
     export_keras_weights(model, tmp_path / "m.weights.h5")
     km.load_weights(tmp_path / "m.weights.h5")
-    assert_out(predict(model, x), N(km([T(a) for a in x])[0]), f"{name} logits after load_weights",
-               "h5 export -> Keras")
+    assert_out(
+        predict(model, x), N(km([T(a) for a in x])[0]), f"{name} logits after load_weights", "h5 export -> Keras"
+    )
 
     # Keras save_weights -> import -> parameters identical to the Keras variables
     rng = rng_from(2)
@@ -287,10 +330,10 @@ def test_model_round_trip(name, tmp_path):
     import_keras_weights(fresh, tmp_path / "k.weights.h5")
     from scratchvae.interop.keras_models import keras_model_variables
     from scratchvae.interop import layout_of
+
     for p, v in keras_model_variables(km, layout_of(fresh)).items():
         np.testing.assert_array_equal(fresh.parameters()[p], N(v), err_msg=p)
-    assert_out(predict(fresh, x), N(km([T(a) for a in x])[0]), f"{name} logits after import",
-               "h5 Keras -> import")
+    assert_out(predict(fresh, x), N(km([T(a) for a in x])[0]), f"{name} logits after import", "h5 Keras -> import")
 
     # export -> import: identical parameters
     export_keras_weights(fresh, tmp_path / "again.weights.h5")

@@ -13,11 +13,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keras_reference import (N, T, assert_grad, assert_out, assert_param_grads, keras,
-                             keras_gaussian_kl, padding_mask, rng_from, token_ids, vgrad)
-from scratchvae.interop.keras_models import (keras2_hard_sigmoid, keras_bidirectional, keras_dense,
-                                             keras_embedding, keras_lstm, keras_repeat_vector,
-                                             keras_variables)
+from keras_reference import (
+    N,
+    T,
+    assert_grad,
+    assert_out,
+    assert_param_grads,
+    keras,
+    keras_gaussian_kl,
+    padding_mask,
+    rng_from,
+    token_ids,
+    vgrad,
+)
+from scratchvae.interop.keras_models import (
+    keras2_hard_sigmoid,
+    keras_bidirectional,
+    keras_dense,
+    keras_embedding,
+    keras_lstm,
+    keras_repeat_vector,
+    keras_variables,
+)
 from scratchvae.layers import ACTIVATIONS, Bidirectional, Dense, Embedding, LSTM, RepeatVector
 from scratchvae.layers.activations import activation_backward, activation_forward
 from scratchvae.losses import BernoulliNLL, BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
@@ -26,8 +43,12 @@ from scratchvae.layers.sampling import GaussianSample
 ops = keras.ops
 F64 = np.float64
 
-PARITY = settings(max_examples=12, deadline=None, derandomize=True,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PARITY = settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 FEW = settings(PARITY, max_examples=4)  # per parametrised option: every option is covered
 seeds = st.integers(0, 2**31 - 1)
 
@@ -44,9 +65,14 @@ def test_activation(name):
     x = rng.standard_normal(200) * 4.0
     x[:3] = [-2.5 + 1e-3, 2.5 - 1e-3, 0.3]  # just inside hard_sigmoid's ramp
     R = rng.standard_normal(200)
-    act = {"linear": keras.activations.linear, "relu": keras.activations.relu,
-           "elu": keras.activations.elu, "tanh": keras.activations.tanh,
-           "sigmoid": keras.activations.sigmoid, "hard_sigmoid": keras2_hard_sigmoid()}[name]
+    act = {
+        "linear": keras.activations.linear,
+        "relu": keras.activations.relu,
+        "elu": keras.activations.elu,
+        "tanh": keras.activations.tanh,
+        "sigmoid": keras.activations.sigmoid,
+        "hard_sigmoid": keras2_hard_sigmoid(),
+    }[name]
     y = activation_forward(np, name, x.copy())
     dx = activation_backward(np, name, y, R)
     xt = T(x, grad=True)
@@ -65,8 +91,14 @@ def test_keras3_hard_sigmoid_is_not_keras2():
 # ----------------------------------------------------------------- Dense
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @FEW
-@given(seed=seeds, time_distributed=st.booleans(),
-       n=st.integers(1, 4), steps=st.integers(1, 4), d_in=st.integers(1, 5), d_out=st.integers(1, 5))
+@given(
+    seed=seeds,
+    time_distributed=st.booleans(),
+    n=st.integers(1, 4),
+    steps=st.integers(1, 4),
+    d_in=st.integers(1, 5),
+    d_out=st.integers(1, 5),
+)
 def test_dense(seed, activation, time_distributed, n, steps, d_in, d_out):
     rng = rng_from(seed)
     layer = Dense(d_in, d_out, activation, rng=rng, dtype=F64)
@@ -88,8 +120,15 @@ def test_dense(seed, activation, time_distributed, n, steps, d_in, d_out):
 
 # ----------------------------------------------------------------- Embedding
 @PARITY
-@given(seed=seeds, mask_zero=st.booleans(), trainable=st.booleans(), n=st.integers(1, 4),
-       steps=st.integers(1, 6), vocab=st.integers(2, 9), dim=st.integers(1, 4))
+@given(
+    seed=seeds,
+    mask_zero=st.booleans(),
+    trainable=st.booleans(),
+    n=st.integers(1, 4),
+    steps=st.integers(1, 6),
+    vocab=st.integers(2, 9),
+    dim=st.integers(1, 4),
+)
 def test_embedding(seed, mask_zero, trainable, n, steps, vocab, dim):
     rng = rng_from(seed)
     layer = Embedding(vocab, dim, mask_zero=mask_zero, trainable=trainable, rng=rng, dtype=F64)
@@ -109,8 +148,12 @@ def test_embedding(seed, mask_zero, trainable, n, steps, vocab, dim):
         np.testing.assert_array_equal(layer.compute_mask(ids), N(km))
     else:
         assert layer.compute_mask(ids) is None and km is None
-    assert_grad(layer.grads["embeddings"], vgrad(k.embeddings) if trainable else 0 * layer.grads["embeddings"],
-                "Embedding dW", "Embedding dW")
+    assert_grad(
+        layer.grads["embeddings"],
+        vgrad(k.embeddings) if trainable else 0 * layer.grads["embeddings"],
+        "Embedding dW",
+        "Embedding dW",
+    )
     assert k.embeddings.trainable == trainable
 
 
@@ -161,21 +204,48 @@ def _perturb_bias(layer, rng):
 @pytest.mark.parametrize("recurrent_activation", ["sigmoid", "hard_sigmoid"])
 @pytest.mark.parametrize("mask", [None, "post", "pre", "holes"])
 @settings(PARITY, max_examples=6)
-@given(seed=seeds, n=st.integers(1, 4), steps=st.integers(1, 6), d=st.integers(1, 4),
-       units=st.integers(1, 4), return_sequences=st.booleans(), go_backwards=st.booleans(),
-       zero_output_for_mask=st.booleans(), with_state=st.booleans(),
-       backend=st.sampled_from(["numpy", "numba"]))
-def test_lstm(seed, n, steps, d, units, return_sequences, go_backwards, recurrent_activation,
-              zero_output_for_mask, mask, with_state, backend):
+@given(
+    seed=seeds,
+    n=st.integers(1, 4),
+    steps=st.integers(1, 6),
+    d=st.integers(1, 4),
+    units=st.integers(1, 4),
+    return_sequences=st.booleans(),
+    go_backwards=st.booleans(),
+    zero_output_for_mask=st.booleans(),
+    with_state=st.booleans(),
+    backend=st.sampled_from(["numpy", "numba"]),
+)
+def test_lstm(
+    seed,
+    n,
+    steps,
+    d,
+    units,
+    return_sequences,
+    go_backwards,
+    recurrent_activation,
+    zero_output_for_mask,
+    mask,
+    with_state,
+    backend,
+):
     rng = rng_from(seed)
-    layer = LSTM(d, units, return_sequences=return_sequences, go_backwards=go_backwards,
-                 recurrent_activation=recurrent_activation,
-                 zero_output_for_mask=zero_output_for_mask, rng=rng, dtype=F64, backend=backend)
+    layer = LSTM(
+        d,
+        units,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        recurrent_activation=recurrent_activation,
+        zero_output_for_mask=zero_output_for_mask,
+        rng=rng,
+        dtype=F64,
+        backend=backend,
+    )
     _perturb_bias(layer, rng)
     k = keras_lstm(layer, return_state=True)
     x = rng.standard_normal((n, steps, d))
-    m = None if mask is None else padding_mask(rng, n, steps, "pre" if mask == "pre" else "post",
-                                               holes=mask == "holes")
+    m = None if mask is None else padding_mask(rng, n, steps, "pre" if mask == "pre" else "post", holes=mask == "holes")
     state = (rng.standard_normal((n, units)) * 0.5, rng.standard_normal((n, units)) * 0.5) if with_state else None
 
     y, (hT, cT) = layer.forward(x, m, initial_state=state, return_state=True)
@@ -209,14 +279,22 @@ def test_lstm_initial_bias(unit_forget_bias):
 
 
 @PARITY
-@given(seed=seeds, n=st.integers(1, 3), steps=st.integers(1, 5), d=st.integers(1, 4),
-       units=st.integers(1, 4), return_sequences=st.booleans(),
-       recurrent_activation=st.sampled_from(["sigmoid", "hard_sigmoid"]))
-def test_lstm_constant_input_is_repeat_vector_then_lstm(seed, n, steps, d, units, return_sequences,
-                                                         recurrent_activation):
+@given(
+    seed=seeds,
+    n=st.integers(1, 3),
+    steps=st.integers(1, 5),
+    d=st.integers(1, 4),
+    units=st.integers(1, 4),
+    return_sequences=st.booleans(),
+    recurrent_activation=st.sampled_from(["sigmoid", "hard_sigmoid"]),
+)
+def test_lstm_constant_input_is_repeat_vector_then_lstm(
+    seed, n, steps, d, units, return_sequences, recurrent_activation
+):
     rng = rng_from(seed)
-    layer = LSTM(d, units, return_sequences=return_sequences,
-                 recurrent_activation=recurrent_activation, rng=rng, dtype=F64)
+    layer = LSTM(
+        d, units, return_sequences=return_sequences, recurrent_activation=recurrent_activation, rng=rng, dtype=F64
+    )
     _perturb_bias(layer, rng)
     k = keras_lstm(layer)
     v = rng.standard_normal((n, d))
@@ -234,14 +312,14 @@ def test_lstm_constant_input_is_repeat_vector_then_lstm(seed, n, steps, d, units
 # ----------------------------------------------------------------- Bidirectional
 def _bidirectional_case(seed, n, steps, d, units, return_sequences, recurrent_activation, mask):
     rng = rng_from(seed)
-    layer = Bidirectional(d, units, return_sequences=return_sequences,
-                          recurrent_activation=recurrent_activation, rng=rng, dtype=F64)
+    layer = Bidirectional(
+        d, units, return_sequences=return_sequences, recurrent_activation=recurrent_activation, rng=rng, dtype=F64
+    )
     _perturb_bias(layer.forward_layer, rng)
     _perturb_bias(layer.backward_layer, rng)
     k = keras_bidirectional(layer)
     x = rng.standard_normal((n, steps, d))
-    m = None if mask is None else padding_mask(rng, n, steps, "pre" if mask == "pre" else "post",
-                                               holes=mask == "holes")
+    m = None if mask is None else padding_mask(rng, n, steps, "pre" if mask == "pre" else "post", holes=mask == "holes")
     y = layer.forward(x, m)
     R = rng.standard_normal(y.shape)
     dx = layer.backward(R)
@@ -257,8 +335,14 @@ def _bidirectional_case(seed, n, steps, d, units, return_sequences, recurrent_ac
 @pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("mask", [None, "post", "pre", "holes"])
 @FEW
-@given(seed=seeds, n=st.integers(1, 4), steps=st.integers(1, 5), d=st.integers(1, 3),
-       units=st.integers(1, 3), recurrent_activation=st.sampled_from(["sigmoid", "hard_sigmoid"]))
+@given(
+    seed=seeds,
+    n=st.integers(1, 4),
+    steps=st.integers(1, 5),
+    d=st.integers(1, 3),
+    units=st.integers(1, 3),
+    recurrent_activation=st.sampled_from(["sigmoid", "hard_sigmoid"]),
+)
 def test_bidirectional(seed, n, steps, d, units, return_sequences, recurrent_activation, mask):
     _bidirectional_case(seed, n, steps, d, units, return_sequences, recurrent_activation, mask)
 
@@ -289,8 +373,7 @@ def _masked(t, mask):
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 @settings(PARITY, max_examples=6)
-@given(seed=seeds, n=st.integers(1, 4), steps=st.integers(1, 5), vocab=st.integers(2, 7),
-       use_mask=st.booleans())
+@given(seed=seeds, n=st.integers(1, 4), steps=st.integers(1, 5), vocab=st.integers(2, 7), use_mask=st.booleans())
 def test_sparse_softmax_cross_entropy(seed, n, steps, vocab, reduction, use_mask):
     rng = rng_from(seed)
     loss = SparseSoftmaxCrossEntropy(reduction, dtype=F64)
@@ -311,15 +394,13 @@ def test_sparse_softmax_cross_entropy(seed, n, steps, vocab, reduction, use_mask
         kv = kl(T(targets), lt, sample_weight=None if mask is None else T(mask.astype(F64))) / n
     kv.backward()
     assert_out(value, N(kv), "SparseSoftmaxCrossEntropy", f"SparseSoftmaxCrossEntropy {reduction}")
-    assert_grad(dlogits, N(lt.grad), "SparseSoftmaxCrossEntropy dlogits",
-                f"SparseSoftmaxCrossEntropy {reduction} dx")
+    assert_grad(dlogits, N(lt.grad), "SparseSoftmaxCrossEntropy dlogits", f"SparseSoftmaxCrossEntropy {reduction} dx")
     per_token = keras.losses.sparse_categorical_crossentropy(T(targets), T(logits), from_logits=True)
     assert_out(loss.nll, N(per_token), "per-token nll", f"SparseSoftmaxCrossEntropy {reduction}")
 
 
 @PARITY
-@given(seed=seeds, n=st.integers(1, 5), k=st.integers(1, 4), weighted=st.booleans(),
-       binary_targets=st.booleans())
+@given(seed=seeds, n=st.integers(1, 5), k=st.integers(1, 4), weighted=st.booleans(), binary_targets=st.booleans())
 def test_binary_cross_entropy(seed, n, k, weighted, binary_targets):
     rng = rng_from(seed)
     loss = BinaryCrossEntropy(dtype=F64)

@@ -14,22 +14,42 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keras_reference import (N, T, assert_model_grads, assert_out, keras, keras_gaussian_kl,
-                             keras_sequence_nll, load_into_keras, padding_mask, perturb_biases,
-                             rng_from, token_ids)
+from keras_reference import (
+    N,
+    T,
+    assert_model_grads,
+    assert_out,
+    keras,
+    keras_gaussian_kl,
+    keras_sequence_nll,
+    load_into_keras,
+    padding_mask,
+    perturb_biases,
+    rng_from,
+    token_ids,
+)
 from scratchvae.interop import layout_of
-from scratchvae.interop.keras_models import (build_keras_imdb_vae, build_keras_mnist_vae,
-                                             build_keras_sentence_vae, keras_h5_groups)
+from scratchvae.interop.keras_models import (
+    build_keras_imdb_vae,
+    build_keras_mnist_vae,
+    build_keras_sentence_vae,
+    keras_h5_groups,
+)
 
 
 def _model_module(name):
     """scratchvae.models.<name>, or skip (each model's tests stand alone)."""
     return pytest.importorskip(f"scratchvae.models.{name}")
 
+
 F64 = np.float64
 ops = keras.ops
-PARITY = settings(max_examples=10, deadline=None, derandomize=True,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PARITY = settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 FEW = settings(PARITY, max_examples=5)  # per parametrised option
 seeds = st.integers(0, 2**31 - 1)
 small = st.integers(1, 3)
@@ -44,18 +64,54 @@ def imdb_batch(rng, config, n, steps, padding):
 @pytest.mark.parametrize("recurrent_activation", ["sigmoid", "hard_sigmoid"])
 @pytest.mark.parametrize("padding", ["post", "pre"])
 @FEW
-@given(seed=seeds, vocab=st.integers(3, 8), emb=small, enc=small, hidden=st.integers(1, 4),
-       latent=small, dec=small, sent=small, n=st.integers(1, 4), steps=st.integers(1, 5),
-       label_weights=st.sampled_from([None, "semi", "none_labelled"]), evaluation=st.booleans(),
-       weights=st.sampled_from([(1.0, 1.0), (0.7, 1.3)]), fixed_steps=st.booleans())
-def test_imdb_vae(seed, vocab, emb, enc, hidden, latent, dec, sent, n, steps, padding,
-                  recurrent_activation, label_weights, evaluation, weights, fixed_steps):
+@given(
+    seed=seeds,
+    vocab=st.integers(3, 8),
+    emb=small,
+    enc=small,
+    hidden=st.integers(1, 4),
+    latent=small,
+    dec=small,
+    sent=small,
+    n=st.integers(1, 4),
+    steps=st.integers(1, 5),
+    label_weights=st.sampled_from([None, "semi", "none_labelled"]),
+    evaluation=st.booleans(),
+    weights=st.sampled_from([(1.0, 1.0), (0.7, 1.3)]),
+    fixed_steps=st.booleans(),
+)
+def test_imdb_vae(
+    seed,
+    vocab,
+    emb,
+    enc,
+    hidden,
+    latent,
+    dec,
+    sent,
+    n,
+    steps,
+    padding,
+    recurrent_activation,
+    label_weights,
+    evaluation,
+    weights,
+    fixed_steps,
+):
     imdb = _model_module("imdb")
     rng = rng_from(seed)
-    config = imdb.IMDBVAEConfig(vocab_size=vocab, embedding_dim=emb, encoder_units=enc,
-                                hidden_units=hidden, latent_dim=latent, decoder_units=dec,
-                                sentiment_units=sent, epsilon_std=0.7, sentiment_weight=weights[1],
-                                recurrent_activation=recurrent_activation)
+    config = imdb.IMDBVAEConfig(
+        vocab_size=vocab,
+        embedding_dim=emb,
+        encoder_units=enc,
+        hidden_units=hidden,
+        latent_dim=latent,
+        decoder_units=dec,
+        sentiment_units=sent,
+        epsilon_std=0.7,
+        sentiment_weight=weights[1],
+        recurrent_activation=recurrent_activation,
+    )
     model = imdb.IMDBVAE(config, rng=rng, dtype=F64)
     perturb_biases(model, rng)
     ids, mask, labels = imdb_batch(rng, config, n, steps, padding)
@@ -81,7 +137,8 @@ def test_imdb_vae(seed, vocab, emb, enc, hidden, latent, dec, sent, n, steps, pa
         bce = keras.losses.BinaryCrossentropy(from_logits=True)(y, k_s)
     else:
         bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction="mean_with_sample_weight")(
-            y, k_s, sample_weight=T(lw))
+            y, k_s, sample_weight=T(lw)
+        )
     loss = rec + weights[0] * kl + config.sentiment_weight * bce
     loss.backward()
 
@@ -102,28 +159,62 @@ def sentence_batch(rng, vocab, n, steps):
     for row in range(n):
         k = steps - 1 if row == 0 else int(rng.integers(0, steps))
         words = rng.integers(1, vocab, k)  # <unk> (1) as a word-dropped token too
-        dec[row, :k + 1] = [2, *words]
-        tgt[row, :k + 1] = [*words, 3]
+        dec[row, : k + 1] = [2, *words]
+        tgt[row, : k + 1] = [*words, 3]
     return dec, tgt
 
 
 @pytest.mark.parametrize("recurrent_activation", ["sigmoid", "hard_sigmoid"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @FEW
-@given(seed=seeds, vocab=st.integers(5, 9), emb=small, enc=small, dec=small, latent=small,
-       n=st.integers(1, 4), steps=st.integers(1, 5),
-       z_every_step=st.booleans(), init=st.sampled_from([("hc", "tanh"), ("h", "linear"), ("hc", "linear")]),
-       free_bits=st.sampled_from([0.0, 0.2]), train_embeddings=st.booleans(),
-       kl_weight=st.sampled_from([1.0, 0.3]))
-def test_sentence_vae(seed, vocab, emb, enc, dec, latent, n, steps, bidirectional, z_every_step,
-                      init, free_bits, train_embeddings, recurrent_activation, kl_weight):
+@given(
+    seed=seeds,
+    vocab=st.integers(5, 9),
+    emb=small,
+    enc=small,
+    dec=small,
+    latent=small,
+    n=st.integers(1, 4),
+    steps=st.integers(1, 5),
+    z_every_step=st.booleans(),
+    init=st.sampled_from([("hc", "tanh"), ("h", "linear"), ("hc", "linear")]),
+    free_bits=st.sampled_from([0.0, 0.2]),
+    train_embeddings=st.booleans(),
+    kl_weight=st.sampled_from([1.0, 0.3]),
+)
+def test_sentence_vae(
+    seed,
+    vocab,
+    emb,
+    enc,
+    dec,
+    latent,
+    n,
+    steps,
+    bidirectional,
+    z_every_step,
+    init,
+    free_bits,
+    train_embeddings,
+    recurrent_activation,
+    kl_weight,
+):
     sentence = _model_module("sentence")
     rng = rng_from(seed)
     config = sentence.SentenceVAEConfig(
-        vocab_size=vocab, embedding_dim=emb, encoder_units=enc, decoder_units=dec, latent_dim=latent,
-        bidirectional=bidirectional, z_every_step=z_every_step, init_state=init[0],
-        init_activation=init[1], free_bits=free_bits, train_embeddings=train_embeddings,
-        recurrent_activation=recurrent_activation)
+        vocab_size=vocab,
+        embedding_dim=emb,
+        encoder_units=enc,
+        decoder_units=dec,
+        latent_dim=latent,
+        bidirectional=bidirectional,
+        z_every_step=z_every_step,
+        init_state=init[0],
+        init_activation=init[1],
+        free_bits=free_bits,
+        train_embeddings=train_embeddings,
+        recurrent_activation=recurrent_activation,
+    )
     model = sentence.SentenceVAE(config, rng=rng, dtype=F64)
     model.embedding.params["embeddings"][...] = rng.standard_normal((vocab, emb))
     perturb_biases(model, rng)
@@ -160,8 +251,14 @@ def test_sentence_vae(seed, vocab, emb, enc, dec, latent, n, steps, bidirectiona
 
 # ----------------------------------------------------------------- MNIST VAE
 @PARITY
-@given(seed=seeds, pixels=st.integers(1, 8), hidden=st.integers(1, 5), latent=st.integers(1, 3),
-       n=st.integers(1, 5), binary=st.booleans())
+@given(
+    seed=seeds,
+    pixels=st.integers(1, 8),
+    hidden=st.integers(1, 5),
+    latent=st.integers(1, 3),
+    n=st.integers(1, 5),
+    binary=st.booleans(),
+)
 def test_mnist_vae(seed, pixels, hidden, latent, n, binary):
     mnist = _model_module("mnist")
     rng = rng_from(seed)
@@ -200,13 +297,21 @@ def _layout_case(case):
         return mnist.DenseVAE(4, 3, 2, rng=rng_from(0), dtype=F64), lambda m: build_keras_mnist_vae(m.config())
     if case == "imdb":
         imdb = _model_module("imdb")
-        cfg = imdb.IMDBVAEConfig(vocab_size=5, embedding_dim=2, encoder_units=2, hidden_units=2,
-                                 latent_dim=2, decoder_units=2, sentiment_units=2)
+        cfg = imdb.IMDBVAEConfig(
+            vocab_size=5,
+            embedding_dim=2,
+            encoder_units=2,
+            hidden_units=2,
+            latent_dim=2,
+            decoder_units=2,
+            sentiment_units=2,
+        )
         return imdb.IMDBVAE(cfg, rng=rng_from(0), dtype=F64), lambda m: build_keras_imdb_vae(m.config)
     sentence = _model_module("sentence")
     bi = case == "sentence bidirectional"
-    scfg = sentence.SentenceVAEConfig(vocab_size=6, embedding_dim=2, encoder_units=2, decoder_units=2,
-                                      latent_dim=2, bidirectional=bi, z_every_step=bi)
+    scfg = sentence.SentenceVAEConfig(
+        vocab_size=6, embedding_dim=2, encoder_units=2, decoder_units=2, latent_dim=2, bidirectional=bi, z_every_step=bi
+    )
     return sentence.SentenceVAE(scfg, rng=rng_from(0), dtype=F64), lambda m: build_keras_sentence_vae(m.config)
 
 

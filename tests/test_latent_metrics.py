@@ -75,7 +75,9 @@ def test_mutual_information_of_separated_and_of_collapsed_posteriors():
     collapsed = lm.mutual_information(np.zeros((2000, 2)), np.zeros((2000, 2)), rng)
     assert abs(collapsed) < 0.05
     # per-batch (He et al.): log(batch) at most
-    assert lm.mutual_information(mean, np.full((n, 2), -4.0), rng, batch_size=10) == pytest.approx(math.log(10), abs=0.07)
+    assert lm.mutual_information(mean, np.full((n, 2), -4.0), rng, batch_size=10) == pytest.approx(
+        math.log(10), abs=0.07
+    )
 
 
 def test_mutual_information_never_exceeds_the_average_kl_by_much():

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from scratchvae.backend import BackendError, get_backend
-from scratchvae.layers import (LSTM, Bidirectional, Dense, Dropout, Embedding, GaussianSample,
-                               RepeatVector)
+from scratchvae.layers import LSTM, Bidirectional, Dense, Dropout, Embedding, GaussianSample, RepeatVector
 
 
 def _lstm(backend_name="numpy", **kw):
@@ -59,15 +58,15 @@ def test_go_backwards_reads_the_reversed_sequence():
 
 def test_bidirectional_concatenates_time_aligned_halves():
     x = np.random.default_rng(1).standard_normal((2, 5, 3))
-    bi = Bidirectional(3, 4, return_sequences=True, backend="numpy", dtype=np.float64,
-                       rng=np.random.default_rng(0))
+    bi = Bidirectional(3, 4, return_sequences=True, backend="numpy", dtype=np.float64, rng=np.random.default_rng(0))
     y = bi.forward(x)
     assert y.shape == (2, 5, 8)
     np.testing.assert_array_equal(y[..., :4], bi.forward_layer.forward(x))
     np.testing.assert_array_equal(y[..., 4:], bi.backward_layer.forward(x)[:, ::-1])
     assert bi.backward_layer.go_backwards and not bi.forward_layer.go_backwards
-    assert set(bi.parameters()) == {f"{d}_layer/{p}" for d in ("forward", "backward")
-                                    for p in ("kernel", "recurrent_kernel", "bias")}
+    assert set(bi.parameters()) == {
+        f"{d}_layer/{p}" for d in ("forward", "backward") for p in ("kernel", "recurrent_kernel", "bias")
+    }
 
 
 def test_lstm_keras_layout_and_forget_bias():
@@ -175,7 +174,7 @@ def test_lstm_state_goes_in_and_out_explicitly():
     dx_plain = layer.backward(dy)
     layer.zero_grad()
     dx, (dh0, dc0) = layer.backward(dy, d_state=(np.zeros((2, 4)), np.zeros((2, 4))), return_state=True)
-    np.testing.assert_array_equal(dx, dx_plain)                 # d_state=None means zeros
+    np.testing.assert_array_equal(dx, dx_plain)  # d_state=None means zeros
     assert dh0.shape == dc0.shape == (2, 4) and np.abs(dh0).max() > 0 and np.abs(dc0).max() > 0
     for leftover in ("final_state", "d_initial_state", "x_t", "U_T", "constant_input"):
         assert not hasattr(layer, leftover)

@@ -34,9 +34,17 @@ def test_the_model_registers_its_gradient_checks():
 def test_model_gradients_match_finite_differences(name, backend):
     result = check_problem(name, CASES[name](backend, "float64", np.random.default_rng(0)))
     assert result.passed, result.errors
-    assert set(result.errors) == {f"{part}/{layer}/{p}" for part, layer in
-                                  [("encoder", "hidden"), ("encoder", "mean"), ("encoder", "log_var"),
-                                   ("decoder", "hidden"), ("decoder", "logits")] for p in ("kernel", "bias")}
+    assert set(result.errors) == {
+        f"{part}/{layer}/{p}"
+        for part, layer in [
+            ("encoder", "hidden"),
+            ("encoder", "mean"),
+            ("encoder", "log_var"),
+            ("decoder", "hidden"),
+            ("decoder", "logits"),
+        ]
+        for p in ("kernel", "bias")
+    }
 
 
 @pytest.mark.parametrize("name", MODEL_CASES)
@@ -78,12 +86,11 @@ def reference_iw_nll(model, x, eps):
     h = relu(x @ P["encoder/hidden/kernel"] + P["encoder/hidden/bias"])
     mean = h @ P["encoder/mean/kernel"] + P["encoder/mean/bias"]
     std = np.exp(0.5 * (h @ P["encoder/log_var/kernel"] + P["encoder/log_var/bias"]))
-    z = mean[:, None] + std[:, None] * eps                                        # (N, K, Z)
+    z = mean[:, None] + std[:, None] * eps  # (N, K, Z)
     g = relu(z @ P["decoder/hidden/kernel"] + P["decoder/hidden/bias"])
-    p = expit(g @ P["decoder/logits/kernel"] + P["decoder/logits/bias"])          # (N, K, D)
+    p = expit(g @ P["decoder/logits/kernel"] + P["decoder/logits/bias"])  # (N, K, D)
     log_px = (x[:, None] * np.log(p) + (1 - x[:, None]) * np.log1p(-p)).sum(-1)
-    log_w = (log_px + norm.logpdf(z).sum(-1)
-             - norm.logpdf(z, mean[:, None], std[:, None]).sum(-1))
+    log_w = log_px + norm.logpdf(z).sum(-1) - norm.logpdf(z, mean[:, None], std[:, None]).sum(-1)
     return np.log(eps.shape[1]) - logsumexp(log_w, axis=1)
 
 
@@ -103,7 +110,7 @@ def blob_images(n, seed, dim=12):
     band = rng.integers(0, 3, n)
     x = rng.uniform(0, 0.2, (n, dim))
     for k in range(3):
-        x[band == k, 4 * k:4 * k + 4] += 0.75
+        x[band == k, 4 * k : 4 * k + 4] += 0.75
     return x
 
 
@@ -130,7 +137,7 @@ def write_synthetic_mnist(path, n_train=300, n_test=60, seed=0):
         labels = rng.integers(0, 10, n)
         images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
         for i, d in enumerate(labels):
-            images[i, 4:24, 2 + 2 * d:6 + 2 * d] = 230
+            images[i, 4:24, 2 + 2 * d : 6 + 2 * d] = 230
         return images, labels.astype(np.uint8)
 
     (x_train, y_train), (x_test, y_test) = split(n_train), split(n_test)
@@ -143,16 +150,46 @@ def trained(tmp_path_factory):
     data = tmp_path_factory.mktemp("data")
     write_synthetic_mnist(data)
     out = tmp_path_factory.mktemp("run")
-    code = train.main(["mnist", "--data-dir", str(data), "--out", str(out), "--epochs", "3",
-                       "--batch-size", "25", "--hidden", "32", "--backend", "numpy", "--no-progress"])
+    code = train.main(
+        [
+            "mnist",
+            "--data-dir",
+            str(data),
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--batch-size",
+            "25",
+            "--hidden",
+            "32",
+            "--backend",
+            "numpy",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     return data, out
 
 
 def test_resume_with_an_unreadable_log_is_a_one_line_error(tmp_path, capsys):
     write_synthetic_mnist(tmp_path)
-    args = ["mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"), "--max-steps", "2",
-            "--batch-size", "25", "--hidden", "8", "--backend", "numpy", "--no-progress"]
+    args = [
+        "mnist",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "25",
+        "--hidden",
+        "8",
+        "--backend",
+        "numpy",
+        "--no-progress",
+    ]
     assert train.main(args) == 0
     (tmp_path / "run" / "metrics.jsonl").write_text('{"event": "step", "step": 1}\ngarbage\n{"step": 2}\n')
     assert train.main(args + ["--resume"]) == 2
@@ -162,8 +199,7 @@ def test_resume_with_an_unreadable_log_is_a_one_line_error(tmp_path, capsys):
 
 def test_training_from_the_cli_lowers_the_loss(trained):
     _, out = trained
-    epochs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
-              if r["event"] == "epoch"]
+    epochs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["event"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2, 3]
     val = [r["val_loss"] for r in epochs]
     assert val[0] > val[1] > val[2]
@@ -175,8 +211,20 @@ def test_training_from_the_cli_lowers_the_loss(trained):
 def test_evaluate_prints_elbo_and_iw_nll_and_writes_the_three_plots(trained, tmp_path, capsys):
     data, out = trained
     plots = tmp_path / "plots"
-    code = evaluate.main([str(out / "best.npz"), "--data-dir", str(data), "--backend", "numpy",
-                          "--iw-samples", "20", "--plots", str(plots), "--no-progress"])
+    code = evaluate.main(
+        [
+            str(out / "best.npz"),
+            "--data-dir",
+            str(data),
+            "--backend",
+            "numpy",
+            "--iw-samples",
+            "20",
+            "--plots",
+            str(plots),
+            "--no-progress",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0
     assert "test negative ELBO" in text and "test IW-NLL, K=20" in text
@@ -191,7 +239,8 @@ def test_evaluate_without_matplotlib_fails_fast_with_one_line(trained, tmp_path,
     captured = capsys.readouterr()
     assert code == 2
     assert captured.err.strip().splitlines() == [
-        "error: --plots needs matplotlib: pip install matplotlib (or pip install 'scratchvae[plot]')"]
+        "error: --plots needs matplotlib: pip install matplotlib (or pip install 'scratchvae[plot]')"
+    ]
     assert captured.out == "" and not (tmp_path / "p").exists()
 
 
@@ -199,10 +248,14 @@ def test_binarize_flag_thresholds_the_pixels(trained):
     from scratchvae.tasks import task_module
 
     data, _ = trained
-    args = train.build_parser().parse_args(["mnist", "--binarize", "--data-dir", str(data), "--no-progress",
-                                            "--latent-dim", "3", "--hidden", "16"])
+    args = train.build_parser().parse_args(
+        ["mnist", "--binarize", "--data-dir", str(data), "--no-progress", "--latent-dim", "3", "--hidden", "16"]
+    )
     task = task_module("mnist").build_task(args)
     assert set(np.unique(task.data.x_train)) == {0.0, 1.0}
-    assert task.meta() == {"config": {"input_dim": PIXELS, "hidden": 16, "latent_dim": 3},
-                           "dtype": "float32", "binarize": True,
-                           "batch_size": task_module("mnist").DEFAULTS["batch_size"]}
+    assert task.meta() == {
+        "config": {"input_dim": PIXELS, "hidden": 16, "latent_dim": 3},
+        "dtype": "float32",
+        "binarize": True,
+        "batch_size": task_module("mnist").DEFAULTS["batch_size"],
+    }

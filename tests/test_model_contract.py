@@ -28,14 +28,24 @@ def tiny(kind: str):
         model = DenseVAE(6, 5, 2, rng=rng, dtype=np.float64)
         return model, (rng.uniform(0, 1, (3, 6)), rng.standard_normal((3, 2)))
     if kind == "imdb":
-        config = IMDBVAEConfig(vocab_size=8, embedding_dim=3, encoder_units=2, hidden_units=4, latent_dim=3,
-                               decoder_units=2, sentiment_units=2)
+        config = IMDBVAEConfig(
+            vocab_size=8,
+            embedding_dim=3,
+            encoder_units=2,
+            hidden_units=4,
+            latent_dim=3,
+            decoder_units=2,
+            sentiment_units=2,
+        )
         model = IMDBVAE(config, rng=rng, dtype=np.float64)
         ids = np.array([[3, 4, 5, 6], [2, 7, 0, 0]])
         return model, (ids, np.array([1, 0]), model.noise(rng, 2))
     if kind == "review":
-        model = ReviewVAE(ReviewVAEConfig(vocab_size=8, embedding_dim=4, encoder_units=3, decoder_units=4,
-                                          latent_dim=2), rng=rng, dtype=np.float64)
+        model = ReviewVAE(
+            ReviewVAEConfig(vocab_size=8, embedding_dim=4, encoder_units=3, decoder_units=4, latent_dim=2),
+            rng=rng,
+            dtype=np.float64,
+        )
         encoder_ids = np.array([[4, 5, 6, 7], [6, 0, 0, 0]])
         targets, decoder_ids = np.array([[4, 5], [6, 3]]), np.array([[2, 4], [2, 6]])
         return model, (encoder_ids, targets, decoder_ids, np.array([1, 0]), rng.standard_normal((2, 2)))
@@ -58,8 +68,8 @@ def test_forward_returns_float_terms_and_the_kl_weight_scales_the_kl(kind):
     terms = model.forward(*inputs, kl_weight=0.25)
     assert {"loss", "kl", RECONSTRUCTION[kind]} <= set(terms)
     assert all(type(value) is float for value in terms.values()), terms
-    plain = model.forward(*inputs)                      # kl_weight defaults to 1
-    kl = terms.get("kl_term", terms["kl"])              # the sentence VAE optimises the KL with free bits
+    plain = model.forward(*inputs)  # kl_weight defaults to 1
+    kl = terms.get("kl_term", terms["kl"])  # the sentence VAE optimises the KL with free bits
     assert plain["loss"] - terms["loss"] == pytest.approx(0.75 * kl, rel=1e-12)
 
 
@@ -89,8 +99,10 @@ def test_the_kl_weight_is_a_keyword(kind):
 
 def test_the_models_do_not_import_their_test_harness():
     """Gradient-check and benchmark cases live in scratchvae.gradcheck and bench/, not in the models."""
-    code = ("import sys, scratchvae.models.mnist, scratchvae.models.imdb, scratchvae.models.sentence, "
-            "scratchvae.models.generate; print(sorted(m for m in sys.modules if 'gradcheck' in m))")
+    code = (
+        "import sys, scratchvae.models.mnist, scratchvae.models.imdb, scratchvae.models.sentence, "
+        "scratchvae.models.generate; print(sorted(m for m in sys.modules if 'gradcheck' in m))"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr

@@ -12,6 +12,7 @@ from scratchvae.optim import SGD, Adam, RMSprop, make_optimizer
 
 def _setup(backend_name, dtype=np.float64):
     from scratchvae.backend import get_backend
+
     B = get_backend(backend_name)
     p = {"w": B.asarray([1.0, -2.0, 0.5], dtype=dtype)}
     g = {"w": B.asarray([0.1, 0.2, -0.3], dtype=dtype)}
@@ -109,20 +110,20 @@ def test_unknown_optimizer_message():
 
 
 @pytest.mark.parametrize("clipnorm, launches", [(None, 4), (0.5, 5)])
-def test_a_cupy_step_is_a_few_launches_and_waits_only_when_the_norm_is_read(fake_cupy_backend, clipnorm,
-                                                                           launches):
+def test_a_cupy_step_is_a_few_launches_and_waits_only_when_the_norm_is_read(fake_cupy_backend, clipnorm, launches):
     from scratchvae.testing import fake_cupy
+
     B, rng = fake_cupy_backend, np.random.default_rng(0)
     shapes = [(3, 8), (8,), (8, 32), (32,)]
     host = [rng.standard_normal(s) for s in shapes]
     params = {f"p{k}": B.asarray(a) for k, a in enumerate(host)}
     grads = {f"p{k}": B.asarray(a / 10) for k, a in enumerate(host)}
     opt = Adam(params, grads, global_clipnorm=clipnorm, backend=B)
-    opt.step()                                     # builds the pointer tables (copies, once)
+    opt.step()  # builds the pointer tables (copies, once)
     fake_cupy.counters.reset()
-    opt.step()   # the norm: partial sums, their sum, sqrt; the clip; Adam over all four parameters
+    opt.step()  # the norm: partial sums, their sum, sqrt; the clip; Adam over all four parameters
     assert fake_cupy.counters.snapshot() == {"launches": launches, "h2d": 0, "d2h": 0, "syncs": 0}
-    norm = np.sqrt(sum((a ** 2).sum() for a in host)) / 10
-    assert clipnorm is None or norm > clipnorm      # so the first step clipped the gradients in place
+    norm = np.sqrt(sum((a**2).sum() for a in host)) / 10
+    assert clipnorm is None or norm > clipnorm  # so the first step clipped the gradients in place
     assert opt.last_grad_norm == pytest.approx(norm if clipnorm is None else clipnorm)
     assert fake_cupy.counters.syncs == 1

@@ -24,10 +24,15 @@ def sequences(draw):
     n = draw(st.integers(1, 5))
     T = draw(st.integers(1, 12))
     lengths = draw(st.lists(st.integers(0, T), min_size=n, max_size=n))
-    return dict(n=n, T=T, D=draw(st.integers(1, 9)), U=draw(st.integers(1, 9)),
-                seed=draw(st.integers(0, 2**32 - 1)),
-                lengths=lengths if draw(st.booleans()) else None,
-                pre_padding=draw(st.booleans()))
+    return dict(
+        n=n,
+        T=T,
+        D=draw(st.integers(1, 9)),
+        U=draw(st.integers(1, 9)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+        lengths=lengths if draw(st.booleans()) else None,
+        pre_padding=draw(st.booleans()),
+    )
 
 
 def _mask(spec):
@@ -61,10 +66,19 @@ def _sequence_problem(layer_factory, spec, backend):
 
 def _lstm_factory(spec, go_backwards, return_sequences, activation):
     def make(rng, B):
-        layer = LSTM(spec["D"], spec["U"], go_backwards=go_backwards, return_sequences=return_sequences,
-                     recurrent_activation=activation, backend=B, dtype=np.float64, rng=rng)
+        layer = LSTM(
+            spec["D"],
+            spec["U"],
+            go_backwards=go_backwards,
+            return_sequences=return_sequences,
+            recurrent_activation=activation,
+            backend=B,
+            dtype=np.float64,
+            rng=rng,
+        )
         layer.params["bias"][...] += B.asarray(0.5 * rng.standard_normal(4 * spec["U"]))
         return layer
+
     return make
 
 
@@ -91,8 +105,9 @@ def test_lstm_gradients(spec, go_backwards, return_sequences):
 @given(spec=sequences(), return_sequences=st.booleans())
 def test_bidirectional_gradients(spec, return_sequences):
     def factory(rng, B):
-        return Bidirectional(spec["D"], spec["U"], return_sequences=return_sequences,
-                             backend=B, dtype=np.float64, rng=rng)
+        return Bidirectional(
+            spec["D"], spec["U"], return_sequences=return_sequences, backend=B, dtype=np.float64, rng=rng
+        )
 
     result = check_problem("bilstm", _sequence_problem(factory, spec, "numpy"), seed=spec["seed"])
     assert result.passed, result.errors
@@ -108,8 +123,14 @@ def test_hard_sigmoid_lstm_matches_numpy(spec, go_backwards):
 
 
 @PROPERTY
-@given(n=st.integers(1, 5), T=st.integers(1, 12), V=st.integers(2, 9), D=st.integers(1, 9),
-       seed=st.integers(0, 2**32 - 1), reduction=st.sampled_from(["sum", "mean"]))
+@given(
+    n=st.integers(1, 5),
+    T=st.integers(1, 12),
+    V=st.integers(2, 9),
+    D=st.integers(1, 9),
+    seed=st.integers(0, 2**32 - 1),
+    reduction=st.sampled_from(["sum", "mean"]),
+)
 def test_time_distributed_softmax_cross_entropy(n, T, V, D, seed, reduction):
     """Dense per time step + fused softmax cross-entropy with a padding mask."""
     B = get_backend("numpy")
@@ -133,8 +154,7 @@ def test_time_distributed_softmax_cross_entropy(n, T, V, D, seed, reduction):
 
 
 @PROPERTY
-@given(n=st.integers(1, 5), V=st.integers(1, 30), seed=st.integers(0, 2**32 - 1),
-       scale=st.floats(0.1, 50.0))
+@given(n=st.integers(1, 5), V=st.integers(1, 30), seed=st.integers(0, 2**32 - 1), scale=st.floats(0.1, 50.0))
 def test_fused_softmax_kernel_matches_reference(n, V, seed, scale):
     """numba's fused kernel equals the numpy one, also for large logits (no overflow)."""
     rng = np.random.default_rng(seed)

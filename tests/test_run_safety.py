@@ -49,8 +49,24 @@ def data(tmp_path_factory):
 
 
 def flags(data, out, *extra):
-    return ["mnist", "--data-dir", str(data), "--out", str(out), "--hidden", "8", "--batch-size", "25",
-            "--backend", "numpy", "--epochs", "3", "--checkpoint-every", "5", *map(str, extra)]
+    return [
+        "mnist",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(out),
+        "--hidden",
+        "8",
+        "--batch-size",
+        "25",
+        "--backend",
+        "numpy",
+        "--epochs",
+        "3",
+        "--checkpoint-every",
+        "5",
+        *map(str, extra),
+    ]
 
 
 def cli(args, script=None):
@@ -86,10 +102,11 @@ def reference(data, tmp_path_factory):
 def test_a_signal_mid_epoch_saves_and_resume_ends_bit_identical(data, reference, tmp_path, signum):
     out = tmp_path / "stopped"
     args = flags(data, out)
-    proc = subprocess.Popen([sys.executable, "-c", SLOW, *args], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW, *args], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:   # into epoch 2, past a checkpoint
+    while time.monotonic() < deadline and proc.poll() is None:  # into epoch 2, past a checkpoint
         try:
             if load_checkpoint(out / "last.npz").meta["progress"]["global_step"] >= 15:
                 break
@@ -101,10 +118,12 @@ def test_a_signal_mid_epoch_saves_and_resume_ends_bit_identical(data, reference,
     assert proc.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr
     progress_at_stop = load_checkpoint(out / "last.npz").meta["progress"]
-    assert 0 < progress_at_stop["batch"] < 12                                               # mid-epoch
+    assert 0 < progress_at_stop["batch"] < 12  # mid-epoch
     lines = stderr.strip().splitlines()
-    assert f"stopped by {signal.Signals(signum).name} at epoch 2, step {progress_at_stop['global_step']}; " \
-           f"checkpoint written to {out / 'last.npz'}" in lines[-2]
+    assert (
+        f"stopped by {signal.Signals(signum).name} at epoch 2, step {progress_at_stop['global_step']}; "
+        f"checkpoint written to {out / 'last.npz'}" in lines[-2]
+    )
     command = "python -m scratchvae.train " + " ".join(args) + " --resume"
     assert lines[-1] == f"resume with: {command}"
 
@@ -128,7 +147,7 @@ def test_a_rerun_without_resume_is_refused_and_keeps_the_run(data, tmp_path):
     replaced = cli(flags(data, out, "--epochs", 1, "--overwrite"))
     assert replaced.returncode == 0, replaced.stderr
     assert load_checkpoint(out / "last.npz").meta["progress"]["global_step"] == 12
-    assert [r["epoch"] for r in read_log(out).epochs] == [1]      # one run in the log, not two
+    assert [r["epoch"] for r in read_log(out).epochs] == [1]  # one run in the log, not two
 
 
 def test_resume_with_nothing_to_resume(data, tmp_path):
@@ -146,7 +165,7 @@ def test_a_second_writer_is_refused_naming_the_pid(data, tmp_path):
         last = assert_refused(cli(flags(data, out)), f"(PID {os.getpid()})", str(out))
     assert "another training run" in last
     assert not (out / "last.npz").exists()
-    assert cli(flags(data, out, "--max-steps", 2)).returncode == 0    # the lock ended with its holder
+    assert cli(flags(data, out, "--max-steps", 2)).returncode == 0  # the lock ended with its holder
 
 
 def test_a_finished_run_resumed_says_so_and_temp_files_are_removed(data, tmp_path):
@@ -155,8 +174,10 @@ def test_a_finished_run_resumed_says_so_and_temp_files_are_removed(data, tmp_pat
     (out / "last.npz.abc123.tmp").write_bytes(b"half a checkpoint")
     proc = cli(flags(data, out, "--epochs", 1, "--resume"))
     assert proc.returncode == 0
-    assert proc.stdout.strip().splitlines() == [f"nothing to do: {out / 'last.npz'} has finished --epochs 1 "
-                                                "(epoch 1, step 12); give a larger --epochs to train on"]
+    assert proc.stdout.strip().splitlines() == [
+        f"nothing to do: {out / 'last.npz'} has finished --epochs 1 "
+        "(epoch 1, step 12); give a larger --epochs to train on"
+    ]
     assert not list(out.glob("*.tmp"))
 
 
@@ -172,8 +193,11 @@ def test_resume_of_another_task_or_other_data_names_the_cause(data, tmp_path):
     _trainer(first, tmp_path / "toy", epochs=1, max_steps=2).fit()
     changed = ToyTask()
     changed.meta = lambda: {"config": {"batch": 8}, "data": {"rows": 65, "file": "a.txt"}}
-    with pytest.raises(TrainingError, match=r"different settings \(data\): data.rows was 64, now 65; the data "
-                                            r"changed \(an edited or another data file"):
+    with pytest.raises(
+        TrainingError,
+        match=r"different settings \(data\): data.rows was 64, now 65; the data "
+        r"changed \(an edited or another data file",
+    ):
         _trainer(changed, tmp_path / "toy", epochs=1).resume()
 
 
@@ -188,6 +212,7 @@ def test_out_that_cannot_hold_a_run_is_refused_before_any_work(data, tmp_path):
 
 def test_a_failed_log_append_is_one_line_and_keeps_the_checkpoint(tmp_path, monkeypatch, capsys):
     import scratchvae.training.log as log
+
     real_open, calls = open, {"n": 0}
 
     def full_disk(path, mode="r", *a, **kw):
@@ -199,9 +224,12 @@ def test_a_failed_log_append_is_one_line_and_keeps_the_checkpoint(tmp_path, monk
 
     monkeypatch.setattr(log, "open", full_disk, raising=False)
     trainer = _trainer(ToyTask(), tmp_path, epochs=2, log_every=4)
-    with pytest.raises(Exception, match=r"could not append to .*metrics.jsonl: No space left on device; "
-                                        r"free disk space .*last good checkpoint is .*last.npz \(written after "
-                                        r"step 6\)"):
+    with pytest.raises(
+        Exception,
+        match=r"could not append to .*metrics.jsonl: No space left on device; "
+        r"free disk space .*last good checkpoint is .*last.npz \(written after "
+        r"step 6\)",
+    ):
         trainer.fit()
     assert load_checkpoint(tmp_path / "last.npz").meta["progress"]["global_step"] == 6
 
@@ -210,8 +238,7 @@ def test_a_failed_log_append_is_one_line_and_keeps_the_checkpoint(tmp_path, monk
 def test_a_diverging_run_never_writes_a_non_finite_checkpoint(data, tmp_path):
     out = tmp_path / "run"
     proc = cli(flags(data, out, "--lr", 1000, "--checkpoint-every", 1, "--log-every", 1, "--no-progress"))
-    last = assert_refused(proc, "non-finite", "training stopped", "the last good checkpoint is", "--lr",
-                          "GloVe", "KL")
+    last = assert_refused(proc, "non-finite", "training stopped", "the last good checkpoint is", "--lr", "GloVe", "KL")
     named = Path(last.split("the last good checkpoint is ")[1].split(" (")[0])
     assert named == out / "last.npz"
     step = int(last.split("written after step ")[1].split(")")[0])
@@ -238,9 +265,12 @@ class NanGradientTask(ToyTask):
 
 
 def test_non_finite_parameters_are_never_written(tmp_path):
-    trainer = _trainer(NanGradientTask(), tmp_path, epochs=2)     # checkpoints every 3 steps
-    with pytest.raises(TrainingError, match=r"non-finite gradient norm at epoch 1, step 6; .*last good "
-                                            r"checkpoint is .*last.npz \(written after step 3\)"):
+    trainer = _trainer(NanGradientTask(), tmp_path, epochs=2)  # checkpoints every 3 steps
+    with pytest.raises(
+        TrainingError,
+        match=r"non-finite gradient norm at epoch 1, step 6; .*last good "
+        r"checkpoint is .*last.npz \(written after step 3\)",
+    ):
         trainer.fit()
     ckpt = load_checkpoint(tmp_path / "last.npz")
     assert ckpt.meta["progress"]["global_step"] == 3
@@ -267,12 +297,15 @@ def test_a_non_finite_validation_is_never_best_and_the_log_stays_json(tmp_path):
 
 
 # ------------------------------------------------------------------ damaged checkpoints
-@pytest.mark.parametrize("damage, message", [
-    ("empty", "is empty (0 bytes"),
-    ("missing", "does not fit the model"),
-    ("misshapen", "does not fit the model"),
-    ("no task", "records no task"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("empty", "is empty (0 bytes"),
+        ("missing", "does not fit the model"),
+        ("misshapen", "does not fit the model"),
+        ("no task", "records no task"),
+    ],
+)
 def test_a_damaged_checkpoint_is_a_one_line_error(data, tmp_path, capsys, damage, message):
     out = tmp_path / "run"
     assert train.main(flags(data, out, "--max-steps", 2, "--no-progress")) == 0
@@ -290,8 +323,10 @@ def test_a_damaged_checkpoint_is_a_one_line_error(data, tmp_path, capsys, damage
             del ckpt.meta["task"]
         save_checkpoint(path, ckpt)
     capsys.readouterr()
-    assert evaluate.main([str(path), "--data-dir", str(data), "--backend", "numpy", "--iw-samples", "0",
-                          "--no-progress"]) == 2
+    assert (
+        evaluate.main([str(path), "--data-dir", str(data), "--backend", "numpy", "--iw-samples", "0", "--no-progress"])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
 
@@ -299,7 +334,7 @@ def test_a_damaged_checkpoint_is_a_one_line_error(data, tmp_path, capsys, damage
 # ------------------------------------------------------------------ what a run reports
 def test_piped_output_has_lines_a_summary_and_no_carriage_returns(data, tmp_path):
     out = tmp_path / "run"
-    proc = cli(flags(data, out, "--epochs", 2, "--log-every", 5))    # progress on, but piped: lines
+    proc = cli(flags(data, out, "--epochs", 2, "--log-every", 5))  # progress on, but piped: lines
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stdout and "\r" not in proc.stderr
     lines = proc.stdout.splitlines()
@@ -307,7 +342,7 @@ def test_piped_output_has_lines_a_summary_and_no_carriage_returns(data, tmp_path
     assert "parameters; backend numpy" in lines[0]
     assert any(line.startswith("epoch 1/2  step 5/12  loss ") for line in lines)
     assert any(line.startswith("epoch 2/2  12 steps") and "val_loss" in line for line in lines)
-    summary = lines[lines.index(next(x for x in lines if x.startswith("done: 2 epochs, 24 steps"))):]
+    summary = lines[lines.index(next(x for x in lines if x.startswith("done: 2 epochs, 24 steps"))) :]
     assert summary[1].startswith("best (val_loss): epoch ")
     files = summary[2].removeprefix("checkpoints: ").split(", ")
     assert files == [str(out / "last.npz"), str(out / "best.npz")] and all(Path(f).exists() for f in files)
@@ -339,7 +374,7 @@ def test_bars_only_on_a_terminal(monkeypatch):
         def flush(self):
             pass
 
-    assert not progress.use_bars(True)                      # pytest captures: not a terminal
+    assert not progress.use_bars(True)  # pytest captures: not a terminal
     monkeypatch.setattr(sys, "stdout", Tty())
     monkeypatch.setattr(sys, "stderr", Tty())
     assert progress.use_bars(True) and not progress.use_bars(False)
@@ -350,7 +385,7 @@ def test_bars_only_on_a_terminal(monkeypatch):
 
 
 def test_the_expected_time_of_an_epoch_is_printed_once_steps_are_timed(tmp_path, capsys):
-    _trainer(ToyTask(n=64, batch=2), tmp_path, epochs=2).fit()      # 32 steps an epoch
+    _trainer(ToyTask(n=64, batch=2), tmp_path, epochs=2).fit()  # 32 steps an epoch
     timing = [line for line in capsys.readouterr().out.splitlines() if line.startswith("timing: ")]
     assert len(timing) == 1 and timing[0].endswith("an epoch of 32 steps") and " s a step, about " in timing[0]
 
@@ -369,8 +404,13 @@ SLOW_LOAD = textwrap.dedent("""
 
 
 def test_a_signal_while_data_loads_stops_at_once_without_a_traceback(data, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_LOAD, *flags(data, tmp_path / "run")], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_LOAD, *flags(data, tmp_path / "run")],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline() == "loading\n"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
@@ -402,6 +442,7 @@ class SignallingTask(ToyTask):
 @pytest.mark.parametrize("where", ["step", "validation"])
 def test_a_stopped_trainer_resumes_to_the_uninterrupted_result(tmp_path, where):
     from scratchvae.training import RunStopped
+
     full = ToyTask()
     _trainer(full, tmp_path / "full", epochs=3).fit()
     task = SignallingTask(during_step={5: 1}) if where == "step" else SignallingTask(during_validation=2)
@@ -419,9 +460,13 @@ def test_a_stopped_trainer_resumes_to_the_uninterrupted_result(tmp_path, where):
 
 def test_a_second_signal_stops_at_once_naming_the_last_checkpoint(tmp_path):
     from scratchvae.training import RunStopped
-    with pytest.raises(RunStopped, match=r"at once \(a second signal\); the last good checkpoint is .*last.npz "
-                                         r"\(written after step 3\)") as stopped:
-        _trainer(SignallingTask(during_step={4: 2}), tmp_path, epochs=2).fit()   # checkpoints every 3 steps
+
+    with pytest.raises(
+        RunStopped,
+        match=r"at once \(a second signal\); the last good checkpoint is .*last.npz "
+        r"\(written after step 3\)",
+    ) as stopped:
+        _trainer(SignallingTask(during_step={4: 2}), tmp_path, epochs=2).fit()  # checkpoints every 3 steps
     assert stopped.value.checkpoint == tmp_path / "last.npz"
     assert load_checkpoint(tmp_path / "last.npz").meta["progress"]["global_step"] == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler          # the handlers are put back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back

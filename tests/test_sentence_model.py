@@ -15,8 +15,9 @@ MODEL_CASES = sorted(name for name in CASES if name.startswith("SentenceVAE"))
 
 
 def make_model(backend="numpy", dtype=np.float64, seed=0, **options):
-    config = SentenceVAEConfig(**{**dict(vocab_size=9, embedding_dim=5, encoder_units=6, decoder_units=7,
-                                         latent_dim=3), **options})
+    config = SentenceVAEConfig(
+        **{**dict(vocab_size=9, embedding_dim=5, encoder_units=6, decoder_units=7, latent_dim=3), **options}
+    )
     return SentenceVAE(config, rng=np.random.default_rng(seed), backend=backend, dtype=dtype)
 
 
@@ -26,8 +27,8 @@ def make_batch(rng, lengths=(4, 2, 6, 1), vocab_size=9, pad_to=None):
     inputs, targets = np.zeros((len(lengths), T), np.int64), np.zeros((len(lengths), T), np.int64)
     for row, n in enumerate(lengths):
         words = rng.integers(4, vocab_size, n)
-        inputs[row, :n + 1] = [2, *words]
-        targets[row, :n + 1] = [*words, 3]
+        inputs[row, : n + 1] = [2, *words]
+        targets[row, : n + 1] = [*words, 3]
     return inputs, targets
 
 
@@ -89,8 +90,14 @@ def test_a_sentence_does_not_depend_on_its_batch_mates():
     np.testing.assert_allclose(mean_alone[0], mean[1], rtol=1e-12)
 
 
-@pytest.mark.parametrize("options", [dict(), dict(z_every_step=True, init_state="h", init_activation="linear"),
-                                     dict(embedding_dim=7, tie_embeddings=True)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(z_every_step=True, init_state="h", init_activation="linear"),
+        dict(embedding_dim=7, tie_embeddings=True),
+    ],
+)
 def test_step_by_step_decoding_equals_teacher_forcing(options):
     """decoder_step on T=1 sequences reproduces the teacher-forced log-likelihood exactly."""
     rng = np.random.default_rng(4)
@@ -120,13 +127,14 @@ def test_decoder_initial_state_comes_from_z():
 def test_pretrained_embeddings_are_loaded_and_can_be_frozen():
     rng = np.random.default_rng(6)
     weights = rng.standard_normal((9, 5))
-    config = SentenceVAEConfig(vocab_size=9, embedding_dim=5, encoder_units=4, decoder_units=4, latent_dim=2,
-                               train_embeddings=False)
+    config = SentenceVAEConfig(
+        vocab_size=9, embedding_dim=5, encoder_units=4, decoder_units=4, latent_dim=2, train_embeddings=False
+    )
     model = SentenceVAE(config, embedding_weights=weights, rng=rng, dtype=np.float64)
     np.testing.assert_array_equal(model.embedding.params["embeddings"], weights)
     inputs, targets = make_batch(rng)
     _, grads = loss_and_grads(model, inputs, targets, rng.standard_normal((4, 2)))
-    assert not grads["embedding/embeddings"].any()           # frozen: no gradient, so no update
+    assert not grads["embedding/embeddings"].any()  # frozen: no gradient, so no update
     assert grads["decoder/kernel"].any()
     with pytest.raises(ValueError, match="shape"):
         SentenceVAE(config, embedding_weights=weights[:, :3], rng=rng)
@@ -144,7 +152,7 @@ def test_free_bits_stop_pushing_units_below_the_threshold():
     rng = np.random.default_rng(8)
     inputs, targets = make_batch(rng)
     eps = rng.standard_normal((4, 3))
-    model = make_model(free_bits=100.0)               # every unit below the threshold
+    model = make_model(free_bits=100.0)  # every unit below the threshold
     terms = model.forward(targets, inputs, eps, kl_weight=1.0)
     assert terms["kl_term"] == pytest.approx(3 * 100.0)  # the constant threshold per unit
     # the KL then contributes no gradient: the encoder's only gradient is through z
@@ -152,7 +160,7 @@ def test_free_bits_stop_pushing_units_below_the_threshold():
     model.forward(targets, inputs, np.zeros((4, 3)), kl_weight=1.0)
     model.backward()
     assert not model.to_logvar.grads["kernel"].any()  # eps = 0: z does not depend on logvar
-    model = make_model(free_bits=0.0)                 # without free bits the KL pulls logvar
+    model = make_model(free_bits=0.0)  # without free bits the KL pulls logvar
     model.forward(targets, inputs, np.zeros((4, 3)), kl_weight=1.0)
     model.backward()
     assert model.to_logvar.grads["kernel"].any()
@@ -163,8 +171,7 @@ def test_numba_agrees_with_numpy(fast_backend_name):
     inputs, targets = make_batch(rng)
     eps = rng.standard_normal((4, 3))
     ref = loss_and_grads(make_model("numpy", bidirectional=True, z_every_step=True), inputs, targets, eps)
-    other = loss_and_grads(make_model(fast_backend_name, bidirectional=True, z_every_step=True),
-                           inputs, targets, eps)
+    other = loss_and_grads(make_model(fast_backend_name, bidirectional=True, z_every_step=True), inputs, targets, eps)
     assert other[0] == pytest.approx(ref[0], rel=1e-12)
     for k in ref[1]:
         np.testing.assert_allclose(other[1][k], ref[1][k], rtol=1e-9, atol=1e-12)
@@ -185,6 +192,7 @@ def test_float32_trains_and_matches_float64():
 
 def test_a_few_adam_steps_fit_a_tiny_corpus():
     from scratchvae.optim import Adam
+
     rng = np.random.default_rng(11)
     model = make_model(seed=1)
     opt = Adam(model.parameters(), model.gradients(), learning_rate=0.02)
@@ -212,7 +220,7 @@ def test_tied_embeddings_share_one_table_for_input_and_output():
     np.testing.assert_allclose(tied.output.forward(h), h @ E.T + b, rtol=1e-12)
     inputs, targets = make_batch(rng)
     _, grads = loss_and_grads(tied, inputs, targets, rng.standard_normal((4, 3)))
-    assert grads["embedding/embeddings"][1].any()   # <unk>: never an input here, but scored at the output
+    assert grads["embedding/embeddings"][1].any()  # <unk>: never an input here, but scored at the output
 
     frozen = make_model(embedding_dim=7, tie_embeddings=True, train_embeddings=False)
     _, grads = loss_and_grads(frozen, inputs, targets, rng.standard_normal((4, 3)))
@@ -252,4 +260,4 @@ def test_decoder_dropout_acts_in_training_only():
         assert set(np.unique(layer.scale)) == {0.0, 2.0}
         assert 0.4 < (layer.scale == 0).mean() < 0.6
     same = dropped.forward(targets, inputs, eps, rng=np.random.default_rng(0))["loss"]
-    assert same == loss                                  # the masks come from the generator alone
+    assert same == loss  # the masks come from the generator alone

@@ -12,8 +12,25 @@ from scratchvae import evaluate as evaluate_cli
 from scratchvae import interpolate, neighbours, sample, train
 from scratchvae.training import Checkpoint, load_checkpoint, save_checkpoint
 
-TINY = ["--embedding-dim", "8", "--encoder-units", "8", "--decoder-units", "8", "--latent-dim", "2",
-        "--batch-size", "16", "--backend", "numpy", "--no-progress", "--kl-schedule", "linear", "--kl-steps", "20"]
+TINY = [
+    "--embedding-dim",
+    "8",
+    "--encoder-units",
+    "8",
+    "--decoder-units",
+    "8",
+    "--latent-dim",
+    "2",
+    "--batch-size",
+    "16",
+    "--backend",
+    "numpy",
+    "--no-progress",
+    "--kl-schedule",
+    "linear",
+    "--kl-steps",
+    "20",
+]
 WORDS = "the a cat dog bird sat ran slept on under near mat rug sofa quickly slowly".split()
 
 
@@ -73,8 +90,9 @@ def test_text_training_writes_checkpoints_and_logs(trained):
 
 
 def test_evaluate_prints_the_metrics_table(trained, capsys):
-    code, out, err = run(evaluate_cli.main, [trained / "best.npz", "--samples", 5, "--backend", "numpy",
-                                             "--no-progress"], capsys)
+    code, out, err = run(
+        evaluate_cli.main, [trained / "best.npz", "--samples", 5, "--backend", "numpy", "--no-progress"], capsys
+    )
     assert code == 0, err
     assert "held-out part of sentences.txt: 6 sentences" in out
     for row in ("NLL (IW, K=5)", "KL", "-ELBO (1 sample)", "PPL", "active units", "MI"):
@@ -87,15 +105,18 @@ def test_evaluate_takes_threads_as_train_does(trained, capsys):
 
     before = numba.get_num_threads()
     try:
-        code, out, err = run(evaluate_cli.main, [trained / "best.npz", "--samples", 2, "--limit", 3,
-                                                 "--backend", "numpy", "--no-progress", "--threads", 1], capsys)
+        code, out, err = run(
+            evaluate_cli.main,
+            [trained / "best.npz", "--samples", 2, "--limit", 3, "--backend", "numpy", "--no-progress", "--threads", 1],
+            capsys,
+        )
         assert code == 0, err
         assert numba.get_num_threads() == 1
         assert all(pool["num_threads"] == 1 for pool in threadpool_info())
     finally:
         numba.set_num_threads(before)
         threadpool_limits(before)
-    with pytest.raises(SystemExit):        # argparse: "must be a positive integer"
+    with pytest.raises(SystemExit):  # argparse: "must be a positive integer"
         evaluate_cli.main([str(trained / "best.npz"), "--threads", "0"])
     assert "must be a positive integer" in capsys.readouterr().err
 
@@ -103,12 +124,13 @@ def test_evaluate_takes_threads_as_train_does(trained, capsys):
 def test_evaluation_numbers_are_consistent(trained):
     from scratchvae.data.corpus import read_text
     from scratchvae.tasks.sentence import encode_known, evaluate, load_task
+
     task = load_task(load_checkpoint(trained / "best.npz"), "numpy")
     data = encode_known(read_text(trained.parent / "sentences.txt")[:40], task.vocab, 50, "drop", "test")
     m = evaluate(task.model, data, 20, np.random.default_rng(0))
     assert m["tokens"] == int(data.lengths.sum()) == sum(len(s.split()) + 1 for s in sentences(120)[:40])
     assert m["ppl"] == pytest.approx(math.exp(m["nll"] * m["sentences"] / m["tokens"]))
-    assert m["nll"] <= m["neg_elbo"] + 1.0           # the IW bound is at least as tight as the ELBO
+    assert m["nll"] <= m["neg_elbo"] + 1.0  # the IW bound is at least as tight as the ELBO
     assert m["kl"] >= 0 and 0 <= m["active_units"] <= 2
 
 
@@ -116,8 +138,9 @@ def test_ptb_task_trains_and_evaluates_on_valid(ptb_dir, tmp_path, capsys):
     out = tmp_path / "ptb"
     code, _, err = run(train.main, ["ptb", "--data-dir", ptb_dir, "--out", out, "--epochs", 1, *TINY], capsys)
     assert code == 0, err
-    code, text, err = run(evaluate_cli.main, [out / "best.npz", "--samples", 3, "--backend", "numpy",
-                                              "--no-progress"], capsys)
+    code, text, err = run(
+        evaluate_cli.main, [out / "best.npz", "--samples", 3, "--backend", "numpy", "--no-progress"], capsys
+    )
     assert code == 0, err
     tokens = sum(len(s.split()) + 2 for s in sentences(20, 2))  # words, <unk> and </s>
     assert f"PTB valid: 20 sentences, {tokens} tokens" in text
@@ -127,8 +150,19 @@ def test_the_test_split_is_evaluated_only_when_asked_and_present(ptb_dir, tmp_pa
     out = tmp_path / "ptb"
     code, _, err = run(train.main, ["ptb", "--data-dir", ptb_dir, "--out", out, "--epochs", 1, *TINY], capsys)
     assert code == 0, err
-    evaluate_test = [out / "best.npz", "--split", "test", "--data-dir", ptb_dir, "--samples", 3,
-                     "--backend", "numpy", "--no-progress", "--no-download"]
+    evaluate_test = [
+        out / "best.npz",
+        "--split",
+        "test",
+        "--data-dir",
+        ptb_dir,
+        "--samples",
+        3,
+        "--backend",
+        "numpy",
+        "--no-progress",
+        "--no-download",
+    ]
     code, _, err = run(evaluate_cli.main, evaluate_test, capsys)
     assert_one_line_error(code, err, "PTB test split not found", "ptb.test.txt")
     (ptb_dir / "ptb" / "ptb.test.txt").write_text("\n".join(f" {s} " for s in sentences(15, 3)) + "\n")
@@ -146,8 +180,25 @@ def test_csv_column_and_glove_frozen_embeddings(tmp_path, capsys):
     vectors = {w: np.round(np.random.default_rng(i).standard_normal(8), 4) for i, w in enumerate(WORDS[:10])}
     glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
     out = tmp_path / "quora"
-    code, text, err = run(train.main, ["text", "--file", csv_path, "--column", "question1", "--out", out,
-                                       "--epochs", 1, "--glove", glove, "--freeze-embeddings", *TINY], capsys)
+    code, text, err = run(
+        train.main,
+        [
+            "text",
+            "--file",
+            csv_path,
+            "--column",
+            "question1",
+            "--out",
+            out,
+            "--epochs",
+            1,
+            "--glove",
+            glove,
+            "--freeze-embeddings",
+            *TINY,
+        ],
+        capsys,
+    )
     assert code == 0, err
     ckpt = load_checkpoint(out / "last.npz")
     vocab, table = ckpt.meta["vocab"], ckpt.params["embedding/embeddings"]
@@ -171,12 +222,13 @@ def test_resume_continues_exactly(tmp_path, text_file, capsys):
 
 def test_long_sentences_are_dropped_or_truncated(text_file):
     from scratchvae.tasks.sentence import build_task
+
     parser = train.build_parser()
     base = ["text", "--file", str(text_file), *TINY, "--max-len", "4", "--valid-fraction", "0"]
     dropped = build_task(parser.parse_args([*base, "--on-long", "drop"]))
     truncated = build_task(parser.parse_args([*base, "--on-long", "truncate"]))
     assert len(truncated.train) == 120 > len(dropped.train) > 0
-    assert truncated.train.lengths.max() == dropped.train.lengths.max() == 5   # 4 words + </s>
+    assert truncated.train.lengths.max() == dropped.train.lengths.max() == 5  # 4 words + </s>
     assert truncated.valid is None
 
 
@@ -188,8 +240,9 @@ def test_sample_interpolate_and_neighbours(trained, capsys):
         assert code == 0, err
         lines = out.split("\n")[:-1]
         assert len(lines) == 4 and all(set(line.split()) <= set(WORDS) | {"<unk>"} for line in lines)
-    code, out, err = run(interpolate.main, [ckpt, "the cat sat on the mat", "a dog ran", "--steps", 6,
-                                            "--backend", "numpy"], capsys)
+    code, out, err = run(
+        interpolate.main, [ckpt, "the cat sat on the mat", "a dog ran", "--steps", 6, "--backend", "numpy"], capsys
+    )
     assert code == 0, err
     assert [line.split("  ")[0] for line in out.splitlines()] == ["0.00", "0.20", "0.40", "0.60", "0.80", "1.00"]
     code, out, err = run(neighbours.main, [ckpt, "the cat sat", "-k", 3, "--backend", "numpy"], capsys)
@@ -225,8 +278,9 @@ def test_empty_file(tmp_path, capsys):
 def test_csv_without_the_column(tmp_path, capsys):
     path = tmp_path / "q.csv"
     path.write_text("id,question1\n1,hello there\n")
-    code, _, err = run(train.main, ["text", "--file", path, "--column", "question2", "--out", tmp_path / "r",
-                                    *TINY], capsys)
+    code, _, err = run(
+        train.main, ["text", "--file", path, "--column", "question2", "--out", tmp_path / "r", *TINY], capsys
+    )
     assert_one_line_error(code, err, "no column 'question2'", "id, question1")
 
 
@@ -253,16 +307,18 @@ def test_non_utf8_bytes(tmp_path, capsys):
 
 
 def test_interpolation_sentence_with_no_known_word(trained, capsys):
-    code, _, err = run(interpolate.main, [trained / "best.npz", "the cat", "zebra xylophone", "--backend", "numpy"],
-                       capsys)
+    code, _, err = run(
+        interpolate.main, [trained / "best.npz", "the cat", "zebra xylophone", "--backend", "numpy"], capsys
+    )
     assert_one_line_error(code, err, "no known word in 'zebra xylophone'")
     code, _, err = run(neighbours.main, [trained / "best.npz", "qwerty", "--backend", "numpy"], capsys)
     assert_one_line_error(code, err, "no known word")
 
 
 def test_missing_data_and_wrong_checkpoints(tmp_path, capsys):
-    code, _, err = run(train.main, ["ptb", "--data-dir", tmp_path, "--out", tmp_path / "r", "--no-download",
-                                    *TINY], capsys)
+    code, _, err = run(
+        train.main, ["ptb", "--data-dir", tmp_path, "--out", tmp_path / "r", "--no-download", *TINY], capsys
+    )
     assert_one_line_error(code, err, "PTB train split not found")
     code, _, err = run(sample.main, [tmp_path / "nothing.npz"], capsys)
     assert_one_line_error(code, err, "no checkpoint at")
@@ -273,27 +329,44 @@ def test_missing_data_and_wrong_checkpoints(tmp_path, capsys):
 
 
 def test_freeze_without_glove_is_refused(text_file, tmp_path, capsys):
-    code, _, err = run(train.main, ["text", "--file", text_file, "--freeze-embeddings", "--out", tmp_path / "r",
-                                    *TINY], capsys)
+    code, _, err = run(
+        train.main, ["text", "--file", text_file, "--freeze-embeddings", "--out", tmp_path / "r", *TINY], capsys
+    )
     assert_one_line_error(code, err, "--glove")
 
 
 def test_tied_embeddings_train_evaluate_and_generate(text_file, tmp_path, capsys):
     out = tmp_path / "tied"
-    code, _, err = run(train.main, ["text", "--file", text_file, "--out", out, "--max-steps", 4, "--tie-embeddings",
-                                    *TINY], capsys)
+    code, _, err = run(
+        train.main, ["text", "--file", text_file, "--out", out, "--max-steps", 4, "--tie-embeddings", *TINY], capsys
+    )
     assert code == 0, err
     assert load_checkpoint(out / "last.npz").meta["config"]["tie_embeddings"] is True
-    code, out_text, err = run(evaluate_cli.main, [out / "last.npz", "--samples", 3, "--backend", "numpy",
-                                                  "--no-progress"], capsys)
+    code, out_text, err = run(
+        evaluate_cli.main, [out / "last.npz", "--samples", 3, "--backend", "numpy", "--no-progress"], capsys
+    )
     assert code == 0 and "NLL (IW, K=3)" in out_text, err
     code, out_text, err = run(sample.main, [out / "last.npz", "-n", 2, "--backend", "numpy"], capsys)
     assert code == 0 and len(out_text.strip().splitlines()) >= 2, err
 
 
 def test_tied_embeddings_need_equal_sizes(text_file, tmp_path, capsys):
-    code, _, err = run(train.main, ["text", "--file", text_file, "--tie-embeddings", "--embedding-dim", "4",
-                                    "--decoder-units", "6", "--out", tmp_path / "r"], capsys)
+    code, _, err = run(
+        train.main,
+        [
+            "text",
+            "--file",
+            text_file,
+            "--tie-embeddings",
+            "--embedding-dim",
+            "4",
+            "--decoder-units",
+            "6",
+            "--out",
+            tmp_path / "r",
+        ],
+        capsys,
+    )
     assert_one_line_error(code, err, "--tie-embeddings needs --embedding-dim equal to --decoder-units (got 4 and 6)")
 
 
@@ -301,8 +374,10 @@ def test_a_step_sharded_over_ranks_equals_the_whole_batch(text_file):
     """What --distributed does: shards' gradients, weighted by their share, sum to the batch's (word dropout on)."""
     from scratchvae.tasks.sentence import build_task
     from scratchvae.training.distributed import ShardRandom, shard_rows
-    args = train.build_parser().parse_args(["text", "--file", str(text_file), *TINY, "--word-dropout", "0.5",
-                                            "--dtype", "float64"])
+
+    args = train.build_parser().parse_args(
+        ["text", "--file", str(text_file), *TINY, "--word-dropout", "0.5", "--dtype", "float64"]
+    )
     task = build_task(args)
     batch = task.epoch_batches(np.random.default_rng(0))[0]
     step_rng = lambda: np.random.default_rng([0, 2, 7])

@@ -36,8 +36,7 @@ def _run(backend_name, x, activation):
     gates, c, h = d["gates"].copy(), K.xp.empty_like(d["c_prev"]), K.xp.empty_like(d["c_prev"])
     K.lstm_step_forward(gates, d["h_prev"], U, U_T, d["c_prev"], c, h, activation)
     dgates, dh_prev = K.xp.empty_like(gates), K.xp.empty_like(d["h_prev"])
-    dc_prev = K.lstm_step_backward(d["dh"], d["dc"], gates, d["c_prev"], c, dgates, U, U_T, dh_prev,
-                                   activation)
+    dc_prev = K.lstm_step_backward(d["dh"], d["dc"], gates, d["c_prev"], c, dgates, U, U_T, dh_prev, activation)
     out = {"gates": gates, "c": c, "h": h, "dgates": dgates, "dh_prev": dh_prev, "dc_prev": dc_prev}
     # The cell alone (the step kernels fuse it; the cell kernels are public too), from the same z.
     z = d["gates"] + d["h_prev"] @ U
@@ -95,8 +94,21 @@ def _run_masked(backend_name, x, activation, keep):
     gates, c, h = d["gates"].copy(), K.xp.empty_like(d["c_prev"]), K.xp.empty_like(d["c_prev"])
     K.lstm_step_forward(gates, d["h_prev"], U, U_T, d["c_prev"], c, h, activation, mask=mask)
     dgates, dh_prev, dc_prev = K.xp.empty_like(gates), K.xp.empty_like(d["h_prev"]), K.xp.empty_like(c)
-    returned = K.lstm_step_backward(d["dh"].copy(), d["dc"], gates, d["c_prev"], c, dgates, U, U_T, dh_prev,
-                                    activation, dy=d["dy"], mask=mask, dc_prev_out=dc_prev)
+    returned = K.lstm_step_backward(
+        d["dh"].copy(),
+        d["dc"],
+        gates,
+        d["c_prev"],
+        c,
+        dgates,
+        U,
+        U_T,
+        dh_prev,
+        activation,
+        dy=d["dy"],
+        mask=mask,
+        dc_prev_out=dc_prev,
+    )
     assert returned is dc_prev
     out = {"gates": gates, "c": c, "h": h, "dgates": dgates, "dh_prev": dh_prev, "dc_prev": dc_prev}
     return {k: K.to_numpy(v) for k, v in out.items()}
@@ -109,7 +121,7 @@ def test_masked_steps_with_dy_match_the_reference_and_pass_padding_through(backe
     padding rows carry the state forward and pass dh + dy and dc straight back (dz = 0)."""
     x = _inputs(batch, units, np.float64, seed=3)
     x["dy"] = np.random.default_rng(4).standard_normal((batch, units))
-    keep = np.arange(batch) % 3 != 1                  # row 1, 4, 7, ... padding
+    keep = np.arange(batch) % 3 != 1  # row 1, 4, 7, ... padding
     ref, got = _run_masked("numpy", x, activation, keep), _run_masked(backend_name, x, activation, keep)
     for k in ref:
         err = np.abs(got[k] - ref[k]).max() / np.abs(ref[k]).max()
@@ -120,7 +132,7 @@ def test_masked_steps_with_dy_match_the_reference_and_pass_padding_through(backe
     np.testing.assert_array_equal(got["dgates"][pad], 0)
     np.testing.assert_array_equal(got["dh_prev"][pad], (x["dh"] + x["dy"])[pad])
     np.testing.assert_array_equal(got["dc_prev"][pad], x["dc"][pad])
-    if keep.any():                                    # a real row is the unmasked step's, fed dh + dy
+    if keep.any():  # a real row is the unmasked step's, fed dh + dy
         plain = dict(x, dh=x["dh"] + x["dy"])
         unmasked = _run("numpy", plain, activation)
         for k in ("c", "h", "dgates", "dh_prev", "dc_prev"):

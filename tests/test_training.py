@@ -10,8 +10,7 @@ import pytest
 
 from scratchvae.layers import Dense, GaussianSample
 from scratchvae.optim import Adam
-from scratchvae.training import (Checkpoint, CheckpointError, Trainer, TrainingError,
-                                 load_checkpoint, save_checkpoint)
+from scratchvae.training import Checkpoint, CheckpointError, Trainer, TrainingError, load_checkpoint, save_checkpoint
 from scratchvae.training.trainer import epoch_learning_rate
 
 
@@ -24,7 +23,7 @@ class ToyTask:
         rng = np.random.default_rng(0)
         self.model = Dense(3, 1, backend=backend, dtype=np.float64, rng=rng)
         self.sample = GaussianSample(backend=backend, dtype=np.float64)
-        self.x = rng.standard_normal((n, 3))           # host data: each batch goes to the device
+        self.x = rng.standard_normal((n, 3))  # host data: each batch goes to the device
         self.y = self.x @ np.array([[1.0], [-2.0], [0.5]])
         self.batch = batch
         self.nan_at = None
@@ -35,14 +34,14 @@ class ToyTask:
 
     def epoch_batches(self, rng):
         order = rng.permutation(len(self.x))
-        return [order[i:i + self.batch] for i in range(0, len(order), self.batch)]
+        return [order[i : i + self.batch] for i in range(0, len(order), self.batch)]
 
     def train_step(self, idx, rng, step):
         B = self.B
         pred = self.model.forward(B.asarray(self.x[idx]))
         noisy = self.sample.forward(pred, B.xp.full_like(pred, -4.0), B.asarray(rng.standard_normal(pred.shape)))
         diff = noisy - B.asarray(self.y[idx])
-        loss = float((diff ** 2).mean())
+        loss = float((diff**2).mean())
         if step == self.nan_at:
             loss = float("nan")
         d_noisy, _ = self.sample.backward(2 * diff / diff.size)
@@ -104,13 +103,19 @@ def test_lr_decay_per_epoch_is_logged_and_applied(tmp_path):
 
 
 def test_step_drops_of_the_learning_rate():
-    assert [epoch_learning_rate(0.5, e, 1.0, (3, 5), 0.1) for e in range(6)] == \
-        [0.5, 0.5, 0.5 * 0.1, 0.5 * 0.1, 0.5 * 0.1 ** 2, 0.5 * 0.1 ** 2]
+    assert [epoch_learning_rate(0.5, e, 1.0, (3, 5), 0.1) for e in range(6)] == [
+        0.5,
+        0.5,
+        0.5 * 0.1,
+        0.5 * 0.1,
+        0.5 * 0.1**2,
+        0.5 * 0.1**2,
+    ]
     # A drop by a power of two is exact: from epoch 8 on, a run started at 1e-3 with a drop of
     # 0.25 at epoch 8 trains with the very rates of one started at 2.5e-4 (bit for bit).
     for e in range(7, 20):
         assert epoch_learning_rate(1e-3, e, 0.95, (8,), 0.25) == epoch_learning_rate(2.5e-4, e, 0.95)
-    assert epoch_learning_rate(1e-3, 6, 0.95, (8,), 0.25) == 1e-3 * 0.95 ** 6
+    assert epoch_learning_rate(1e-3, 6, 0.95, (8,), 0.25) == 1e-3 * 0.95**6
 
 
 def test_lr_drops_are_logged_and_applied(tmp_path):
@@ -119,14 +124,18 @@ def test_lr_drops_are_logged_and_applied(tmp_path):
     assert [r["lr"] for r in epochs] == [0.05, 0.05, 0.025, 0.025]
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--lr-decay", "1.5"], "--lr-decay: must be in (0, 1], got 1.5"),
-    (["--lr-drop-factor", "0"], "--lr-drop-factor: must be in (0, 1], got 0"),
-    (["--lr-drop-at", "0"], "--lr-drop-at: must be a positive integer, got 0"),
-    (["--lr-drop-at", "x"], "--lr-drop-at: 'x' is not a whole number"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr-decay", "1.5"], "--lr-decay: must be in (0, 1], got 1.5"),
+        (["--lr-drop-factor", "0"], "--lr-drop-factor: must be in (0, 1], got 0"),
+        (["--lr-drop-at", "0"], "--lr-drop-at: must be a positive integer, got 0"),
+        (["--lr-drop-at", "x"], "--lr-drop-at: 'x' is not a whole number"),
+    ],
+)
 def test_train_rejects_a_bad_learning_rate_schedule(capsys, flags, message):
     from scratchvae.train import main
+
     with pytest.raises(SystemExit) as exc:
         main(["mnist", *flags])
     assert exc.value.code == 2
@@ -161,8 +170,8 @@ def test_a_resumed_run_logs_as_if_never_stopped(tmp_path):
     checkpoint_at_6 = (cut / "last.npz").read_bytes()
     trainer = _trainer(ToyTask(), cut, epochs=2, log_every=1, max_steps=8)
     trainer.resume()
-    trainer.fit()                                          # logs steps 7 and 8, then it is killed:
-    (cut / "last.npz").write_bytes(checkpoint_at_6)        # its last checkpoint was at step 6
+    trainer.fit()  # logs steps 7 and 8, then it is killed:
+    (cut / "last.npz").write_bytes(checkpoint_at_6)  # its last checkpoint was at step 6
     assert [r["step"] for r in _log_without_timings(cut / "metrics.jsonl") if r["event"] == "step"][-2:] == [7, 8]
     trainer = _trainer(ToyTask(), cut, epochs=2, log_every=1)
     assert trainer.resume() and trainer.global_step == 6
@@ -187,19 +196,26 @@ def test_resume_refuses_other_settings(tmp_path):
         _trainer(other, tmp_path, epochs=1).resume()
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(lr_decay=0.5), r"was trained with --lr-decay 1.0 \(given 0.5\)"),
-    (dict(seed=3), r"was trained with --seed 0 \(given 3\)"),
-    (dict(lr=0.01, clipnorm=1.0), r"was trained with --lr 0.05, --clipnorm off \(given 0.01, 1.0\)"),
-    (dict(lr_drop_at=(2, 3)), r"was trained with --lr-drop-at none, --lr-drop-factor off \(given 2 3, 0.1\)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(lr_decay=0.5), r"was trained with --lr-decay 1.0 \(given 0.5\)"),
+        (dict(seed=3), r"was trained with --seed 0 \(given 3\)"),
+        (dict(lr=0.01, clipnorm=1.0), r"was trained with --lr 0.05, --clipnorm off \(given 0.01, 1.0\)"),
+        (dict(lr_drop_at=(2, 3)), r"was trained with --lr-drop-at none, --lr-drop-factor off \(given 2 3, 0.1\)"),
+    ],
+)
 def test_resume_refuses_another_schedule_or_seed(tmp_path, change, message):
     """A resumed run must continue the run it resumes: the optimiser settings and seed that
     shape every later step are kept in the checkpoint and checked."""
     _trainer(ToyTask(), tmp_path, epochs=1, max_steps=4).fit()
     task = ToyTask()
-    opt = Adam(task.model.parameters(), task.model.gradients(), learning_rate=change.pop("lr", 0.05),
-               global_clipnorm=change.pop("clipnorm", None))
+    opt = Adam(
+        task.model.parameters(),
+        task.model.gradients(),
+        learning_rate=change.pop("lr", 0.05),
+        global_clipnorm=change.pop("clipnorm", None),
+    )
     trainer = Trainer(task, opt, tmp_path, progress=False, epochs=2, **change)
     with pytest.raises(TrainingError, match=message + r"; resume with the flags it was trained with"):
         trainer.resume()
@@ -207,15 +223,22 @@ def test_resume_refuses_another_schedule_or_seed(tmp_path, change, message):
 
 def test_resume_may_extend_a_run_and_reads_checkpoints_without_settings(tmp_path):
     _trainer(ToyTask(), tmp_path, epochs=1).fit()
-    assert _trainer(ToyTask(), tmp_path, epochs=3).resume()            # more epochs: allowed
+    assert _trainer(ToyTask(), tmp_path, epochs=3).resume()  # more epochs: allowed
     ckpt = load_checkpoint(tmp_path / "last.npz")
-    assert ckpt.meta["training"] == {"optimizer": "adam", "lr": 0.05, "lr_decay": 1.0, "lr_drop_at": [],
-                                     "lr_drop_factor": None, "clipnorm": None, "seed": 0}
-    for key in ("lr_drop_at", "lr_drop_factor"):                        # settings added later
+    assert ckpt.meta["training"] == {
+        "optimizer": "adam",
+        "lr": 0.05,
+        "lr_decay": 1.0,
+        "lr_drop_at": [],
+        "lr_drop_factor": None,
+        "clipnorm": None,
+        "seed": 0,
+    }
+    for key in ("lr_drop_at", "lr_drop_factor"):  # settings added later
         del ckpt.meta["training"][key]
     save_checkpoint(tmp_path / "last.npz", ckpt)
     assert _trainer(ToyTask(), tmp_path, epochs=3).resume()
-    del ckpt.meta["training"]                                          # as written before they were kept
+    del ckpt.meta["training"]  # as written before they were kept
     save_checkpoint(tmp_path / "last.npz", ckpt)
     trainer = _trainer(ToyTask(), tmp_path, epochs=3, lr_decay=0.5)
     assert trainer.resume() and trainer.epoch == 1
@@ -282,4 +305,5 @@ def test_threads_flag_limits_blas_and_numba():
     finally:
         numba.set_num_threads(before)
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(before)

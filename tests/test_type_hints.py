@@ -8,12 +8,25 @@ import inspect
 
 import pytest
 
-MODULES = ["scratchvae.layers.activations", "scratchvae.layers.base", "scratchvae.layers.dense",
-           "scratchvae.layers.dropout", "scratchvae.layers.embedding", "scratchvae.layers.init",
-           "scratchvae.layers.sampling", "scratchvae.layers.tied_output", "scratchvae.losses", "scratchvae.optim",
-           "scratchvae.models.annealing", "scratchvae.models.contract", "scratchvae.models.generate",
-           "scratchvae.models.imdb", "scratchvae.models.latent_metrics", "scratchvae.models.mnist",
-           "scratchvae.models.sentence"]
+MODULES = [
+    "scratchvae.layers.activations",
+    "scratchvae.layers.base",
+    "scratchvae.layers.dense",
+    "scratchvae.layers.dropout",
+    "scratchvae.layers.embedding",
+    "scratchvae.layers.init",
+    "scratchvae.layers.sampling",
+    "scratchvae.layers.tied_output",
+    "scratchvae.losses",
+    "scratchvae.optim",
+    "scratchvae.models.annealing",
+    "scratchvae.models.contract",
+    "scratchvae.models.generate",
+    "scratchvae.models.imdb",
+    "scratchvae.models.latent_metrics",
+    "scratchvae.models.mnist",
+    "scratchvae.models.sentence",
+]
 
 
 def public_callables(module):
@@ -32,9 +45,13 @@ def public_callables(module):
 
 def missing_hints(function) -> list[str]:
     signature = inspect.signature(function)
-    missing = [p.name for p in signature.parameters.values()
-               if p.name not in ("self", "cls") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-               and p.annotation is inspect.Parameter.empty]
+    missing = [
+        p.name
+        for p in signature.parameters.values()
+        if p.name not in ("self", "cls")
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and p.annotation is inspect.Parameter.empty
+    ]
     if signature.return_annotation is inspect.Signature.empty:
         missing.append("return")
     return missing

@@ -19,7 +19,7 @@ from .errors import BackendError
 from .numpy_backend import NumpyBackend
 
 BACKENDS = ("numpy", "numba", "cupy")
-Array = Any   # an array of the backend's array module: a numpy.ndarray, or a cupy.ndarray on the GPU
+Array = Any  # an array of the backend's array module: a numpy.ndarray, or a cupy.ndarray on the GPU
 _cache: dict[str, NumpyBackend] = {}
 
 
@@ -32,9 +32,11 @@ def get_backend(name: str | NumpyBackend = "numpy") -> NumpyBackend:
             _cache[name] = NumpyBackend()
         elif name == "numba":
             from .numba import NumbaBackend
+
             _cache[name] = NumbaBackend()
         elif name == "cupy":
             from .cupy_backend import CupyBackend
+
             _cache[name] = CupyBackend()
         else:
             raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -31,7 +31,7 @@ from .errors import BackendError
 from .numpy_backend import NumpyBackend
 from .gates import is_hard_sigmoid as _is_hard
 
-GRAPHS_ENV = "SCRATCHVAE_CUDA_GRAPHS"      # "0": run the LSTM time loops kernel by kernel, no CUDA graphs
+GRAPHS_ENV = "SCRATCHVAE_CUDA_GRAPHS"  # "0": run the LSTM time loops kernel by kernel, no CUDA graphs
 _INSTALL = "pip install 'scratchvae[gpu]' (cupy-cuda12x[ctk]; cupy-cuda13x[ctk] for CUDA 13)"
 
 
@@ -48,8 +48,9 @@ def _import_cupy():
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken
-        raise BackendError(f"the cupy backend found no usable CUDA GPU ({_first_line(exc)}); "
-                           "use --backend numba") from exc
+        raise BackendError(
+            f"the cupy backend found no usable CUDA GPU ({_first_line(exc)}); use --backend numba"
+        ) from exc
     if count == 0:
         raise BackendError("the cupy backend found no CUDA GPU; use --backend numba")
     return cupy
@@ -57,17 +58,23 @@ def _import_cupy():
 
 def _compile(cp):
     """Every kernel for float32 and float64: {(name, dtype): kernel}."""
-    module = cp.RawModule(code=cuda_kernels.SOURCE, options=cuda_kernels.NVRTC_OPTIONS,
-                          name_expressions=cuda_kernels.name_expressions())
-    return {(name, np.dtype(dt)): module.get_function(f"{name}<{ctype}>")
-            for name in cuda_kernels.KERNELS for dt, ctype in ((np.float32, "float"), (np.float64, "double"))}
+    module = cp.RawModule(
+        code=cuda_kernels.SOURCE, options=cuda_kernels.NVRTC_OPTIONS, name_expressions=cuda_kernels.name_expressions()
+    )
+    return {
+        (name, np.dtype(dt)): module.get_function(f"{name}<{ctype}>")
+        for name in cuda_kernels.KERNELS
+        for dt, ctype in ((np.float32, "float"), (np.float64, "double"))
+    }
 
 
 def _contiguous(**arrays) -> None:
     for name, a in arrays.items():
         if not a.flags.c_contiguous:
-            raise ValueError(f"the cupy kernels index raw memory: {name} must be C-contiguous "
-                             f"(shape {a.shape}, strides {a.strides}); pass xp.ascontiguousarray({name})")
+            raise ValueError(
+                f"the cupy kernels index raw memory: {name} must be C-contiguous "
+                f"(shape {a.shape}, strides {a.strides}); pass xp.ascontiguousarray({name})"
+            )
 
 
 class CupyBackend(NumpyBackend):
@@ -86,13 +93,13 @@ class CupyBackend(NumpyBackend):
         self.xp = cp
         try:
             self._gemm = cp.cublas.gemm
-        except AttributeError:      # a CuPy that does not import its cublas module itself
+        except AttributeError:  # a CuPy that does not import its cublas module itself
             self._gemm = importlib.import_module(f"{cp.__name__}.cublas").gemm
         self._tables: dict = {}
         self.graphs = graphs if graphs is not None else os.environ.get(GRAPHS_ENV, "1") != "0"
         self._capture_stream = None
         self._start_up_check()
-        self._no_mask = cp.ones((1,), dtype=np.bool_)       # the mask argument of an unmasked step
+        self._no_mask = cp.ones((1,), dtype=np.bool_)  # the mask argument of an unmasked step
 
     def _start_up_check(self) -> None:
         """Compile the kernels, launch one and multiply two small matrices; BackendError if any fails."""
@@ -100,26 +107,41 @@ class CupyBackend(NumpyBackend):
         try:
             self._kernels = _compile(cp)
         except Exception as exc:  # NVRTC missing (driver-only machine) or the source refused
-            raise BackendError(f"the cupy backend cannot compile its CUDA kernels ({_first_line(exc)}); "
-                               f"{_INSTALL} brings NVRTC, or use --backend numba") from exc
+            raise BackendError(
+                f"the cupy backend cannot compile its CUDA kernels ({_first_line(exc)}); "
+                f"{_INSTALL} brings NVRTC, or use --backend numba"
+            ) from exc
         try:
             a = cp.full((8, 8), 0.5, dtype=np.float32)
             logits, total = cp.ones((2, 4), dtype=np.float32), cp.full((2,), 4.0, dtype=np.float32)
-            self._launch("softmax_xent_grad", np.float32, logits.size, logits, total,
-                         cp.ones((2,), dtype=np.float32), cp.zeros((2,), dtype=np.int64),
-                         np.int64(logits.size), np.int64(4))
-            product = float((a @ a).sum() + logits.sum())   # 64 * 2.0, plus rows of 1/4 - onehot: 0
+            self._launch(
+                "softmax_xent_grad",
+                np.float32,
+                logits.size,
+                logits,
+                total,
+                cp.ones((2,), dtype=np.float32),
+                cp.zeros((2,), dtype=np.int64),
+                np.int64(logits.size),
+                np.int64(4),
+            )
+            product = float((a @ a).sum() + logits.sum())  # 64 * 2.0, plus rows of 1/4 - onehot: 0
         except Exception as exc:  # cuBLAS missing, or the kernel cannot run on this GPU
-            raise BackendError(f"the cupy backend cannot run on this GPU ({_first_line(exc)}); "
-                               f"{_INSTALL} brings cuBLAS, or use --backend numba") from exc
+            raise BackendError(
+                f"the cupy backend cannot run on this GPU ({_first_line(exc)}); "
+                f"{_INSTALL} brings cuBLAS, or use --backend numba"
+            ) from exc
         if abs(product - 128.0) > 1e-3:
-            raise BackendError(f"the cupy backend computed {product} for a check worth 128 on this GPU; "
-                               "use --backend numba and report the GPU and CUDA versions")
+            raise BackendError(
+                f"the cupy backend computed {product} for a check worth 128 on this GPU; "
+                "use --backend numba and report the GPU and CUDA versions"
+            )
 
     def _launch(self, name, dtype, n, *args, stride_loop=False):
         """Kernel ``name`` for float type ``dtype`` over n elements."""
-        self._kernels[name, np.dtype(dtype)]((cuda_kernels.grid_for(n, stride_loop=stride_loop),),
-                                            (cuda_kernels.THREADS,), args)
+        self._kernels[name, np.dtype(dtype)](
+            (cuda_kernels.grid_for(n, stride_loop=stride_loop),), (cuda_kernels.THREADS,), args
+        )
 
     def concurrently(self, *calls):
         """One after another: the GPU queues each call's kernels; host threads would add nothing."""
@@ -153,17 +175,30 @@ class CupyBackend(NumpyBackend):
             raise ValueError(f"the step mask must be ({rows},) bool, not {mask.shape} {mask.dtype}")
         return mask, np.int32(1)
 
-    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid", *,
-                          mask=None, h_prev=None):
+    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid", *, mask=None, h_prev=None):
         hard = np.int32(_is_hard(recurrent_activation))
         keep, masked = self._mask_args(mask, c_prev.shape[0])
-        h_prev = c_prev if h_prev is None else h_prev      # read only at padding rows
+        h_prev = c_prev if h_prev is None else h_prev  # read only at padding rows
         _contiguous(gates=gates, c_prev=c_prev, h_prev=h_prev, c_out=c_out, h_out=h_out)
-        self._launch("lstm_cell_forward", gates.dtype, c_prev.size, gates, c_prev, h_prev, keep, masked,
-                     c_out, h_out, np.int64(c_prev.size), np.int32(c_prev.shape[1]), hard)
+        self._launch(
+            "lstm_cell_forward",
+            gates.dtype,
+            c_prev.size,
+            gates,
+            c_prev,
+            h_prev,
+            keep,
+            masked,
+            c_out,
+            h_out,
+            np.int64(c_prev.size),
+            np.int32(c_prev.shape[1]),
+            hard,
+        )
 
-    def lstm_step_forward(self, gates, h_prev, U, U_T, c_prev, c_out, h_out, recurrent_activation="sigmoid", *,
-                          mask=None):
+    def lstm_step_forward(
+        self, gates, h_prev, U, U_T, c_prev, c_out, h_out, recurrent_activation="sigmoid", *, mask=None
+    ):
         """gates += h_prev U as one GEMM with beta = 1 (cuBLAS accumulates in place), then the cell
         (padding rows carried over inside it): two launches."""
         _contiguous(gates=gates, h_prev=h_prev, U=U)
@@ -173,25 +208,79 @@ class CupyBackend(NumpyBackend):
     def _cell_backward(self, dh, dy, dc, gates, c_prev, c, mask, dgates_out, dc_prev, dh_pass, hard):
         keep, masked = self._mask_args(mask, c.shape[0])
         has_dy = np.int32(dy is not None)
-        dy = dh if dy is None else dy                      # not read without has_dy
-        _contiguous(dh=dh, dy=dy, dc=dc, gates=gates, c_prev=c_prev, c=c, dgates_out=dgates_out,
-                    dc_prev=dc_prev, dh_pass=dh_pass)
-        self._launch("lstm_cell_backward", gates.dtype, c.size, dh, dy, has_dy, dc, gates, c_prev, c, keep,
-                     masked, dgates_out, dc_prev, dh_pass, np.int64(c.size), np.int32(c.shape[1]), hard)
+        dy = dh if dy is None else dy  # not read without has_dy
+        _contiguous(
+            dh=dh,
+            dy=dy,
+            dc=dc,
+            gates=gates,
+            c_prev=c_prev,
+            c=c,
+            dgates_out=dgates_out,
+            dc_prev=dc_prev,
+            dh_pass=dh_pass,
+        )
+        self._launch(
+            "lstm_cell_backward",
+            gates.dtype,
+            c.size,
+            dh,
+            dy,
+            has_dy,
+            dc,
+            gates,
+            c_prev,
+            c,
+            keep,
+            masked,
+            dgates_out,
+            dc_prev,
+            dh_pass,
+            np.int64(c.size),
+            np.int32(c.shape[1]),
+            hard,
+        )
 
     def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out, recurrent_activation="sigmoid"):
         dc_prev = self.xp.empty_like(c)
-        self._cell_backward(dh, None, dc, gates, c_prev, c, None, dgates_out, dc_prev, dc_prev,
-                            np.int32(_is_hard(recurrent_activation)))
+        self._cell_backward(
+            dh, None, dc, gates, c_prev, c, None, dgates_out, dc_prev, dc_prev, np.int32(_is_hard(recurrent_activation))
+        )
         return dc_prev
 
-    def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, Wh, Wh_T, dh_prev_out,
-                           recurrent_activation="sigmoid", *, dy=None, mask=None, dc_prev_out=None):
+    def lstm_step_backward(
+        self,
+        dh,
+        dc,
+        gates,
+        c_prev,
+        c,
+        dgates_out,
+        Wh,
+        Wh_T,
+        dh_prev_out,
+        recurrent_activation="sigmoid",
+        *,
+        dy=None,
+        mask=None,
+        dc_prev_out=None,
+    ):
         """The cell (dh + dy summed, padding rows passed through into dh_prev_out), then
         dh_prev_out += dz Wh^T as one GEMM (beta = 1 when the cell wrote the pass-through): two launches."""
         dc_prev = self.xp.empty_like(c) if dc_prev_out is None else dc_prev_out
-        self._cell_backward(dh, dy, dc, gates, c_prev, c, mask, dgates_out, dc_prev, dh_prev_out,
-                            np.int32(_is_hard(recurrent_activation)))
+        self._cell_backward(
+            dh,
+            dy,
+            dc,
+            gates,
+            c_prev,
+            c,
+            mask,
+            dgates_out,
+            dc_prev,
+            dh_prev_out,
+            np.int32(_is_hard(recurrent_activation)),
+        )
         _contiguous(Wh_T=Wh_T)
         self._gemm("N", "N", dgates_out, Wh_T, out=dh_prev_out, alpha=1.0, beta=0.0 if mask is None else 1.0)
         return dc_prev
@@ -213,9 +302,12 @@ class CupyBackend(NumpyBackend):
                 graph = graphs[key] = self._capture(issue_steps)
             except Exception as exc:  # noqa: BLE001 - a CuPy, driver or library that cannot capture: no graphs
                 self.graphs = False
-                print(f"note: CUDA graphs off, the LSTM loops run kernel by kernel ({_first_line(exc)}); "
-                      f"{GRAPHS_ENV}=0 skips the attempt", file=sys.stderr)
-                issue_steps()                  # the capture ran nothing: the buffers are as they were
+                print(
+                    f"note: CUDA graphs off, the LSTM loops run kernel by kernel ({_first_line(exc)}); "
+                    f"{GRAPHS_ENV}=0 skips the attempt",
+                    file=sys.stderr,
+                )
+                issue_steps()  # the capture ran nothing: the buffers are as they were
                 return
         graph.launch(stream=self.xp.cuda.get_current_stream())
 
@@ -255,10 +347,17 @@ class CupyBackend(NumpyBackend):
         xp.exp(logits, out=logits)
         total = logits.sum(axis=1)
         nll = xp.log(total) - target_logit
-        self._launch("softmax_xent_grad", logits.dtype, logits.size, logits, total,
-                     xp.ascontiguousarray(scale.astype(logits.dtype, copy=False)),
-                     xp.ascontiguousarray(targets.astype(np.int64, copy=False)),
-                     np.int64(logits.size), np.int64(logits.shape[1]))
+        self._launch(
+            "softmax_xent_grad",
+            logits.dtype,
+            logits.size,
+            logits,
+            total,
+            xp.ascontiguousarray(scale.astype(logits.dtype, copy=False)),
+            xp.ascontiguousarray(targets.astype(np.int64, copy=False)),
+            np.int64(logits.size),
+            np.int64(logits.shape[1]),
+        )
         return nll
 
     # ------------------------------------------------------------------ optimiser
@@ -276,8 +375,14 @@ class CupyBackend(NumpyBackend):
                     _contiguous(parameter=a)
             pointers = np.array([a.data.ptr for group in groups for a in group], dtype=np.uint64)
             offsets = np.cumsum([0] + [a.size for a in first], dtype=np.int64)
-            table = (groups, self.xp.asarray(pointers), self.xp.asarray(offsets), np.int32(len(first)),
-                     int(offsets[-1]), dtype)
+            table = (
+                groups,
+                self.xp.asarray(pointers),
+                self.xp.asarray(offsets),
+                np.int32(len(first)),
+                int(offsets[-1]),
+                dtype,
+            )
             if not cache:
                 return table[1:]
             self._tables[key] = table
@@ -293,14 +398,24 @@ class CupyBackend(NumpyBackend):
 
     def clip_by_global_norm(self, grads, norm, clipnorm: float) -> None:
         pointers, offsets, n, total, dtype = self._table(grads)
-        self._launch("scale_by_norm", dtype, total, pointers, offsets, n, norm, np.float64(clipnorm),
-                     stride_loop=True)
+        self._launch("scale_by_norm", dtype, total, pointers, offsets, n, norm, np.float64(clipnorm), stride_loop=True)
 
     def adam_update_all(self, params, grads, ms, vs, lr_t, beta_1, beta_2, epsilon, *, cache=True):
         pointers, offsets, n, total, dtype = self._table(params, grads, ms, vs, cache=cache)
         dt = dtype.type
-        self._launch("adam_update_all", dtype, total, pointers, offsets, n, dt(lr_t), dt(1.0 - beta_1),
-                     dt(1.0 - beta_2), dt(epsilon), stride_loop=True)
+        self._launch(
+            "adam_update_all",
+            dtype,
+            total,
+            pointers,
+            offsets,
+            n,
+            dt(lr_t),
+            dt(1.0 - beta_1),
+            dt(1.0 - beta_2),
+            dt(epsilon),
+            stride_loop=True,
+        )
 
     def adam_update(self, param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
         self.adam_update_all([param], [grad], [m], [v], lr_t, beta_1, beta_2, epsilon, cache=False)

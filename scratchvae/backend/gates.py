@@ -8,8 +8,7 @@ RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
 def is_hard_sigmoid(recurrent_activation: str) -> bool:
     """True for "hard_sigmoid", False for "sigmoid"; any other name is a ValueError."""
     if recurrent_activation not in RECURRENT_ACTIVATIONS:
-        raise ValueError(f"unknown recurrent_activation {recurrent_activation!r}; "
-                         f"use one of {RECURRENT_ACTIVATIONS}")
+        raise ValueError(f"unknown recurrent_activation {recurrent_activation!r}; use one of {RECURRENT_ACTIVATIONS}")
     return recurrent_activation == "hard_sigmoid"
 
 
@@ -21,4 +20,4 @@ def split_gates(z, j0: int, j1: int):
     numba kernels (one row and one range of units at a time).
     """
     u = z.shape[-1] // 4
-    return z[..., j0:j1], z[..., u + j0:u + j1], z[..., 2 * u + j0:2 * u + j1], z[..., 3 * u + j0:3 * u + j1]
+    return z[..., j0:j1], z[..., u + j0 : u + j1], z[..., 2 * u + j0 : 2 * u + j1], z[..., 3 * u + j0 : 3 * u + j1]

@@ -83,8 +83,7 @@ class NumpyBackend(ThreadSharing):
         return {k: float(v) for k, v in values.items()}
 
     # ------------------------------------------------------------------ LSTM
-    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid", *,
-                          mask=None, h_prev=None):
+    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid", *, mask=None, h_prev=None):
         """One LSTM step, Keras gate order (i, f, c~, o).
 
         gates  (B, 4U)  in: z = x Wx + h Wh + b; out: the activated gates [i, f, g, o]
@@ -104,13 +103,12 @@ class NumpyBackend(ThreadSharing):
         np.multiply(f, c_prev, out=c_out)
         c_out += i * g
         np.multiply(o, np.tanh(c_out), out=h_out)
-        if mask is not None:                    # padding: keep the previous state
+        if mask is not None:  # padding: keep the previous state
             pad = ~mask
             c_out[pad] = c_prev[pad]
             h_out[pad] = h_prev[pad]
 
-    def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out,
-                           recurrent_activation="sigmoid"):
+    def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out, recurrent_activation="sigmoid"):
         """Backward of :meth:`lstm_cell_forward` (without a mask); returns dc_prev (B, U).
 
         dh, dc     (B, U)   gradients arriving at h and c of this step
@@ -122,15 +120,16 @@ class NumpyBackend(ThreadSharing):
         i, f, g, o = split_gates(gates, 0, u)
         di, df, dg, do = split_gates(dgates_out, 0, u)
         tc = np.tanh(c)
-        dc_total = dc + dh * o * (1.0 - tc * tc)            # h = o tanh(c)
+        dc_total = dc + dh * o * (1.0 - tc * tc)  # h = o tanh(c)
         do[...] = dh * tc * _gate_derivative(o, recurrent_activation)
         di[...] = dc_total * g * _gate_derivative(i, recurrent_activation)  # c = f c_prev + i g
         df[...] = dc_total * c_prev * _gate_derivative(f, recurrent_activation)
-        dg[...] = dc_total * i * (1.0 - g * g)               # g = tanh(z_g)
+        dg[...] = dc_total * i * (1.0 - g * g)  # g = tanh(z_g)
         return dc_total * f
 
-    def lstm_step_forward(self, gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out,
-                          recurrent_activation="sigmoid", *, mask=None):
+    def lstm_step_forward(
+        self, gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out, recurrent_activation="sigmoid", *, mask=None
+    ):
         """One LSTM step: the recurrent product, then :meth:`lstm_cell_forward`.
 
         gates  (B, 4U)  in: x_t Wx + b; out: the activated gates
@@ -143,8 +142,23 @@ class NumpyBackend(ThreadSharing):
         gates += h_prev @ Wh
         self.lstm_cell_forward(gates, c_prev, c_out, h_out, recurrent_activation, mask=mask, h_prev=h_prev)
 
-    def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, Wh, Wh_T, dh_prev_out,
-                           recurrent_activation="sigmoid", *, dy=None, mask=None, dc_prev_out=None):
+    def lstm_step_backward(
+        self,
+        dh,
+        dc,
+        gates,
+        c_prev,
+        c,
+        dgates_out,
+        Wh,
+        Wh_T,
+        dh_prev_out,
+        recurrent_activation="sigmoid",
+        *,
+        dy=None,
+        mask=None,
+        dc_prev_out=None,
+    ):
         """Backward of :meth:`lstm_step_forward`: :meth:`lstm_cell_backward`, then the product.
 
         dh          (B, U)  the gradient reaching h_t from step t+1: the caller's scratch (with dy,
@@ -158,10 +172,10 @@ class NumpyBackend(ThreadSharing):
         :meth:`lstm_cell_backward`.
         """
         if dy is not None:
-            dh += dy                                 # h_t feeds the output y_t and step t+1
+            dh += dy  # h_t feeds the output y_t and step t+1
         dc_prev = self.lstm_cell_backward(dh, dc, gates, c_prev, c, dgates_out, recurrent_activation)
         self.xp.matmul(dgates_out, Wh_T, out=dh_prev_out)  # a plain product: BLAS is slow on a transposed view
-        if mask is not None:                         # padding: the gradients pass straight through
+        if mask is not None:  # padding: the gradients pass straight through
             pad = ~mask
             dgates_out[pad] = 0
             dh_prev_out[pad] = dh[pad]
@@ -212,14 +226,14 @@ class NumpyBackend(ThreadSharing):
         Overwriting the logits keeps one (N, V) block alive per batch.
         """
         rows = np.arange(logits.shape[0])
-        shift = logits.max(axis=1)                   # for exp without overflow
+        shift = logits.max(axis=1)  # for exp without overflow
         target_logit = logits[rows, targets] - shift
         logits -= shift[:, None]
         np.exp(logits, out=logits)
         total = logits.sum(axis=1)
         nll = np.log(total) - target_logit
-        logits /= total[:, None]                 # softmax
-        logits[rows, targets] -= 1.0             # d nll / d logits = p - onehot
+        logits /= total[:, None]  # softmax
+        logits[rows, targets] -= 1.0  # d nll / d logits = p - onehot
         logits *= scale[:, None]
         return nll
 

@@ -37,15 +37,16 @@ def core_count() -> int:
     """The CPU cores this process may run on (its affinity mask): what ``--threads`` defaults to."""
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:   # not Linux
+    except AttributeError:  # not Linux
         return os.cpu_count() or 1
 
 
 def _threadpools() -> ThreadpoolController:
     global _controller
     if _controller is None:
-        from threadpoolctl import ThreadpoolController   # imported when threads are first shared
-        _controller = ThreadpoolController()   # finds the loaded libraries once (~ms): NumPy's BLAS
+        from threadpoolctl import ThreadpoolController  # imported when threads are first shared
+
+        _controller = ThreadpoolController()  # finds the loaded libraries once (~ms): NumPy's BLAS
     return _controller
 
 
@@ -65,8 +66,10 @@ def limit_threads(n: int) -> None:
     if n < 1:
         raise ValueError(f"--threads must be at least 1, got {n}")
     from threadpoolctl import ThreadpoolController
-    ThreadpoolController().limit(limits=n)   # every BLAS and OpenMP library loaded by now, until reset
+
+    ThreadpoolController().limit(limits=n)  # every BLAS and OpenMP library loaded by now, until reset
     import numba
+
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
 
 
@@ -95,7 +98,7 @@ class ThreadSharing:
     """
 
     def __init__(self):
-        self._local = threading.local()     # .threads: this thread's share inside concurrently()
+        self._local = threading.local()  # .threads: this thread's share inside concurrently()
 
     def concurrently(self, *calls):
         """Runs independent calls (the two directions of a bidirectional LSTM) at the same

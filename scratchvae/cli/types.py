@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 
 # What matplotlib's savefig writes (it picks the format from the suffix).
-IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp",
-                  ".pgf")
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pgf")
 
 
 def _parse(text: str, kind: type):
@@ -28,19 +27,23 @@ def _parse(text: str, kind: type):
 
 def int_at_least(low: int, name: str | None = None):
     """argparse type: a whole number >= ``low``."""
+
     def parse(text: str) -> int:
         value = _parse(text, int)
         if value < low:
             wanted = {0: "a whole number >= 0", 1: "a positive integer"}.get(low, f"a whole number >= {low}")
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
+
     parse.__name__ = name or f"int_at_least_{low}"
     return parse
 
 
-def float_in(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False,
-             name: str, note: str = ""):
+def float_in(
+    low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False, name: str, note: str = ""
+):
     """argparse type: a finite number in the interval from ``low`` to ``high`` (ends open or closed)."""
+
     def parse(text: str) -> float:
         value = _parse(text, float)
         if value < low or (low_open and value == low) or value > high or (high_open and value == high):
@@ -50,6 +53,7 @@ def float_in(low: float, high: float = math.inf, *, low_open: bool = False, high
                 wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {value:g}{note}")
         return value
+
     parse.__name__ = name
     return parse
 
@@ -58,8 +62,8 @@ positive_int = int_at_least(1, "positive_int")
 non_negative_int = int_at_least(0, "non_negative_int")
 positive_float = float_in(0.0, low_open=True, name="positive_float")
 non_negative_float = float_in(0.0, name="non_negative_float")
-fraction = float_in(0.0, 1.0, high_open=True, name="fraction")                    # a rate in [0, 1)
-share = float_in(0.0, 1.0, low_open=True, name="share")                           # a part of a whole, (0, 1]
+fraction = float_in(0.0, 1.0, high_open=True, name="fraction")  # a rate in [0, 1)
+share = float_in(0.0, 1.0, low_open=True, name="share")  # a part of a whole, (0, 1]
 decay_factor = float_in(0.0, 1.0, low_open=True, name="decay_factor", note=" (1 keeps the rate constant)")
 
 

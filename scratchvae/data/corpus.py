@@ -144,8 +144,9 @@ def _read_sentences(path: Path, split_line: Callable[[str], Sentence]) -> list[S
     return sentences
 
 
-def read_ptb(data_dir: PathLike | None, split: str, *, download: bool = False,
-             progress: bool = False) -> list[Sentence]:
+def read_ptb(
+    data_dir: PathLike | None, split: str, *, download: bool = False, progress: bool = False
+) -> list[Sentence]:
     """Sentences of ``ptb/ptb.{split}.txt`` of Mikolov's Penn Treebank split (train, valid or test).
 
     The file is looked for in the data directory (``data_dir``, else ``$SCRATCHVAE_DATA``), then in the

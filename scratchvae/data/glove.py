@@ -58,9 +58,7 @@ def load_glove(
     return PretrainedEmbedding(weights, found=len(vectors), total=len(words))
 
 
-def read_vectors(
-    path: PathLike, words: Container[str], dim: int | None = None
-) -> tuple[int, dict[str, np.ndarray]]:
+def read_vectors(path: PathLike, words: Container[str], dim: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
     """The dimension of a GloVe file and the float32 vectors of those of ``words`` that it has.
 
     Every line's number of values is checked; only the vectors of ``words`` are parsed (the first one of a

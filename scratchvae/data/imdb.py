@@ -70,8 +70,13 @@ _GROUP_LABEL = {
     "train/unsup": UNLABELLED,
 }
 #: The reviews of each group of a complete ``aclImdb/`` folder (the original distribution's layout).
-FOLDER_COUNTS = {"train/pos": 12_500, "train/neg": 12_500, "test/pos": 12_500, "test/neg": 12_500,
-                 "train/unsup": 50_000}
+FOLDER_COUNTS = {
+    "train/pos": 12_500,
+    "train/neg": 12_500,
+    "test/pos": 12_500,
+    "test/neg": 12_500,
+    "train/unsup": 50_000,
+}
 _REVIEW_NAME = re.compile(r"\d+_\d+\.txt")
 _SPLIT_GROUPS = {"train": ("train/neg", "train/pos"), "test": ("test/neg", "test/pos"), "unsup": ("train/unsup",)}
 _CACHE_VERSION = 1
@@ -118,8 +123,10 @@ def ensure_imdb(
             problem = folder_problem(path) if name == FOLDER_NAME else None
             if problem is None:
                 if incomplete is not None and progress:
-                    print(f"note: {incomplete[0]} is incomplete ({incomplete[1]}); reading {path} instead",
-                          file=sys.stderr)
+                    print(
+                        f"note: {incomplete[0]} is incomplete ({incomplete[1]}); reading {path} instead",
+                        file=sys.stderr,
+                    )
                 return path
             incomplete = incomplete or (path, problem)
     if incomplete is not None:
@@ -322,8 +329,10 @@ def _save_cache(path: Path, key: str, data: Imdb) -> None:
     try:
         _write_npz_atomically(path, arrays)
     except OSError as error:
-        print(f"note: could not write the IMDB parse cache {path} ({error}); the archive is parsed again "
-              "next time", file=sys.stderr)
+        print(
+            f"note: could not write the IMDB parse cache {path} ({error}); the archive is parsed again next time",
+            file=sys.stderr,
+        )
 
 
 def _write_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -43,6 +43,8 @@ def check_pin(path: PathLike, pin: dict | None, fix: str) -> dict:
     from ``pin`` (None: nothing was recorded, nothing to check)."""
     now = file_pin(path)
     if pin is not None and (now["bytes"], now["sha256"]) != (pin.get("bytes"), pin.get("sha256")):
-        raise DataError(f"{path} has changed since the model was trained on it ({describe_pin(pin)} then, "
-                        f"{describe_pin(now)} now), so its split would not be the one trained on; {fix}")
+        raise DataError(
+            f"{path} has changed since the model was trained on it ({describe_pin(pin)} then, "
+            f"{describe_pin(now)} now), so its split would not be the one trained on; {fix}"
+        )
     return now

@@ -56,5 +56,6 @@ def ensure_ptb(data_dir: PathLike | None, split: str, *, download: bool = True, 
             f"or SCRATCHVAE_DATA at a folder with {PTB_FOLDER}/{name}"
         )
     size, sha256 = PTB_FILES[split]
-    return download_file(url, writable_dir(home) / PTB_FOLDER / name, expected_size=size, sha256=sha256,
-                         progress=progress)
+    return download_file(
+        url, writable_dir(home) / PTB_FOLDER / name, expected_size=size, sha256=sha256, progress=progress
+    )

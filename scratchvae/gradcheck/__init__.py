@@ -6,8 +6,7 @@ Run ``python -m scratchvae.gradcheck --help``.
 from .cases import CASES, register
 from .core import TOLERANCE, Problem, Result, check_problem
 
-__all__ = ["CASES", "Problem", "Result", "TOLERANCE", "check_problem", "load_model_cases", "register",
-           "run_checks"]
+__all__ = ["CASES", "Problem", "Result", "TOLERANCE", "check_problem", "load_model_cases", "register", "run_checks"]
 
 
 def run_checks(backend="numpy", dtype="float64", names=None, seed=0) -> list[Result]:

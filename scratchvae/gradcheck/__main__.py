@@ -17,18 +17,28 @@ def build_parser():
         "finite differences, (L(x+h) - L(x-h)) / 2h. The error of an array is "
         "max|analytic - numeric| / max(|analytic|, |numeric|) over its entries; a check "
         f"passes at <= {TOLERANCE:g} (meaningful in float64).",
-        ("python -m scratchvae.gradcheck",
-         "python -m scratchvae.gradcheck --only lstm --backend numba",
-         "python -m scratchvae.gradcheck --explain dense"))
+        (
+            "python -m scratchvae.gradcheck",
+            "python -m scratchvae.gradcheck --only lstm --backend numba",
+            "python -m scratchvae.gradcheck --explain dense",
+        ),
+    )
     add_flag(parser, "backend", default="numpy")
-    add_flag(parser, "dtype", default="float64",
-             help="float32 runs, but finite differences in float32 are only good to ~1e-2")
+    add_flag(
+        parser,
+        "dtype",
+        default="float64",
+        help="float32 runs, but finite differences in float32 are only good to ~1e-2",
+    )
     parser.add_argument("--only", metavar="TEXT", help="run only the checks whose name contains TEXT (default: all)")
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
     add_flag(parser, "seed", help="seed of the random inputs and parameters")
-    parser.add_argument("--explain", metavar="LAYER",
-                        help="instead, print a worked example for one layer or loss: every gradient entry, "
-                             f"analytic and numeric side by side ({', '.join(EXAMPLES)})")
+    parser.add_argument(
+        "--explain",
+        metavar="LAYER",
+        help="instead, print a worked example for one layer or loss: every gradient entry, "
+        f"analytic and numeric side by side ({', '.join(EXAMPLES)})",
+    )
     return parser
 
 

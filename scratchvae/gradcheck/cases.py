@@ -13,8 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ..backend import get_backend
-from ..layers import (Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM,
-                      RepeatVector)
+from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, RepeatVector
 from ..losses import BernoulliNLL, BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
 from .core import Problem
 
@@ -24,9 +23,11 @@ CASES: dict[str, Builder] = {}
 
 def register(name: str):
     """Decorator adding a case ``builder(backend, dtype, rng) -> Problem`` to the catalogue."""
+
     def wrap(builder: Builder) -> Builder:
         CASES[name] = builder
         return builder
+
     return wrap
 
 
@@ -89,8 +90,8 @@ def _dense_case(activation, time_distributed=False):
         layer = Dense(4, 3, activation, **c.kw())
         layer.params["bias"][...] = c.normal(3, scale=0.3)
         x = c.normal(2, 5, 4) if time_distributed else c.normal(3, 4)
-        return layer_problem(c, layer, {"x": x}, lambda x: layer.forward(x),
-                             lambda R: {"x": layer.backward(R)})
+        return layer_problem(c, layer, {"x": x}, lambda x: layer.forward(x), lambda R: {"x": layer.backward(R)})
+
     return build
 
 
@@ -127,8 +128,9 @@ def _dropout(backend, dtype, rng):
 def _repeat(backend, dtype, rng):
     c = CaseContext(backend, dtype, rng)
     layer = RepeatVector(4, backend=c.backend, dtype=c.dtype)
-    return layer_problem(c, layer, {"x": c.normal(3, 2)}, lambda x: layer.forward(x),
-                         lambda R: {"x": layer.backward(R)})
+    return layer_problem(
+        c, layer, {"x": c.normal(3, 2)}, lambda x: layer.forward(x), lambda R: {"x": layer.backward(R)}
+    )
 
 
 @register("GaussianSample")
@@ -151,21 +153,21 @@ def _lstm_case(T=5, mask=None, **options):
         layer = LSTM(3, 4, **options, **c.kw())
         layer.params["bias"][...] += c.normal(16, scale=0.3)
         m = None if mask is None else _mask(c, 3, T, mask)
-        return layer_problem(c, layer, {"x": c.normal(3, T, 3)}, lambda x: layer.forward(x, m),
-                             lambda R: {"x": layer.backward(R)})
+        return layer_problem(
+            c, layer, {"x": c.normal(3, T, 3)}, lambda x: layer.forward(x, m), lambda R: {"x": layer.backward(R)}
+        )
+
     return build
 
 
 register("LSTM last output")(_lstm_case())
 register("LSTM return_sequences")(_lstm_case(return_sequences=True))
 register("LSTM go_backwards")(_lstm_case(go_backwards=True, return_sequences=True))
-register("LSTM hard_sigmoid (Keras 2)")(_lstm_case(return_sequences=True,
-                                                   recurrent_activation="hard_sigmoid"))
+register("LSTM hard_sigmoid (Keras 2)")(_lstm_case(return_sequences=True, recurrent_activation="hard_sigmoid"))
 register("LSTM mask post-padding")(_lstm_case(mask="post", return_sequences=True))
 register("LSTM mask pre-padding, last output")(_lstm_case(mask="pre"))
 register("LSTM mask go_backwards")(_lstm_case(mask="post", go_backwards=True))
-register("LSTM mask zero_output_for_mask")(_lstm_case(mask="post", return_sequences=True,
-                                                      zero_output_for_mask=True))
+register("LSTM mask zero_output_for_mask")(_lstm_case(mask="post", return_sequences=True, zero_output_for_mask=True))
 register("LSTM one step")(_lstm_case(T=1, return_sequences=True))
 
 
@@ -182,8 +184,11 @@ def _lstm_state(backend, dtype, rng):
 
     def back(R):
         n = 2 * 5 * 4
-        dx, (dh0, dc0) = layer.backward(R[:n].reshape(2, 5, 4), return_state=True,
-                                        d_state=(Rh * R[n:n + 8].reshape(2, 4), Rc * R[n + 8:].reshape(2, 4)))
+        dx, (dh0, dc0) = layer.backward(
+            R[:n].reshape(2, 5, 4),
+            return_state=True,
+            d_state=(Rh * R[n : n + 8].reshape(2, 4), Rc * R[n + 8 :].reshape(2, 4)),
+        )
         return {"x": dx, "h0": dh0, "c0": dc0}
 
     inputs = {"x": c.normal(2, 5, 3), "h0": c.normal(2, 4, scale=0.5), "c0": c.normal(2, 4, scale=0.5)}
@@ -194,8 +199,9 @@ def _lstm_state(backend, dtype, rng):
 def _lstm_constant(backend, dtype, rng):
     c = CaseContext(backend, dtype, rng)
     layer = LSTM(3, 4, return_sequences=True, **c.kw())
-    return layer_problem(c, layer, {"v": c.normal(2, 3)}, lambda v: layer.forward_repeated(v, 6),
-                         lambda R: {"v": layer.backward(R)})
+    return layer_problem(
+        c, layer, {"v": c.normal(2, 3)}, lambda v: layer.forward_repeated(v, 6), lambda R: {"v": layer.backward(R)}
+    )
 
 
 @register("LSTM stacked x2")
@@ -205,9 +211,13 @@ def _lstm_stacked(backend, dtype, rng):
     first = stack.add_child("lstm_0", LSTM(3, 4, return_sequences=True, **c.kw()))
     second = stack.add_child("lstm_1", LSTM(4, 2, **c.kw()))
     m = _mask(c, 3, 5)
-    return layer_problem(c, stack, {"x": c.normal(3, 5, 3)},
-                         lambda x: second.forward(first.forward(x, m), m),
-                         lambda R: {"x": first.backward(second.backward(R))})
+    return layer_problem(
+        c,
+        stack,
+        {"x": c.normal(3, 5, 3)},
+        lambda x: second.forward(first.forward(x, m), m),
+        lambda R: {"x": first.backward(second.backward(R))},
+    )
 
 
 def _bidirectional_case(return_sequences, mask):
@@ -215,8 +225,10 @@ def _bidirectional_case(return_sequences, mask):
         c = CaseContext(backend, dtype, rng)
         layer = Bidirectional(3, 4, return_sequences=return_sequences, **c.kw())
         m = _mask(c, 3, 5) if mask else None
-        return layer_problem(c, layer, {"x": c.normal(3, 5, 3)}, lambda x: layer.forward(x, m),
-                             lambda R: {"x": layer.backward(R)})
+        return layer_problem(
+            c, layer, {"x": c.normal(3, 5, 3)}, lambda x: layer.forward(x, m), lambda R: {"x": layer.backward(R)}
+        )
+
     return build
 
 
@@ -228,10 +240,12 @@ register("Bidirectional return_sequences, mask")(_bidirectional_case(True, True)
 # ----------------------------------------------------------------- losses
 def loss_problem(c: CaseContext, inputs: dict, run, back) -> Problem:
     """Problem for L = run(**inputs): ``back()`` returns {input: dL/dinput} after a forward."""
+
     def gradients():
         run(**inputs)
         return back()
-    return Problem(lambda: float(run(**inputs)), gradients, inputs, c.backend)   # a loss is a 0-d array
+
+    return Problem(lambda: float(run(**inputs)), gradients, inputs, c.backend)  # a loss is a 0-d array
 
 
 def _softmax_xent_case(reduction):
@@ -240,9 +254,13 @@ def _softmax_xent_case(reduction):
         loss = SparseSoftmaxCrossEntropy(reduction, backend=c.backend, dtype=c.dtype)
         targets = c.ids(3, 4, high=6)
         mask = _mask(c, 3, 4)
-        return loss_problem(c, {"logits": c.normal(3, 4, 6, scale=2.0)},
-                             lambda logits: loss.forward(logits, targets, mask),
-                             lambda: {"logits": loss.backward()})
+        return loss_problem(
+            c,
+            {"logits": c.normal(3, 4, 6, scale=2.0)},
+            lambda logits: loss.forward(logits, targets, mask),
+            lambda: {"logits": loss.backward()},
+        )
+
     return build
 
 
@@ -256,9 +274,13 @@ def _bce_case(cls, weighted):
         loss = cls(backend=c.backend, dtype=c.dtype)
         targets = c.uniform(4, 3)
         weights = c.backend.asarray([1.0, 0.0, 1.0, 1.0], dtype=c.dtype) if weighted else None
-        return loss_problem(c, {"logits": c.normal(4, 3, scale=3.0)},
-                             lambda logits: loss.forward(logits, targets, weights),
-                             lambda: {"logits": loss.backward()})
+        return loss_problem(
+            c,
+            {"logits": c.normal(4, 3, scale=3.0)},
+            lambda logits: loss.forward(logits, targets, weights),
+            lambda: {"logits": loss.backward()},
+        )
+
     return build
 
 
@@ -278,6 +300,7 @@ def _kl_case(free_bits):
             return {"mean": dmean, "logvar": dlogvar}
 
         return loss_problem(c, inputs, lambda mean, logvar: loss.forward(mean, logvar), back)
+
     return build
 
 

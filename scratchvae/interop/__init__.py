@@ -4,10 +4,28 @@
 :mod:`.keras_models` builds the equivalent Keras models (it imports Keras when called).
 """
 
-from .keras_io import (KerasEntry, KerasInteropError, KerasLayout, default_layout,
-                       export_keras_weights, functional_layout, import_keras_weights,
-                       layout_of, read_keras_weights, register_layout)
+from .keras_io import (
+    KerasEntry,
+    KerasInteropError,
+    KerasLayout,
+    default_layout,
+    export_keras_weights,
+    functional_layout,
+    import_keras_weights,
+    layout_of,
+    read_keras_weights,
+    register_layout,
+)
 
-__all__ = ["KerasEntry", "KerasInteropError", "KerasLayout", "default_layout",
-           "export_keras_weights", "functional_layout", "import_keras_weights", "layout_of",
-           "read_keras_weights", "register_layout"]
+__all__ = [
+    "KerasEntry",
+    "KerasInteropError",
+    "KerasLayout",
+    "default_layout",
+    "export_keras_weights",
+    "functional_layout",
+    "import_keras_weights",
+    "layout_of",
+    "read_keras_weights",
+    "register_layout",
+]

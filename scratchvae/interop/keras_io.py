@@ -49,10 +49,10 @@ from ..layers.base import Layer
 # kind -> Keras class whose snake-cased name numbers the h5 group
 KERAS_CLASS = {
     "dense": "Dense",
-    "time_distributed": "TimeDistributed",   # TimeDistributed(Dense)
+    "time_distributed": "TimeDistributed",  # TimeDistributed(Dense)
     "embedding": "Embedding",
     "lstm": "LSTM",
-    "bidirectional": "Bidirectional",        # Bidirectional(LSTM), merge_mode="concat"
+    "bidirectional": "Bidirectional",  # Bidirectional(LSTM), merge_mode="concat"
 }
 
 # kind -> [(dataset path inside the layer's group, scratchvae parameter name)]
@@ -60,8 +60,7 @@ KIND_VARIABLES: dict[str, list[tuple[str, str]]] = {
     "dense": [("vars/0", "kernel"), ("vars/1", "bias")],
     "time_distributed": [("layer/vars/0", "kernel"), ("layer/vars/1", "bias")],
     "embedding": [("vars/0", "embeddings")],
-    "lstm": [("cell/vars/0", "kernel"), ("cell/vars/1", "recurrent_kernel"),
-             ("cell/vars/2", "bias")],
+    "lstm": [("cell/vars/0", "kernel"), ("cell/vars/1", "recurrent_kernel"), ("cell/vars/2", "bias")],
     "bidirectional": [
         (f"{side}/cell/vars/{i}", f"{side}/{name}")
         for side in ("forward_layer", "backward_layer")
@@ -71,11 +70,16 @@ KIND_VARIABLES: dict[str, list[tuple[str, str]]] = {
 
 # kind -> [(sub-group, the name Keras gives that sub-layer)], written as ``vars`` name attributes
 INNER_NAMES: dict[str, list[tuple[str, str]]] = {
-    "dense": [], "embedding": [],
+    "dense": [],
+    "embedding": [],
     "time_distributed": [("layer", "dense")],
     "lstm": [("cell", "lstm_cell")],
-    "bidirectional": [("forward_layer", "forward_lstm"), ("forward_layer/cell", "lstm_cell"),
-                      ("backward_layer", "backward_lstm"), ("backward_layer/cell", "lstm_cell")],
+    "bidirectional": [
+        ("forward_layer", "forward_lstm"),
+        ("forward_layer/cell", "lstm_cell"),
+        ("backward_layer", "backward_lstm"),
+        ("backward_layer/cell", "lstm_cell"),
+    ],
 }
 
 # kind -> Keras variable path suffix (what ``variable.path`` shows) per scratchvae parameter
@@ -83,11 +87,12 @@ KERAS_VARIABLE_NAMES: dict[str, dict[str, str]] = {
     "dense": {"kernel": "kernel", "bias": "bias"},
     "time_distributed": {"kernel": "{inner}/kernel", "bias": "{inner}/bias"},
     "embedding": {"embeddings": "embeddings"},
-    "lstm": {"kernel": "lstm_cell/kernel", "recurrent_kernel": "lstm_cell/recurrent_kernel",
-             "bias": "lstm_cell/bias"},
-    "bidirectional": {f"{side}_layer/{p}": f"{side}_{{inner}}/lstm_cell/{p}"
-                      for side in ("forward", "backward")
-                      for p in ("kernel", "recurrent_kernel", "bias")},
+    "lstm": {"kernel": "lstm_cell/kernel", "recurrent_kernel": "lstm_cell/recurrent_kernel", "bias": "lstm_cell/bias"},
+    "bidirectional": {
+        f"{side}_layer/{p}": f"{side}_{{inner}}/lstm_cell/{p}"
+        for side in ("forward", "backward")
+        for p in ("kernel", "recurrent_kernel", "bias")
+    },
 }
 
 
@@ -155,8 +160,7 @@ class KerasLayout:
         return out
 
 
-def functional_layout(layers: Iterable[tuple], *, prefix: str = "layers",
-                      root_name: str = "functional") -> KerasLayout:
+def functional_layout(layers: Iterable[tuple], *, prefix: str = "layers", root_name: str = "functional") -> KerasLayout:
     """A layout for a Keras Functional model from its weight-bearing layers, in
     ``model.layers`` order: each item is ``(kind, source)`` or ``(kind, source, keras_name)``.
 
@@ -178,8 +182,7 @@ def functional_layout(layers: Iterable[tuple], *, prefix: str = "layers",
         else:
             used[base] = 0
             group = base
-        entries.append(KerasEntry(kind, source, f"{prefix}/{group}" if prefix else group,
-                                  rest[0] if rest else ""))
+        entries.append(KerasEntry(kind, source, f"{prefix}/{group}" if prefix else group, rest[0] if rest else ""))
     return KerasLayout(entries, root_name)
 
 
@@ -203,8 +206,8 @@ def register_layout(cls_or_name, layout_fn: Callable[[Layer], KerasLayout] | Non
 
 def _kind_of(layer: Layer) -> str | None:
     from ..layers import Bidirectional, Dense, Embedding, LSTM
-    for cls, kind in ((Bidirectional, "bidirectional"), (LSTM, "lstm"), (Dense, "dense"),
-                      (Embedding, "embedding")):
+
+    for cls, kind in ((Bidirectional, "bidirectional"), (LSTM, "lstm"), (Dense, "dense"), (Embedding, "embedding")):
         if isinstance(layer, cls):
             return kind
     return None
@@ -229,8 +232,10 @@ def default_layout(model: Layer) -> KerasLayout:
             items.append((kind, path, path.replace("/", "_") or layer.name))
             covered.add(path)
         elif layer.params:
-            raise KerasInteropError(f"layer {path or '<root>'!r} ({type(layer).__name__}) has parameters "
-                                    "but no Keras equivalent; declare a keras_layout()")
+            raise KerasInteropError(
+                f"layer {path or '<root>'!r} ({type(layer).__name__}) has parameters "
+                "but no Keras equivalent; declare a keras_layout()"
+            )
     return functional_layout(items)
 
 
@@ -253,8 +258,10 @@ def check_layout(model: Layer, layout: KerasLayout) -> dict[str, str]:
     missing = sorted(params.keys() - mapping.keys())
     unknown = sorted(mapping.keys() - params.keys())
     if missing or unknown:
-        raise KerasInteropError(f"Keras layout does not match the model: parameters without a Keras "
-                                f"variable {missing}, layout entries naming no parameter {unknown}")
+        raise KerasInteropError(
+            f"Keras layout does not match the model: parameters without a Keras "
+            f"variable {missing}, layout entries naming no parameter {unknown}"
+        )
     datasets = list(mapping.values())
     if len(set(datasets)) != len(datasets):
         raise KerasInteropError("Keras layout maps two parameters to the same h5 dataset")
@@ -262,8 +269,9 @@ def check_layout(model: Layer, layout: KerasLayout) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------- files
-def export_keras_weights(model: Layer, path: str | os.PathLike, *,
-                         layout: KerasLayout | None = None, dtype=None) -> dict[str, str]:
+def export_keras_weights(
+    model: Layer, path: str | os.PathLike, *, layout: KerasLayout | None = None, dtype=None
+) -> dict[str, str]:
     """Write ``model``'s parameters as a Keras 3 ``.weights.h5`` file.
 
     ``keras_model.load_weights(path)`` then loads them into the matching Keras model (the
@@ -312,8 +320,10 @@ def read_keras_weights(path: str | os.PathLike, layout: KerasLayout) -> dict[str
         f.visititems(lambda name, obj: present.append(name) if isinstance(obj, h5py.Dataset) else None)
         extra = sorted(n for n in set(present) - wanted if n.split("/", 1)[0] in roots)
         if extra:
-            raise KerasInteropError(f"{path}: weights {extra} have no place in this model's layout "
-                                    "(the file belongs to another model or configuration)")
+            raise KerasInteropError(
+                f"{path}: weights {extra} have no place in this model's layout "
+                "(the file belongs to another model or configuration)"
+            )
         for p, ds in mapping.items():
             if ds not in f:
                 raise KerasInteropError(f"{path}: no dataset {ds!r} for parameter {p!r}")
@@ -321,8 +331,7 @@ def read_keras_weights(path: str | os.PathLike, layout: KerasLayout) -> dict[str
     return out
 
 
-def import_keras_weights(model: Layer, path: str | os.PathLike, *,
-                         layout: KerasLayout | None = None) -> dict[str, str]:
+def import_keras_weights(model: Layer, path: str | os.PathLike, *, layout: KerasLayout | None = None) -> dict[str, str]:
     """Load a Keras 3 ``.weights.h5`` file (written by Keras ``save_weights`` for the
     matching Keras model, or by :func:`export_keras_weights`) into ``model``'s parameters.
 
@@ -335,8 +344,9 @@ def import_keras_weights(model: Layer, path: str | os.PathLike, *,
     params = model.parameters()
     for p, a in weights.items():
         if a.shape != tuple(params[p].shape):
-            raise KerasInteropError(f"{path}: {mapping[p]} has shape {a.shape}, but parameter "
-                                    f"{p!r} has shape {tuple(params[p].shape)}")
+            raise KerasInteropError(
+                f"{path}: {mapping[p]} has shape {a.shape}, but parameter {p!r} has shape {tuple(params[p].shape)}"
+            )
     model.load_state_dict(weights)
     return mapping
 
@@ -348,6 +358,7 @@ def import_keras_weights(model: Layer, path: str | os.PathLike, *,
 # graph traversal; tests/test_keras_parity_models.py checks that these lists agree with
 # the builders).  Keras layer names are the scratchvae paths with "/" -> "_".
 
+
 def _named(kind: str, path: str) -> tuple[str, str, str]:
     return kind, path, path.replace("/", "_")
 
@@ -355,22 +366,37 @@ def _named(kind: str, path: str) -> tuple[str, str, str]:
 @register_layout("DenseVAE")
 def mnist_vae_layout(model=None) -> KerasLayout:
     """MNIST dense VAE <-> ``build_keras_mnist_vae``."""
-    return functional_layout([_named("dense", "encoder/hidden"), _named("dense", "encoder/log_var"),
-                              _named("dense", "encoder/mean"), _named("dense", "decoder/hidden"),
-                              _named("dense", "decoder/logits")], root_name="mnist_vae")
+    return functional_layout(
+        [
+            _named("dense", "encoder/hidden"),
+            _named("dense", "encoder/log_var"),
+            _named("dense", "encoder/mean"),
+            _named("dense", "decoder/hidden"),
+            _named("dense", "decoder/logits"),
+        ],
+        root_name="mnist_vae",
+    )
 
 
 @register_layout("IMDBVAE")
 def imdb_vae_layout(model=None) -> KerasLayout:
     """IMDB VAE with its sentiment head <-> ``build_keras_imdb_vae``."""
-    return functional_layout([
-        _named("embedding", "embedding"),
-        _named("bidirectional", "encoder_0"), _named("bidirectional", "encoder_1"),
-        _named("dense", "hidden"), _named("dense", "z_log_var"), _named("dense", "z_mean"),
-        _named("lstm", "decoder_0"), _named("lstm", "decoder_1"),
-        _named("dense", "sentiment_hidden"), _named("time_distributed", "output"),
-        _named("dense", "sentiment_output"),
-    ], root_name="imdb_vae")
+    return functional_layout(
+        [
+            _named("embedding", "embedding"),
+            _named("bidirectional", "encoder_0"),
+            _named("bidirectional", "encoder_1"),
+            _named("dense", "hidden"),
+            _named("dense", "z_log_var"),
+            _named("dense", "z_mean"),
+            _named("lstm", "decoder_0"),
+            _named("lstm", "decoder_1"),
+            _named("dense", "sentiment_hidden"),
+            _named("time_distributed", "output"),
+            _named("dense", "sentiment_output"),
+        ],
+        root_name="imdb_vae",
+    )
 
 
 @register_layout("SentenceVAE")
@@ -378,9 +404,15 @@ def sentence_vae_layout(model) -> KerasLayout:
     """Sentence VAE <-> ``build_keras_sentence_vae`` (the encoder is an LSTM or a
     Bidirectional LSTM, per ``config.bidirectional``); pass the model or its config."""
     bidirectional = getattr(model, "config", model).bidirectional
-    return functional_layout([
-        _named("embedding", "embedding"),
-        _named("bidirectional" if bidirectional else "lstm", "encoder"),
-        _named("dense", "to_logvar"), _named("dense", "to_mean"), _named("dense", "to_state"),
-        _named("lstm", "decoder"), _named("time_distributed", "output"),
-    ], root_name="sentence_vae")
+    return functional_layout(
+        [
+            _named("embedding", "embedding"),
+            _named("bidirectional" if bidirectional else "lstm", "encoder"),
+            _named("dense", "to_logvar"),
+            _named("dense", "to_mean"),
+            _named("dense", "to_state"),
+            _named("lstm", "decoder"),
+            _named("time_distributed", "output"),
+        ],
+        root_name="sentence_vae",
+    )

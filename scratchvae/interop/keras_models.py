@@ -51,6 +51,7 @@ def enable_float64_promotion() -> None:
     A process-wide switch, read by Keras on every op; see docs/keras-semantics.md section 0."""
     get_keras()
     from keras.src.backend.common import dtypes
+
     table = getattr(dtypes, "BIT64_TO_BIT32_DTYPE", None)
     if table is not None:  # Keras versions without the table keep float64 anyway
         table["float64"] = "float64"
@@ -88,8 +89,12 @@ def _dtype(layer) -> str:
 def keras_dense(layer, *, time_distributed: bool = False, name: str | None = None):
     """``Dense`` (or ``TimeDistributed(Dense)``) equal to a scratchvae :class:`Dense`."""
     keras = get_keras()
-    dense = keras.layers.Dense(layer.units, activation=keras_activation(layer.activation),
-                               dtype=_dtype(layer), name="dense" if time_distributed else name)
+    dense = keras.layers.Dense(
+        layer.units,
+        activation=keras_activation(layer.activation),
+        dtype=_dtype(layer),
+        name="dense" if time_distributed else name,
+    )
     if time_distributed:
         k = keras.layers.TimeDistributed(dense, dtype=_dtype(layer), name=name)
         k.build((None, None, layer.input_dim))
@@ -103,26 +108,34 @@ def keras_dense(layer, *, time_distributed: bool = False, name: str | None = Non
 def keras_embedding(layer, *, name: str | None = None):
     """``Embedding`` equal to a scratchvae :class:`Embedding` (mask_zero, trainable)."""
     keras = get_keras()
-    k = keras.layers.Embedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero,
-                               trainable=layer.trainable, dtype=_dtype(layer), name=name)
+    k = keras.layers.Embedding(
+        layer.input_dim,
+        layer.output_dim,
+        mask_zero=layer.mask_zero,
+        trainable=layer.trainable,
+        dtype=_dtype(layer),
+        name=name,
+    )
     k.build((None, None))
     copy_weights_to_keras(layer, k)
     return k
 
 
 def _lstm_kwargs(layer) -> dict:
-    return dict(units=layer.units, return_sequences=layer.return_sequences,
-                recurrent_activation=("sigmoid" if layer.recurrent_activation == "sigmoid"
-                                      else keras2_hard_sigmoid()),
-                zero_output_for_mask=layer.zero_output_for_mask, use_cudnn=False,
-                dtype=_dtype(layer))
+    return dict(
+        units=layer.units,
+        return_sequences=layer.return_sequences,
+        recurrent_activation=("sigmoid" if layer.recurrent_activation == "sigmoid" else keras2_hard_sigmoid()),
+        zero_output_for_mask=layer.zero_output_for_mask,
+        use_cudnn=False,
+        dtype=_dtype(layer),
+    )
 
 
 def keras_lstm(layer, *, return_state: bool = False, name: str | None = None):
     """``LSTM`` equal to a scratchvae :class:`LSTM` (all options; gates i, f, c, o)."""
     keras = get_keras()
-    k = keras.layers.LSTM(go_backwards=layer.go_backwards, return_state=return_state,
-                          name=name, **_lstm_kwargs(layer))
+    k = keras.layers.LSTM(go_backwards=layer.go_backwards, return_state=return_state, name=name, **_lstm_kwargs(layer))
     k.build((None, None, layer.input_dim))
     copy_weights_to_keras(layer, k)
     return k
@@ -145,8 +158,14 @@ def keras_repeat_vector(layer, *, name: str | None = None):
 def keras_layer(layer, **kwargs):
     """The Keras equivalent of any supported scratchvae layer (dispatch on its type)."""
     from ..layers import Bidirectional, Dense, Embedding, LSTM, RepeatVector
-    for cls, fn in ((Bidirectional, keras_bidirectional), (LSTM, keras_lstm), (Dense, keras_dense),
-                    (Embedding, keras_embedding), (RepeatVector, keras_repeat_vector)):
+
+    for cls, fn in (
+        (Bidirectional, keras_bidirectional),
+        (LSTM, keras_lstm),
+        (Dense, keras_dense),
+        (Embedding, keras_embedding),
+        (RepeatVector, keras_repeat_vector),
+    ):
         if isinstance(layer, cls):
             return fn(layer, **kwargs)
     raise TypeError(f"no Keras equivalent for {type(layer).__name__}")
@@ -182,8 +201,7 @@ def copy_weights_to_keras(layer, k) -> None:
 
 def copy_weights_from_keras(k, layer) -> None:
     """Copy the Keras layer's variables into the scratchvae layer's parameters."""
-    layer.load_state_dict({n: get_keras().ops.convert_to_numpy(v.value)
-                           for n, v in keras_variables(layer, k).items()})
+    layer.load_state_dict({n: get_keras().ops.convert_to_numpy(v.value) for n, v in keras_variables(layer, k).items()})
 
 
 # ----------------------------------------------------------------- models
@@ -231,13 +249,13 @@ def _repeat_over_time(z, like):
 
 def _lstm(keras, units, dtype, recurrent_activation, name, **kwargs):
     act = "sigmoid" if recurrent_activation == "sigmoid" else keras2_hard_sigmoid()
-    return keras.layers.LSTM(units, recurrent_activation=act, use_cudnn=False, dtype=dtype,
-                             name=name, **kwargs)
+    return keras.layers.LSTM(units, recurrent_activation=act, use_cudnn=False, dtype=dtype, name=name, **kwargs)
 
 
 def _bilstm(keras, units, dtype, recurrent_activation, name, **kwargs):
-    return keras.layers.Bidirectional(_lstm(keras, units, dtype, recurrent_activation, "lstm", **kwargs),
-                                      merge_mode="concat", dtype=dtype, name=name)
+    return keras.layers.Bidirectional(
+        _lstm(keras, units, dtype, recurrent_activation, "lstm", **kwargs), merge_mode="concat", dtype=dtype, name=name
+    )
 
 
 def build_keras_mnist_vae(config, *, dtype: str = "float64"):
@@ -292,8 +310,7 @@ def build_keras_imdb_vae(config, *, steps: int | None = None, dtype: str = "floa
     r = L.RepeatVector(steps, dtype=dtype)(z) if steps else _repeat_over_time(z, x)
     d = _lstm(keras, c.decoder_units, dtype, act, "decoder_0", return_sequences=True)(r, mask=mask)
     d = _lstm(keras, c.decoder_units, dtype, act, "decoder_1", return_sequences=True)(d, mask=mask)
-    logits = L.TimeDistributed(L.Dense(c.vocab_size, dtype=dtype, name="dense"), dtype=dtype,
-                               name="output")(d)
+    logits = L.TimeDistributed(L.Dense(c.vocab_size, dtype=dtype, name="dense"), dtype=dtype, name="output")(d)
     s = L.Dense(c.sentiment_units, dtype=dtype, name="sentiment_hidden")(z)
     s = L.Dense(1, dtype=dtype, name="sentiment_output")(s)
     return keras.Model([ids, eps], [logits, mean, log_var, s], name="imdb_vae")
@@ -317,8 +334,9 @@ def build_keras_sentence_vae(config, *, dtype: str = "float64"):
     enc_ids = keras.Input((None,), dtype="int64", name="encoder_ids")
     dec_ids = keras.Input((None,), dtype="int64", name="decoder_ids")
     eps = keras.Input((c.latent_dim,), dtype=dtype, name="eps")
-    embedding = L.Embedding(c.vocab_size, c.embedding_dim, mask_zero=True,
-                            trainable=c.train_embeddings, dtype=dtype, name="embedding")
+    embedding = L.Embedding(
+        c.vocab_size, c.embedding_dim, mask_zero=True, trainable=c.train_embeddings, dtype=dtype, name="embedding"
+    )
     if c.bidirectional:
         encoder = _bilstm(keras, c.encoder_units, dtype, act, "encoder")
     else:
@@ -335,8 +353,7 @@ def build_keras_sentence_vae(config, *, dtype: str = "float64"):
     if c.z_every_step:
         x = ops.concatenate([x, _repeat_over_time(z, x)], axis=-1)
     h = _lstm(keras, u, dtype, act, "decoder", return_sequences=True)(x, initial_state=state)
-    logits = L.TimeDistributed(L.Dense(c.vocab_size, dtype=dtype, name="dense"), dtype=dtype,
-                               name="output")(h)
+    logits = L.TimeDistributed(L.Dense(c.vocab_size, dtype=dtype, name="dense"), dtype=dtype, name="output")(h)
     return keras.Model([enc_ids, dec_ids, eps], [logits, mean, log_var], name="sentence_vae")
 
 
@@ -344,6 +361,7 @@ def keras_h5_groups(model) -> dict:
     """{h5 group: Keras layer} of a Functional model, named as Keras's weight files name
     them (``layers/<snake_case class>[_n]`` in ``model.layers`` order)."""
     from .keras_io import to_snake_case
+
     used: dict[str, int] = {}
     out = {}
     for layer in model.layers:

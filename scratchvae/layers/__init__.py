@@ -11,5 +11,16 @@ from .repeat import RepeatVector
 from .sampling import GaussianSample
 from .tied_output import TiedOutput
 
-__all__ = ["ACTIVATIONS", "Array", "Bidirectional", "Dense", "Dropout", "Embedding", "GaussianSample",
-           "LSTM", "Layer", "RepeatVector", "TiedOutput"]
+__all__ = [
+    "ACTIVATIONS",
+    "Array",
+    "Bidirectional",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "GaussianSample",
+    "LSTM",
+    "Layer",
+    "RepeatVector",
+    "TiedOutput",
+]

@@ -23,8 +23,9 @@ Array: TypeAlias = np.ndarray
 class Layer:
     """Base class: parameters, gradients and children, addressed by '/'-joined paths."""
 
-    def __init__(self, *, backend: str | NumpyBackend = "numpy", dtype: DTypeLike = np.float32,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, *, backend: str | NumpyBackend = "numpy", dtype: DTypeLike = np.float32, name: str | None = None
+    ) -> None:
         self.backend = get_backend(backend)
         self.xp = self.backend.xp
         self.dtype = np.dtype(dtype)
@@ -81,8 +82,7 @@ class Layer:
         params = self.parameters()
         missing, unexpected = params.keys() - state.keys(), state.keys() - params.keys()
         if missing or unexpected:
-            raise ValueError(f"parameter names differ: missing {sorted(missing)}, "
-                             f"unexpected {sorted(unexpected)}")
+            raise ValueError(f"parameter names differ: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
         for path, p in params.items():
             value = np.asarray(state[path])
             if value.shape != p.shape:

@@ -23,25 +23,36 @@ class Bidirectional(Layer):
     Children: forward_layer, backward_layer (each an :class:`LSTM`).
     """
 
-    def __init__(self, input_dim: int, units: int, *, return_sequences: bool = False,
-                 rng: np.random.Generator | None = None, **kwargs) -> None:
-        lstm_options = {k: kwargs.pop(k) for k in ("recurrent_activation", "unit_forget_bias",
-                                                    "zero_output_for_mask") if k in kwargs}
+    def __init__(
+        self,
+        input_dim: int,
+        units: int,
+        *,
+        return_sequences: bool = False,
+        rng: np.random.Generator | None = None,
+        **kwargs,
+    ) -> None:
+        lstm_options = {
+            k: kwargs.pop(k)
+            for k in ("recurrent_activation", "unit_forget_bias", "zero_output_for_mask")
+            if k in kwargs
+        }
         lstm_options.setdefault("zero_output_for_mask", return_sequences)
         super().__init__(**kwargs)
         rng = rng if rng is not None else np.random.default_rng()
-        common = dict(return_sequences=return_sequences, rng=rng, backend=self.backend,
-                      dtype=self.dtype, **lstm_options)
+        common = dict(
+            return_sequences=return_sequences, rng=rng, backend=self.backend, dtype=self.dtype, **lstm_options
+        )
         self.forward_layer = self.add_child("forward_layer", LSTM(input_dim, units, **common))
-        self.backward_layer = self.add_child(
-            "backward_layer", LSTM(input_dim, units, go_backwards=True, **common))
+        self.backward_layer = self.add_child("backward_layer", LSTM(input_dim, units, go_backwards=True, **common))
         self.units, self.return_sequences = units, return_sequences
 
     def forward(self, x: Array, mask: Array | None = None) -> Array:
         """x (B, T, D), mask (B, T) bool or None -> y (B, T, 2U) with return_sequences, else (B, 2U)."""
         # The directions share nothing but x: the backend may run them at the same time.
-        y_fwd, y_bwd = self.backend.concurrently(lambda: self.forward_layer.forward(x, mask),
-                                                 lambda: self.backward_layer.forward(x, mask))
+        y_fwd, y_bwd = self.backend.concurrently(
+            lambda: self.forward_layer.forward(x, mask), lambda: self.backward_layer.forward(x, mask)
+        )
         if self.return_sequences:
             y_bwd = y_bwd[:, ::-1]
         return self.xp.concatenate([y_fwd, y_bwd], axis=-1)
@@ -52,6 +63,7 @@ class Bidirectional(Layer):
         dy_fwd, dy_bwd = dy[..., :u], dy[..., u:]
         if self.return_sequences:
             dy_bwd = dy_bwd[:, ::-1]
-        dx_fwd, dx_bwd = self.backend.concurrently(lambda: self.forward_layer.backward(dy_fwd),
-                                                   lambda: self.backward_layer.backward(dy_bwd))
+        dx_fwd, dx_bwd = self.backend.concurrently(
+            lambda: self.forward_layer.backward(dy_fwd), lambda: self.backward_layer.backward(dy_bwd)
+        )
         return dx_fwd + dx_bwd

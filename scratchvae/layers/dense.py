@@ -20,8 +20,15 @@ class Dense(Layer):
     Parameters: kernel (D_in, D_out), bias (D_out,).
     """
 
-    def __init__(self, input_dim: int, units: int, activation: str | None = None, *,
-                 rng: np.random.Generator | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        units: int,
+        activation: str | None = None,
+        *,
+        rng: np.random.Generator | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         rng = rng if rng is not None else np.random.default_rng()
         self.input_dim, self.units = input_dim, units

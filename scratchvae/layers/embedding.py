@@ -18,8 +18,16 @@ class Embedding(Layer):
     receives no gradient.  Parameter: embeddings (V, D).
     """
 
-    def __init__(self, input_dim: int, output_dim: int, *, mask_zero: bool = False,
-                 trainable: bool = True, rng: np.random.Generator | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        *,
+        mask_zero: bool = False,
+        trainable: bool = True,
+        rng: np.random.Generator | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         rng = rng if rng is not None else np.random.default_rng()
         self.input_dim, self.output_dim = input_dim, output_dim
@@ -37,8 +45,7 @@ class Embedding(Layer):
     def backward(self, dy: Array) -> None:
         if not self.trainable:
             return None
-        dW = self.backend.embedding_backward(self.ids.reshape(-1), dy.reshape(-1, self.output_dim),
-                                             self.input_dim)
+        dW = self.backend.embedding_backward(self.ids.reshape(-1), dy.reshape(-1, self.output_dim), self.input_dim)
         if self.mask_zero:
             dW[0] = 0
         self.grads["embeddings"] += dW

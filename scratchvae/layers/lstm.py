@@ -40,17 +40,17 @@ from .base import Layer
 from .init import glorot_uniform, orthogonal
 from .lstm_buffers import LoopBufferPool, LoopBuffers
 
-State = tuple[Array, Array]   # (h, c), each (B, U)
+State = tuple[Array, Array]  # (h, c), each (B, U)
 
 
 @dataclass
 class LSTMCache:
     """What a forward pass keeps for its backward pass (time-major: step t is index t)."""
 
-    inputs: Array               # x (T, B, D) in processing order; or v (B, D), the input of every step
-    repeated: bool              # True when ``inputs`` is the one vector v fed at every step
-    buffers: LoopBuffers        # the loops' arrays: gates (T, B, 4U) activated, hs, cs (T + 1, B, U), Wh^T ...
-    step_mask: Array | None     # (T, B) bool, False at padding; None: every step is real
+    inputs: Array  # x (T, B, D) in processing order; or v (B, D), the input of every step
+    repeated: bool  # True when ``inputs`` is the one vector v fed at every step
+    buffers: LoopBuffers  # the loops' arrays: gates (T, B, 4U) activated, hs, cs (T + 1, B, U), Wh^T ...
+    step_mask: Array | None  # (T, B) bool, False at padding; None: every step is real
     output_weight: Array | None  # (T, B, 1) weight of h_t in the output at step t; None: all 1
 
     @property
@@ -94,14 +94,24 @@ class LSTM(Layer):
     Parameters: kernel Wx (D, 4U), recurrent_kernel Wh (U, 4U), bias b (4U,).
     """
 
-    def __init__(self, input_dim: int, units: int, *, return_sequences: bool = False,
-                 go_backwards: bool = False, recurrent_activation: str = "sigmoid",
-                 unit_forget_bias: bool = True, zero_output_for_mask: bool = False,
-                 rng: np.random.Generator | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        units: int,
+        *,
+        return_sequences: bool = False,
+        go_backwards: bool = False,
+        recurrent_activation: str = "sigmoid",
+        unit_forget_bias: bool = True,
+        zero_output_for_mask: bool = False,
+        rng: np.random.Generator | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if recurrent_activation not in RECURRENT_ACTIVATIONS:
-            raise ValueError(f"unknown recurrent_activation {recurrent_activation!r}; "
-                             f"choose one of {RECURRENT_ACTIVATIONS}")
+            raise ValueError(
+                f"unknown recurrent_activation {recurrent_activation!r}; choose one of {RECURRENT_ACTIVATIONS}"
+            )
         rng = rng if rng is not None else np.random.default_rng()
         self.input_dim, self.units = input_dim, units
         self.return_sequences, self.go_backwards = return_sequences, go_backwards
@@ -109,7 +119,7 @@ class LSTM(Layer):
         self.zero_output_for_mask = zero_output_for_mask
         bias = np.zeros(4 * units)
         if unit_forget_bias:
-            bias[units:2 * units] = 1.0
+            bias[units : 2 * units] = 1.0
         self.add_param("kernel", glorot_uniform(rng, (input_dim, 4 * units)))
         self.add_param("recurrent_kernel", orthogonal(rng, (units, 4 * units)))
         self.add_param("bias", bias)
@@ -117,40 +127,51 @@ class LSTM(Layer):
         self._buffers = LoopBufferPool()
 
     # ------------------------------------------------------------------ public
-    def forward(self, x: Array, mask: Array | None = None, initial_state: State | None = None,
-                return_state: bool = False) -> Array | tuple[Array, State]:
+    def forward(
+        self, x: Array, mask: Array | None = None, initial_state: State | None = None, return_state: bool = False
+    ) -> Array | tuple[Array, State]:
         """x (B, T, D) -> y (B, T, U) or (B, U); with ``return_state``, (y, (h_T, c_T))."""
         if x.ndim != 3 or x.shape[2] != self.input_dim:
-            raise ValueError(f"LSTM.forward takes x (B, T, {self.input_dim}), not shape {tuple(x.shape)}; "
-                             "for one vector fed at every step use forward_repeated(v, steps)")
+            raise ValueError(
+                f"LSTM.forward takes x (B, T, {self.input_dim}), not shape {tuple(x.shape)}; "
+                "for one vector fed at every step use forward_repeated(v, steps)"
+            )
         if self.go_backwards:
             x = x[:, ::-1]
-        x_steps = self.xp.ascontiguousarray(x.transpose(1, 0, 2))      # (T, B, D), time-major
+        x_steps = self.xp.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D), time-major
         buffers = self._loop_buffers(x_steps.shape[0], x_steps.shape[1])
         self._project_sequence(x_steps, buffers.gates)
         return self._time_loop(x_steps, buffers, mask, initial_state, return_state, repeated=False)
 
-    def forward_repeated(self, v: Array, steps: int, mask: Array | None = None,
-                         initial_state: State | None = None,
-                         return_state: bool = False) -> Array | tuple[Array, State]:
+    def forward_repeated(
+        self,
+        v: Array,
+        steps: int,
+        mask: Array | None = None,
+        initial_state: State | None = None,
+        return_state: bool = False,
+    ) -> Array | tuple[Array, State]:
         """v (B, D), the input of each of ``steps`` steps -> y as :meth:`forward` (v needs no reversal)."""
         if v.ndim != 2 or v.shape[1] != self.input_dim:
-            raise ValueError(f"LSTM.forward_repeated takes v (B, {self.input_dim}), not shape {tuple(v.shape)}; "
-                             "for a sequence use forward(x)")
+            raise ValueError(
+                f"LSTM.forward_repeated takes v (B, {self.input_dim}), not shape {tuple(v.shape)}; "
+                "for a sequence use forward(x)"
+            )
         if int(steps) != steps or steps < 1:
             raise ValueError(f"LSTM.forward_repeated needs steps >= 1, got {steps!r}")
         buffers = self._loop_buffers(int(steps), v.shape[0])
         self._project_repeated(v, buffers.gates)
         return self._time_loop(v, buffers, mask, initial_state, return_state, repeated=True)
 
-    def backward(self, dy: Array, d_state: State | None = None,
-                 return_state: bool = False) -> Array | tuple[Array, State]:
+    def backward(
+        self, dy: Array, d_state: State | None = None, return_state: bool = False
+    ) -> Array | tuple[Array, State]:
         """dy like y; d_state (dh_T, dc_T) or None -> dx like the input; with ``return_state``,
         (dx, (dh0, dc0))."""
         cache = self.cache
         if cache is None:
             raise RuntimeError("LSTM.backward needs the forward pass's cache: call forward first")
-        dgates, d_initial = self._time_loop_backward(dy, d_state)        # (T, B, 4U), (dh0, dc0)
+        dgates, d_initial = self._time_loop_backward(dy, d_state)  # (T, B, 4U), (dh0, dc0)
         self._recurrent_param_grads(dgates)
         if cache.repeated:
             dx = self._project_repeated_backward(dgates)
@@ -185,14 +206,13 @@ class LSTM(Layer):
     def _project_repeated_backward(self, dgates):
         """dz (T, B, 4U) -> dv (B, D) = (sum_t dz_t) Wx^T; dWx += v^T sum_t dz_t (v read at every step)."""
         v, Wx = self.cache.inputs, self.params["kernel"]
-        dZ_sum = dgates.sum(axis=0)                                       # (B, 4U)
+        dZ_sum = dgates.sum(axis=0)  # (B, 4U)
         self.grads["kernel"] += v.T @ dZ_sum
         return self.xp.ascontiguousarray(dZ_sum @ Wx.T)
 
     # ------------------------------------------------------------------ the recurrence, both ways
     def _loop_buffers(self, steps, batch) -> LoopBuffers:
-        return self._buffers.get(self.xp, self.dtype, steps, batch, self.units,
-                                 keep=self.backend.captures_time_loops)
+        return self._buffers.get(self.xp, self.dtype, steps, batch, self.units, keep=self.backend.captures_time_loops)
 
     def _time_loop(self, inputs, buffers, mask, initial_state, return_state, *, repeated):
         """The time loop from buffers.gates (T, B, 4U) = x_t Wx + b; fills the cache; returns y [, (h_T, c_T)]."""
@@ -205,20 +225,31 @@ class LSTM(Layer):
         xp.copyto(Wh_T, Wh.T)
         step_mask = None
         if mask is not None:
-            step_mask = buffers.mask                     # (T, B) bool
+            step_mask = buffers.mask  # (T, B) bool
             step_mask[...] = (mask[:, ::-1] if self.go_backwards else mask).T
 
-        def steps():                          # z_t = x_t Wx + b + h_{t-1} Wh, then the cell
+        def steps():  # z_t = x_t Wx + b + h_{t-1} Wh, then the cell
             for t in range(T):
-                backend.lstm_step_forward(gates[t], hs[t], Wh, Wh_T, cs[t], cs[t + 1], hs[t + 1], act,
-                                          mask=None if step_mask is None else step_mask[t])
+                backend.lstm_step_forward(
+                    gates[t],
+                    hs[t],
+                    Wh,
+                    Wh_T,
+                    cs[t],
+                    cs[t + 1],
+                    hs[t + 1],
+                    act,
+                    mask=None if step_mask is None else step_mask[t],
+                )
+
         # a captured loop reads Wh where it was: its key names the array (parameters are updated in place)
         backend.run_time_loop(buffers.graphs, ("forward", T, step_mask is not None, id(Wh)), steps)
 
         out_weight = self._output_weight(step_mask)
-        self.cache = LSTMCache(inputs=inputs, repeated=repeated, buffers=buffers, step_mask=step_mask,
-                               output_weight=out_weight)
-        own = (lambda a: a.copy()) if buffers.shared else (lambda a: a)   # kept buffers: the next call reuses them
+        self.cache = LSTMCache(
+            inputs=inputs, repeated=repeated, buffers=buffers, step_mask=step_mask, output_weight=out_weight
+        )
+        own = (lambda a: a.copy()) if buffers.shared else (lambda a: a)  # kept buffers: the next call reuses them
         if self.return_sequences:
             y = own(hs[1:]) if out_weight is None else hs[1:] * out_weight
             y = y.transpose(1, 0, 2)
@@ -236,29 +267,42 @@ class LSTM(Layer):
         gates, cs, dgates, Wh_T = buffers.gates, buffers.cs, buffers.dgates, buffers.Wh_T
         step_mask, out_weight = cache.step_mask, cache.output_weight
         T = gates.shape[0]
-        dh, dc = buffers.dh, buffers.dc              # [k]: step t's, [1 - k]: step t - 1's
+        dh, dc = buffers.dh, buffers.dc  # [k]: step t's, [1 - k]: step t - 1's
 
         if d_state is None:
             dh[0], dc[0] = 0, 0
         else:
             dh[0], dc[0] = d_state
         dys = None
-        if self.return_sequences:                    # h_t feeds the output y_t and step t+1
+        if self.return_sequences:  # h_t feeds the output y_t and step t+1
             dys = buffers.dys
             if out_weight is None:
                 dys[...] = dy.transpose(1, 0, 2)
             else:
                 xp.multiply(dy.transpose(1, 0, 2), out_weight, out=dys)
-        else:                                        # only h_T is output
+        else:  # only h_T is output
             dh[0] += dy if out_weight is None else dy * out_weight[T - 1]
 
-        def steps():       # dz_t (into dgates[t]), dh_{t-1} = dz_t Wh^T (+ the pass-through at padding), dc_{t-1}
+        def steps():  # dz_t (into dgates[t]), dh_{t-1} = dz_t Wh^T (+ the pass-through at padding), dc_{t-1}
             k = 0
             for t in range(T - 1, -1, -1):
-                backend.lstm_step_backward(dh[k], dc[k], gates[t], cs[t], cs[t + 1], dgates[t], Wh, Wh_T, dh[1 - k],
-                                           act, dy=None if dys is None else dys[t],
-                                           mask=None if step_mask is None else step_mask[t], dc_prev_out=dc[1 - k])
+                backend.lstm_step_backward(
+                    dh[k],
+                    dc[k],
+                    gates[t],
+                    cs[t],
+                    cs[t + 1],
+                    dgates[t],
+                    Wh,
+                    Wh_T,
+                    dh[1 - k],
+                    act,
+                    dy=None if dys is None else dys[t],
+                    mask=None if step_mask is None else step_mask[t],
+                    dc_prev_out=dc[1 - k],
+                )
                 k = 1 - k
+
         backend.run_time_loop(buffers.graphs, ("backward", T, step_mask is not None, dys is not None, id(Wh)), steps)
         own = (lambda a: a.copy()) if buffers.shared else (lambda a: a)
         return dgates, (own(dh[T % 2]), own(dc[T % 2]))

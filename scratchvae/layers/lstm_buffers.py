@@ -15,25 +15,25 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-KEPT_BATCH_SIZES = 4      # buffer sets kept per layer (training and evaluation batches), least recent dropped
-STEP_ROUNDING = 64        # kept buffers grow to a multiple of this many steps (fewer re-captures)
+KEPT_BATCH_SIZES = 4  # buffer sets kept per layer (training and evaluation batches), least recent dropped
+STEP_ROUNDING = 64  # kept buffers grow to a multiple of this many steps (fewer re-captures)
 
 
 @dataclass
 class LoopBuffers:
     """The time loops' arrays for T steps of a batch of n (views of kept arrays when ``shared``)."""
 
-    gates: object        # (T, n, 4U) the input projection in, the activated gates out
-    hs: object           # (T + 1, n, U) h_0 .. h_T
-    cs: object           # (T + 1, n, U) c_0 .. c_T
-    mask: object         # (T, n) bool, False at padding (filled only for a masked call)
-    dgates: object       # (T, n, 4U) dz of every step
-    dys: object          # (T, n, U) the output gradient of every step (return_sequences)
-    dh: object           # (2, n, U) dh of step t and of step t - 1, in turn
-    dc: object           # (2, n, U) likewise dc
-    Wh_T: object         # (4U, U) the recurrent kernel, transposed, C-contiguous
-    graphs: dict         # captured time loops on these arrays, by key
-    shared: bool         # True: kept between calls (copy outputs out)
+    gates: object  # (T, n, 4U) the input projection in, the activated gates out
+    hs: object  # (T + 1, n, U) h_0 .. h_T
+    cs: object  # (T + 1, n, U) c_0 .. c_T
+    mask: object  # (T, n) bool, False at padding (filled only for a masked call)
+    dgates: object  # (T, n, 4U) dz of every step
+    dys: object  # (T, n, U) the output gradient of every step (return_sequences)
+    dh: object  # (2, n, U) dh of step t and of step t - 1, in turn
+    dc: object  # (2, n, U) likewise dc
+    Wh_T: object  # (4U, U) the recurrent kernel, transposed, C-contiguous
+    graphs: dict  # captured time loops on these arrays, by key
+    shared: bool  # True: kept between calls (copy outputs out)
 
     def ready_for_backward(self, xp) -> None:
         """Allocate the backward's arrays of a fresh set (a forward alone, as in evaluation, needs none)."""
@@ -75,18 +75,36 @@ class LoopBufferPool:
 
 def _allocate(xp, dtype, steps, batch, units, *, backward=True) -> dict:
     u = units
-    a = dict(gates=xp.empty((steps, batch, 4 * u), dtype=dtype), hs=xp.empty((steps + 1, batch, u), dtype=dtype),
-             cs=xp.empty((steps + 1, batch, u), dtype=dtype), mask=xp.empty((steps, batch), dtype=bool),
-             Wh_T=xp.empty((4 * u, u), dtype=dtype))
+    a = dict(
+        gates=xp.empty((steps, batch, 4 * u), dtype=dtype),
+        hs=xp.empty((steps + 1, batch, u), dtype=dtype),
+        cs=xp.empty((steps + 1, batch, u), dtype=dtype),
+        mask=xp.empty((steps, batch), dtype=bool),
+        Wh_T=xp.empty((4 * u, u), dtype=dtype),
+    )
     if backward:
-        a.update(dgates=xp.empty((steps, batch, 4 * u), dtype=dtype), dys=xp.empty((steps, batch, u), dtype=dtype),
-                 dh=xp.empty((2, batch, u), dtype=dtype), dc=xp.empty((2, batch, u), dtype=dtype))
+        a.update(
+            dgates=xp.empty((steps, batch, 4 * u), dtype=dtype),
+            dys=xp.empty((steps, batch, u), dtype=dtype),
+            dh=xp.empty((2, batch, u), dtype=dtype),
+            dc=xp.empty((2, batch, u), dtype=dtype),
+        )
     return a
 
 
 def _views(a, steps, graphs, *, shared) -> LoopBuffers:
     T = steps
-    first = (lambda name: a[name][:T] if name in a else None)
-    return LoopBuffers(gates=a["gates"][:T], hs=a["hs"][:T + 1], cs=a["cs"][:T + 1], mask=a["mask"][:T],
-                       dgates=first("dgates"), dys=first("dys"), dh=a.get("dh"), dc=a.get("dc"), Wh_T=a["Wh_T"],
-                       graphs=graphs, shared=shared)
+    first = lambda name: a[name][:T] if name in a else None
+    return LoopBuffers(
+        gates=a["gates"][:T],
+        hs=a["hs"][: T + 1],
+        cs=a["cs"][: T + 1],
+        mask=a["mask"][:T],
+        dgates=first("dgates"),
+        dys=first("dys"),
+        dh=a.get("dh"),
+        dc=a.get("dc"),
+        Wh_T=a["Wh_T"],
+        graphs=graphs,
+        shared=shared,
+    )

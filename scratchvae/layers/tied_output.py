@@ -22,7 +22,7 @@ class TiedOutput(Layer):
 
     def __init__(self, embedding: Embedding, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.embedding = embedding          # not a child: its parameter would be listed twice
+        self.embedding = embedding  # not a child: its parameter would be listed twice
         self.input_dim, self.units = embedding.output_dim, embedding.input_dim
         self.add_param("bias", np.zeros(self.units))
 

@@ -35,8 +35,9 @@ def _host_logp(model: SentenceVAE, logp: Array) -> np.ndarray:
     return out
 
 
-def _decode_left_to_right(model: SentenceVAE, z: Array, choose: Callable[[np.ndarray], np.ndarray],
-                          max_len: int) -> list[list[int]]:
+def _decode_left_to_right(
+    model: SentenceVAE, z: Array, choose: Callable[[np.ndarray], np.ndarray], max_len: int
+) -> list[list[int]]:
     """Run the decoder one word at a time, ``choose`` picking each next id (B,) from logp (B, V)."""
     n = z.shape[0]
     state = model.decoder_start(z)
@@ -59,8 +60,9 @@ def greedy(model: SentenceVAE, z: Array, max_len: int = 50) -> list[list[int]]:
     return _decode_left_to_right(model, z, lambda logp: logp.argmax(axis=1), max_len)
 
 
-def sample(model: SentenceVAE, z: Array, rng: np.random.Generator, temperature: float = 1.0,
-           max_len: int = 50) -> list[list[int]]:
+def sample(
+    model: SentenceVAE, z: Array, rng: np.random.Generator, temperature: float = 1.0, max_len: int = 50
+) -> list[list[int]]:
     """Each next word drawn from softmax(log p / temperature); temperature 0 is greedy.
 
     Sampling uses the Gumbel-max trick: argmax(log p / T + g), g = -log(-log u), u ~ U(0, 1).
@@ -77,8 +79,9 @@ def sample(model: SentenceVAE, z: Array, rng: np.random.Generator, temperature: 
     return _decode_left_to_right(model, z, choose, max_len)
 
 
-def beam_search(model: SentenceVAE, z: Array, beam_width: int = 5, max_len: int = 50,
-                length_penalty: float = 0.0) -> list[list[int]]:
+def beam_search(
+    model: SentenceVAE, z: Array, beam_width: int = 5, max_len: int = 50, length_penalty: float = 0.0
+) -> list[list[int]]:
     """The best of ``beam_width`` hypotheses kept at every step, for each code.
 
     Scores are sums of log-probabilities; finished hypotheses (ended by </s>) stay in the
@@ -90,10 +93,10 @@ def beam_search(model: SentenceVAE, z: Array, beam_width: int = 5, max_len: int 
     n, W = z.shape[0], beam_width
     xp = model.xp
     rows = np.repeat(np.arange(n), W)
-    zb = z[model.backend.asarray(rows)]                      # (B W, Z): each code W times
+    zb = z[model.backend.asarray(rows)]  # (B W, Z): each code W times
     state = model.decoder_start(zb)
     scores = np.full((n, W), -np.inf)
-    scores[:, 0] = 0.0                                        # one live hypothesis to start from
+    scores[:, 0] = 0.0  # one live hypothesis to start from
     history = np.zeros((n * W, 0), dtype=np.int64)
     done = np.zeros(n * W, dtype=bool)
     tokens = np.full(n * W, BOS_ID)
@@ -101,13 +104,13 @@ def beam_search(model: SentenceVAE, z: Array, beam_width: int = 5, max_len: int 
         logp, state = model.decoder_step(model.backend.asarray(tokens), state, zb)
         logp = _host_logp(model, logp)
         logp[done] = -np.inf
-        logp[done, PAD_ID] = 0.0                              # a finished hypothesis only pads
+        logp[done, PAD_ID] = 0.0  # a finished hypothesis only pads
         V = logp.shape[1]
         cand = (scores.reshape(-1, 1) + logp).reshape(n, W * V)
         k = min(W, W * V)
         best = np.argpartition(-cand, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(cand, best, axis=1), axis=1, kind="stable")
-        best = np.take_along_axis(best, order, axis=1)        # (B, W), best first
+        best = np.take_along_axis(best, order, axis=1)  # (B, W), best first
         scores = np.take_along_axis(cand, best, axis=1)
         parent = (np.arange(n)[:, None] * W + best // V).reshape(-1)
         tokens = (best % V).reshape(-1)
@@ -118,7 +121,7 @@ def beam_search(model: SentenceVAE, z: Array, beam_width: int = 5, max_len: int 
         if done.all():
             break
     lengths = np.array([len(_words(h, max_len)) + 1 for h in history]).reshape(n, W)  # words + </s>
-    final = scores / lengths ** length_penalty if length_penalty else scores
+    final = scores / lengths**length_penalty if length_penalty else scores
     winner = final.argmax(axis=1)
     return [_words(history[b * W + winner[b]], max_len) for b in range(n)]
 
@@ -133,8 +136,16 @@ def _words(ids: np.ndarray, max_len: int) -> list[int]:
     return out[:max_len]
 
 
-def decode(model: SentenceVAE, z: Array, method: str = "greedy", *, rng: np.random.Generator | None = None,
-           temperature: float = 1.0, beam_width: int = 5, max_len: int = 50) -> list[list[int]]:
+def decode(
+    model: SentenceVAE,
+    z: Array,
+    method: str = "greedy",
+    *,
+    rng: np.random.Generator | None = None,
+    temperature: float = 1.0,
+    beam_width: int = 5,
+    max_len: int = 50,
+) -> list[list[int]]:
     """Sentences (word-id lists) for codes z (B, Z) by ``method``: greedy, sample or beam."""
     if method == "greedy":
         return greedy(model, z, max_len)

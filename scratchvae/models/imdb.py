@@ -44,14 +44,14 @@ from .contract import check_kl_weight
 class IMDBVAEConfig:
     """Every size of the model. The defaults are the tutorial's (the ``seed`` preset)."""
 
-    vocab_size: int = 1000          # ids < vocab_size, reserved ids 0 (padding) and 1 (unknown) included
+    vocab_size: int = 1000  # ids < vocab_size, reserved ids 0 (padding) and 1 (unknown) included
     embedding_dim: int = 64
-    encoder_units: int = 500        # per direction of each bidirectional LSTM
+    encoder_units: int = 500  # per direction of each bidirectional LSTM
     hidden_units: int = 435
     latent_dim: int = 200
     decoder_units: int = 500
     sentiment_units: int = 100
-    epsilon_std: float = 0.01       # std of the reparameterisation noise while training
+    epsilon_std: float = 0.01  # std of the reparameterisation noise while training
     sentiment_weight: float = 1.0
     recurrent_activation: str = "sigmoid"
 
@@ -61,8 +61,10 @@ class IMDBVAEConfig:
             if f.type == "int" and (not isinstance(value, (int, np.integer)) or value < 1):
                 raise ValueError(f"{f.name} must be a positive integer, got {value!r}")
         if self.vocab_size < 3:
-            raise ValueError(f"vocab_size={self.vocab_size} leaves no room for words after the "
-                             "reserved ids 0 (padding) and 1 (unknown); use at least 3")
+            raise ValueError(
+                f"vocab_size={self.vocab_size} leaves no room for words after the "
+                "reserved ids 0 (padding) and 1 (unknown); use at least 3"
+            )
         if self.recurrent_activation not in RECURRENT_ACTIVATIONS:
             raise ValueError(f"recurrent_activation must be one of {RECURRENT_ACTIVATIONS}")
         for name in ("epsilon_std", "sentiment_weight"):
@@ -93,9 +95,15 @@ class IMDBVAE(Layer):
     predict_sentiment(ids) -> P(positive) (B,) from z_mean.
     """
 
-    def __init__(self, config: IMDBVAEConfig, *, rng: np.random.Generator | None = None,
-                 backend: str | NumpyBackend = "numpy", dtype: DTypeLike = np.float32,
-                 name: str = "imdb_vae") -> None:
+    def __init__(
+        self,
+        config: IMDBVAEConfig,
+        *,
+        rng: np.random.Generator | None = None,
+        backend: str | NumpyBackend = "numpy",
+        dtype: DTypeLike = np.float32,
+        name: str = "imdb_vae",
+    ) -> None:
         super().__init__(backend=backend, dtype=dtype, name=name)
         rng = rng if rng is not None else np.random.default_rng()
         self.config = c = config
@@ -103,8 +111,9 @@ class IMDBVAE(Layer):
         lstm = dict(recurrent_activation=c.recurrent_activation, **kw)
         add = self.add_child
         self.embedding = add("embedding", Embedding(c.vocab_size, c.embedding_dim, mask_zero=True, **kw))
-        self.encoder_0 = add("encoder_0", Bidirectional(c.embedding_dim, c.encoder_units,
-                                                        return_sequences=True, **lstm))
+        self.encoder_0 = add(
+            "encoder_0", Bidirectional(c.embedding_dim, c.encoder_units, return_sequences=True, **lstm)
+        )
         self.encoder_1 = add("encoder_1", Bidirectional(2 * c.encoder_units, c.encoder_units, **lstm))
         self.hidden = add("hidden", Dense(2 * c.encoder_units, c.hidden_units, "relu", **kw))
         self.z_mean = add("z_mean", Dense(c.hidden_units, c.latent_dim, **kw))
@@ -131,7 +140,7 @@ class IMDBVAE(Layer):
 
     def _decode(self, z, mask):
         """z (B, Z), mask (B, T) -> logits (B, T, V): the batch's one vocabulary-sized block."""
-        d = self.decoder_0.forward_repeated(z, mask.shape[1], mask)   # = RepeatVector(T) + LSTM
+        d = self.decoder_0.forward_repeated(z, mask.shape[1], mask)  # = RepeatVector(T) + LSTM
         return self.output.forward(self.decoder_1.forward(d, mask))
 
     def _sentiment_logit(self, z):
@@ -139,15 +148,23 @@ class IMDBVAE(Layer):
         return self.sentiment_output.forward(self.sentiment_hidden.forward(z))
 
     # ------------------------------------------------------------------ training
-    def forward(self, ids: Array, labels: np.ndarray, eps: Array | None, label_weights: np.ndarray | None = None,
-                *, kl_weight: float = 1.0, token_accuracy: bool = False) -> dict[str, float]:
+    def forward(
+        self,
+        ids: Array,
+        labels: np.ndarray,
+        eps: Array | None,
+        label_weights: np.ndarray | None = None,
+        *,
+        kl_weight: float = 1.0,
+        token_accuracy: bool = False,
+    ) -> dict[str, float]:
         check_kl_weight(kl_weight)
         xp, c = self.xp, self.config
         mean, logvar, mask = self._encode(ids)
         self.sampled = eps is not None
         z = self.sampler.forward(mean, logvar, eps) if self.sampled else mean
         logits = self._decode(z, mask)
-        device = {"tokens": mask.sum()}            # every term read back from the device at once, below
+        device = {"tokens": mask.sum()}  # every term read back from the device at once, below
         if token_accuracy:  # before the loss overwrites the logits with their gradient
             device["token_hits"] = ((logits.argmax(axis=-1) == ids) & mask).sum()
         device["reconstruction"] = self.reconstruction_loss.forward(logits, ids, mask, overwrite_logits=True)
@@ -165,8 +182,13 @@ class IMDBVAE(Layer):
         out = {}
         if token_accuracy:
             out["token_accuracy"] = terms["token_hits"] / max(tokens, 1.0)
-        out.update(loss=rec + kl_weight * kl + c.sentiment_weight * bce, reconstruction=rec,
-                   kl=kl, bce=bce, nll_per_token=rec * ids.shape[0] / max(tokens, 1.0))
+        out.update(
+            loss=rec + kl_weight * kl + c.sentiment_weight * bce,
+            reconstruction=rec,
+            kl=kl,
+            bce=bce,
+            nll_per_token=rec * ids.shape[0] / max(tokens, 1.0),
+        )
         if terms["labelled"] > 0:
             out["accuracy"] = terms["accuracy"]
         self.last_z_mean, self.kl_weight = mean, kl_weight
@@ -180,7 +202,8 @@ class IMDBVAE(Layer):
         dz = self.decoder_0.backward(d)
         # sentiment head on z
         dz = dz + self.sentiment_hidden.backward(
-            self.sentiment_output.backward(self.sentiment_loss.backward(dloss * c.sentiment_weight)))
+            self.sentiment_output.backward(self.sentiment_loss.backward(dloss * c.sentiment_weight))
+        )
         # z = mean + exp(logvar / 2) eps  (or z = mean when not sampled), plus the KL term
         dmean, dlogvar = self.sampler.backward(dz) if self.sampled else (dz, 0.0)
         kl_dmean, kl_dlogvar = self.kl_loss.backward(dloss * self.kl_weight)

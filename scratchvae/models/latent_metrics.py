@@ -41,16 +41,18 @@ def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     return (m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
-def importance_weighted_log_likelihood(log_px_given_z: np.ndarray, z: np.ndarray, mean: np.ndarray,
-                                       logvar: np.ndarray) -> np.ndarray:
+def importance_weighted_log_likelihood(
+    log_px_given_z: np.ndarray, z: np.ndarray, mean: np.ndarray, logvar: np.ndarray
+) -> np.ndarray:
     """(N,) estimates of log p(x) from K samples each.
 
     log_px_given_z (N, K)   log p(x_n | z_nk)
     z (N, K, Z)             the samples, drawn from q(z | x_n)
     mean, logvar (N, Z)     the parameters of q(z | x_n)
     """
-    log_w = (log_px_given_z + standard_normal_log_density(z)
-             - gaussian_log_density(z, mean[:, None, :], logvar[:, None, :]))
+    log_w = (
+        log_px_given_z + standard_normal_log_density(z) - gaussian_log_density(z, mean[:, None, :], logvar[:, None, :])
+    )
     return logsumexp(log_w, axis=1) - math.log(log_w.shape[1])
 
 
@@ -66,8 +68,9 @@ def active_units(mean: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> tuple
     return int((variance > threshold).sum()), variance
 
 
-def mutual_information(mean: np.ndarray, logvar: np.ndarray, rng: np.random.Generator, batch_size: int | None = None,
-                       chunk: int = 512) -> float:
+def mutual_information(
+    mean: np.ndarray, logvar: np.ndarray, rng: np.random.Generator, batch_size: int | None = None, chunk: int = 512
+) -> float:
     """He et al.'s estimate of I(x; z) in nats, from the posteriors of N examples (N, Z).
 
     ``batch_size`` None: q(z) is the mixture of all N posteriors; else of each batch's
@@ -78,13 +81,13 @@ def mutual_information(mean: np.ndarray, logvar: np.ndarray, rng: np.random.Gene
     size = n if batch_size is None else batch_size
     total = 0.0
     for start in range(0, n, size):
-        m, lv = mean[start:start + size], logvar[start:start + size]
+        m, lv = mean[start : start + size], logvar[start : start + size]
         b, d = m.shape
         z = m + np.exp(0.5 * lv) * rng.standard_normal(m.shape)
         neg_entropy = (-0.5 * d * LOG_2PI - 0.5 * (1.0 + lv).sum(axis=1)).mean()  # E_q log q(z|x)
         log_qz = np.empty(b)
         for i in range(0, b, chunk):  # log q(z_i) = logsumexp_j log q(z_i | x_j) - log b
-            dens = gaussian_log_density(z[i:i + chunk, None, :], m[None], lv[None])
-            log_qz[i:i + chunk] = logsumexp(dens, axis=1) - math.log(b)
+            dens = gaussian_log_density(z[i : i + chunk, None, :], m[None], lv[None])
+            log_qz[i : i + chunk] = logsumexp(dens, axis=1) - math.log(b)
         total += b * (neg_entropy - log_qz.mean())
     return total / n

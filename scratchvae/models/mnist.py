@@ -36,8 +36,7 @@ class DenseEncoder(Layer):
         dh = dmean W_m^T + dlog_var W_v^T   (h feeds both heads), then back through the hidden layer
     """
 
-    def __init__(self, input_dim: int, hidden: int, latent_dim: int, *, rng: np.random.Generator,
-                 **kwargs) -> None:
+    def __init__(self, input_dim: int, hidden: int, latent_dim: int, *, rng: np.random.Generator, **kwargs) -> None:
         super().__init__(**kwargs)
         kw = dict(rng=rng, backend=self.backend, dtype=self.dtype)
         self.hidden = self.add_child("hidden", Dense(input_dim, hidden, "relu", **kw))
@@ -60,8 +59,7 @@ class DenseDecoder(Layer):
     backward: dlogits (N, D) -> dz (N, Z)
     """
 
-    def __init__(self, latent_dim: int, hidden: int, output_dim: int, *, rng: np.random.Generator,
-                 **kwargs) -> None:
+    def __init__(self, latent_dim: int, hidden: int, output_dim: int, *, rng: np.random.Generator, **kwargs) -> None:
         super().__init__(**kwargs)
         kw = dict(rng=rng, backend=self.backend, dtype=self.dtype)
         self.hidden = self.add_child("hidden", Dense(latent_dim, hidden, "relu", **kw))
@@ -90,8 +88,9 @@ class DenseVAE(Layer):
     terms of each image.  Parameter paths: ``encoder/hidden/kernel``, ``decoder/logits/bias``, ...
     """
 
-    def __init__(self, input_dim: int = 784, hidden: int = 256, latent_dim: int = 2, *,
-                 rng: np.random.Generator, **kwargs) -> None:
+    def __init__(
+        self, input_dim: int = 784, hidden: int = 256, latent_dim: int = 2, *, rng: np.random.Generator, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.input_dim, self.hidden_dim, self.latent_dim = input_dim, hidden, latent_dim
         kw = dict(backend=self.backend, dtype=self.dtype)
@@ -109,11 +108,11 @@ class DenseVAE(Layer):
     def forward(self, x: Array, eps: Array, *, kl_weight: float = 1.0) -> dict[str, float]:
         check_kl_weight(kl_weight)
         mean, log_var = self.encoder.forward(x)
-        kl = self.kl.forward(mean, log_var)          # the KL module adds its term to the loss
+        kl = self.kl.forward(mean, log_var)  # the KL module adds its term to the loss
         z = self.sample.forward(mean, log_var, eps)
         nll = self.nll.forward(self.decoder.forward(z), x)
         self.kl_weight = kl_weight
-        terms = self.backend.to_floats({"nll": nll, "kl": kl})   # one read from the device
+        terms = self.backend.to_floats({"nll": nll, "kl": kl})  # one read from the device
         return {"loss": terms["nll"] + kl_weight * terms["kl"], **terms}
 
     def backward(self, dloss: float = 1.0) -> None:
@@ -134,10 +133,11 @@ class DenseVAE(Layer):
 
     def _chunks(self, x: np.ndarray, size: int) -> Iterator[Array]:
         for start in range(0, len(x), size):
-            yield self.backend.asarray(x[start:start + size], dtype=self.dtype)
+            yield self.backend.asarray(x[start : start + size], dtype=self.dtype)
 
-    def negative_elbo(self, x: np.ndarray, rng: np.random.Generator,
-                      batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    def negative_elbo(
+        self, x: np.ndarray, rng: np.random.Generator, batch_size: int = 500
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-image (nll, kl) on the host, (N,) each: one noise draw per image, analytic KL.
 
         x is a host array (N, D); the mean of nll + kl is the test loss in nats.
@@ -150,8 +150,14 @@ class DenseVAE(Layer):
             kl.append(self.backend.to_numpy(self.kl.per_example))
         return np.concatenate(nll).astype(np.float64), np.concatenate(kl).astype(np.float64)
 
-    def iw_nll(self, x: np.ndarray, K: int, rng: np.random.Generator, max_rows: int = 5000,
-               progress: Callable[[int], object] | None = None) -> np.ndarray:
+    def iw_nll(
+        self,
+        x: np.ndarray,
+        K: int,
+        rng: np.random.Generator,
+        max_rows: int = 5000,
+        progress: Callable[[int], object] | None = None,
+    ) -> np.ndarray:
         """Importance-weighted estimate of -log p(x) per image (N,), in nats, on the host.
 
             w_k = p(x | z_k) p(z_k) / q(z_k | x),   z_k = mean + std * eps_k,  eps_k ~ N(0, I)
@@ -167,15 +173,15 @@ class DenseVAE(Layer):
             b = len(xb)
             eps = self.backend.asarray(rng.standard_normal((b, K, Z)), dtype=self.dtype)
             mean, log_var = self.encode(xb)
-            z = mean[:, None, :] + xp.exp(0.5 * log_var)[:, None, :] * eps          # (b, K, Z)
-            logits = self.decoder.forward(z.reshape(b * K, Z)).reshape(b, K, -1)   # (b, K, D)
+            z = mean[:, None, :] + xp.exp(0.5 * log_var)[:, None, :] * eps  # (b, K, Z)
+            logits = self.decoder.forward(z.reshape(b * K, Z)).reshape(b, K, -1)  # (b, K, D)
             # log Bernoulli(x | sigmoid(l)) = x l - softplus(l)
             log_px = (xb[:, None, :] * logits - xp.logaddexp(0, logits)).sum(axis=2, dtype=xp.float64)
             # log N(z; 0, I) - log N(z; mean, std^2): the (2 pi)^(-Z/2) factors cancel,
             # and (z - mean) / std = eps
             log_pz = -0.5 * (z * z).sum(axis=2, dtype=xp.float64)
             log_qz = -0.5 * (eps * eps + log_var[:, None, :]).sum(axis=2, dtype=xp.float64)
-            log_w = log_px + log_pz - log_qz                                        # (b, K)
+            log_w = log_px + log_pz - log_qz  # (b, K)
             top = log_w.max(axis=1)
             lse = top + xp.log(xp.exp(log_w - top[:, None]).sum(axis=1))
             out.append(self.backend.to_numpy(math.log(K) - lse))
@@ -184,8 +190,8 @@ class DenseVAE(Layer):
         return np.concatenate(out)
 
 
-def build_model(config: dict, *, rng: np.random.Generator, backend: str | NumpyBackend = "numpy",
-                dtype: DTypeLike = np.float32) -> DenseVAE:
+def build_model(
+    config: dict, *, rng: np.random.Generator, backend: str | NumpyBackend = "numpy", dtype: DTypeLike = np.float32
+) -> DenseVAE:
     """A DenseVAE from :meth:`DenseVAE.config`'s dict."""
-    return DenseVAE(config["input_dim"], config["hidden"], config["latent_dim"], rng=rng,
-                    backend=backend, dtype=dtype)
+    return DenseVAE(config["input_dim"], config["hidden"], config["latent_dim"], rng=rng, backend=backend, dtype=dtype)

@@ -33,16 +33,16 @@ from .sentence import INIT_STATES, SentenceVAE, SentenceVAEConfig
 class ReviewVAEConfig:
     """Sizes and options; the defaults are the ``autoregressive`` preset's (see tasks/imdb.py)."""
 
-    vocab_size: int = 10_000        # ids < vocab_size: <pad>, <unk>, <s>, </s>, then the words
+    vocab_size: int = 10_000  # ids < vocab_size: <pad>, <unk>, <s>, </s>, then the words
     embedding_dim: int = 256
-    encoder_units: int = 256        # per direction of the BiLSTM encoder
+    encoder_units: int = 256  # per direction of the BiLSTM encoder
     decoder_units: int = 256
     latent_dim: int = 32
-    z_every_step: bool = True       # z concatenated to every decoder input
+    z_every_step: bool = True  # z concatenated to every decoder input
     init_state: str = "hc"
-    free_bits: float = 0.25         # nats per latent unit (GaussianKL)
+    free_bits: float = 0.25  # nats per latent unit (GaussianKL)
     decoder_dropout: float = 0.0
-    tie_embeddings: bool = True     # needs embedding_dim == decoder_units
+    tie_embeddings: bool = True  # needs embedding_dim == decoder_units
     sentiment_weight: float = 20.0
     recurrent_activation: str = "sigmoid"
 
@@ -52,8 +52,10 @@ class ReviewVAEConfig:
             if f.type == "int" and (not isinstance(value, (int, np.integer)) or value < 1):
                 raise ValueError(f"{f.name} must be a positive integer, got {value!r}")
         if self.vocab_size < 5:
-            raise ValueError(f"vocab_size={self.vocab_size} leaves no room for words after the 4 reserved ids "
-                             "(<pad>, <unk>, <s>, </s>); use at least 5")
+            raise ValueError(
+                f"vocab_size={self.vocab_size} leaves no room for words after the 4 reserved ids "
+                "(<pad>, <unk>, <s>, </s>); use at least 5"
+            )
         if self.recurrent_activation not in RECURRENT_ACTIVATIONS:
             raise ValueError(f"recurrent_activation must be one of {RECURRENT_ACTIVATIONS}")
         if self.init_state not in INIT_STATES:
@@ -66,11 +68,19 @@ class ReviewVAEConfig:
     def sentence_config(self) -> SentenceVAEConfig:
         """The config of the sentence VAE inside: a BiLSTM encoder and these sizes and options."""
         return SentenceVAEConfig(
-            vocab_size=self.vocab_size, embedding_dim=self.embedding_dim, encoder_units=self.encoder_units,
-            decoder_units=self.decoder_units, latent_dim=self.latent_dim, bidirectional=True,
-            z_every_step=self.z_every_step, init_state=self.init_state, free_bits=self.free_bits,
-            decoder_dropout=self.decoder_dropout, tie_embeddings=self.tie_embeddings,
-            recurrent_activation=self.recurrent_activation)
+            vocab_size=self.vocab_size,
+            embedding_dim=self.embedding_dim,
+            encoder_units=self.encoder_units,
+            decoder_units=self.decoder_units,
+            latent_dim=self.latent_dim,
+            bidirectional=True,
+            z_every_step=self.z_every_step,
+            init_state=self.init_state,
+            free_bits=self.free_bits,
+            decoder_dropout=self.decoder_dropout,
+            tie_embeddings=self.tie_embeddings,
+            recurrent_activation=self.recurrent_activation,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,22 +113,37 @@ class ReviewVAE(Layer):
         self.sentiment = self.add_child("sentiment", Dense(c.latent_dim, 1, rng=rng, **kw))
         self.sentiment_loss = BinaryCrossEntropy(**kw)
 
-    def forward(self, encoder_ids: Array, targets: Array, decoder_ids: Array, labels: np.ndarray, eps: Array,
-                label_weights: np.ndarray | None = None, *, kl_weight: float = 1.0,
-                rng: np.random.Generator | None = None) -> dict[str, float]:
+    def forward(
+        self,
+        encoder_ids: Array,
+        targets: Array,
+        decoder_ids: Array,
+        labels: np.ndarray,
+        eps: Array,
+        label_weights: np.ndarray | None = None,
+        *,
+        kl_weight: float = 1.0,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, float]:
         xp = self.xp
-        terms, mean = self.vae.forward_with_mean(targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng,
-                                                 encoder_ids=encoder_ids)
-        logit = self.sentiment.forward(mean)                                    # (B, 1)
+        terms, mean = self.vae.forward_with_mean(
+            targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng, encoder_ids=encoder_ids
+        )
+        logit = self.sentiment.forward(mean)  # (B, 1)
         y = xp.asarray(labels, dtype=self.dtype).reshape(-1, 1)
         weights = None if label_weights is None else xp.asarray(label_weights, dtype=self.dtype)
         bce = self.sentiment_loss.forward(logit, y, weights)
         w = xp.ones(len(labels), dtype=self.dtype) if weights is None else weights
         correct = ((logit[:, 0] > 0) == (y[:, 0] > 0.5)).astype(self.dtype)
-        head = self.backend.to_floats({"bce": bce, "tokens": (targets != 0).sum(), "labelled": w.sum(),
-                                       "correct": (correct * w).sum()})      # one read from the device
-        out = {**terms, "loss": terms["loss"] + self.config.sentiment_weight * head["bce"], "bce": head["bce"],
-               "nll_per_token": terms["rec"] * targets.shape[0] / max(head["tokens"], 1.0)}
+        head = self.backend.to_floats(
+            {"bce": bce, "tokens": (targets != 0).sum(), "labelled": w.sum(), "correct": (correct * w).sum()}
+        )  # one read from the device
+        out = {
+            **terms,
+            "loss": terms["loss"] + self.config.sentiment_weight * head["bce"],
+            "bce": head["bce"],
+            "nll_per_token": terms["rec"] * targets.shape[0] / max(head["tokens"], 1.0),
+        }
         if head["labelled"] > 0:
             out["accuracy"] = head["correct"] / head["labelled"]
         return out

@@ -58,14 +58,14 @@ class SentenceVAEConfig:
     encoder_units: int = 191
     decoder_units: int = 191
     latent_dim: int = 13
-    bidirectional: bool = False      # BiLSTM encoder, final states of both directions concatenated
-    z_every_step: bool = False       # concatenate z to every decoder input embedding
-    init_state: str = "hc"           # "hc": h0 and c0 from z; "h": h0 from z, c0 = 0
-    init_activation: str = "tanh"    # of the Dense layer z -> initial state: "tanh" or "linear"
-    free_bits: float = 0.0           # nats per latent unit (GaussianKL)
-    decoder_dropout: float = 0.0     # dropout on the decoder's input embeddings and on its outputs
-    train_embeddings: bool = True    # False: the embedding table stays as loaded (frozen GloVe)
-    tie_embeddings: bool = False     # the output layer's weights are the embedding table, transposed
+    bidirectional: bool = False  # BiLSTM encoder, final states of both directions concatenated
+    z_every_step: bool = False  # concatenate z to every decoder input embedding
+    init_state: str = "hc"  # "hc": h0 and c0 from z; "h": h0 from z, c0 = 0
+    init_activation: str = "tanh"  # of the Dense layer z -> initial state: "tanh" or "linear"
+    free_bits: float = 0.0  # nats per latent unit (GaussianKL)
+    decoder_dropout: float = 0.0  # dropout on the decoder's input embeddings and on its outputs
+    train_embeddings: bool = True  # False: the embedding table stays as loaded (frozen GloVe)
+    tie_embeddings: bool = False  # the output layer's weights are the embedding table, transposed
     recurrent_activation: str = "sigmoid"
 
     def __post_init__(self) -> None:
@@ -79,8 +79,10 @@ class SentenceVAEConfig:
         if not 0.0 <= self.decoder_dropout < 1.0:
             raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
         if self.tie_embeddings and self.embedding_dim != self.decoder_units:
-            raise ValueError(f"tied embeddings need embedding_dim == decoder_units, got "
-                             f"{self.embedding_dim} and {self.decoder_units}")
+            raise ValueError(
+                f"tied embeddings need embedding_dim == decoder_units, got "
+                f"{self.embedding_dim} and {self.decoder_units}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,8 +110,14 @@ class SentenceVAE(Layer):
     Children: embedding, encoder, to_mean, to_logvar, to_state, decoder, output.
     """
 
-    def __init__(self, config: SentenceVAEConfig, *, embedding_weights: np.ndarray | None = None,
-                 rng: np.random.Generator | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        config: SentenceVAEConfig,
+        *,
+        embedding_weights: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+        **kwargs,
+    ) -> None:
         kwargs.setdefault("name", "sentence_vae")
         super().__init__(**kwargs)
         self.config = c = config
@@ -117,12 +125,15 @@ class SentenceVAE(Layer):
         kw = dict(backend=self.backend, dtype=self.dtype, rng=rng)
         lstm_kw = dict(recurrent_activation=c.recurrent_activation)
 
-        self.embedding = self.add_child("embedding", Embedding(
-            c.vocab_size, c.embedding_dim, mask_zero=True, trainable=c.train_embeddings, **kw))
+        self.embedding = self.add_child(
+            "embedding", Embedding(c.vocab_size, c.embedding_dim, mask_zero=True, trainable=c.train_embeddings, **kw)
+        )
         if embedding_weights is not None:
             if tuple(embedding_weights.shape) != (c.vocab_size, c.embedding_dim):
-                raise ValueError(f"embedding weights have shape {tuple(embedding_weights.shape)}, "
-                                 f"expected {(c.vocab_size, c.embedding_dim)}")
+                raise ValueError(
+                    f"embedding weights have shape {tuple(embedding_weights.shape)}, "
+                    f"expected {(c.vocab_size, c.embedding_dim)}"
+                )
             self.embedding.params["embeddings"][...] = self.backend.asarray(embedding_weights, self.dtype)
         if c.bidirectional:
             encoder = Bidirectional(c.embedding_dim, c.encoder_units, **lstm_kw, **kw)
@@ -136,11 +147,11 @@ class SentenceVAE(Layer):
         state_size = c.decoder_units * (2 if c.init_state == "hc" else 1)
         self.to_state = self.add_child("to_state", Dense(c.latent_dim, state_size, c.init_activation, **kw))
         decoder_input = c.embedding_dim + (c.latent_dim if c.z_every_step else 0)
-        self.decoder = self.add_child("decoder", LSTM(decoder_input, c.decoder_units, return_sequences=True,
-                                                      **lstm_kw, **kw))
+        self.decoder = self.add_child(
+            "decoder", LSTM(decoder_input, c.decoder_units, return_sequences=True, **lstm_kw, **kw)
+        )
         if c.tie_embeddings:
-            self.output = self.add_child("output", TiedOutput(self.embedding, backend=self.backend,
-                                                              dtype=self.dtype))
+            self.output = self.add_child("output", TiedOutput(self.embedding, backend=self.backend, dtype=self.dtype))
         else:
             self.output = self.add_child("output", Dense(c.decoder_units, c.vocab_size, **kw))
         self.dropout_in = Dropout(c.decoder_dropout, backend=self.backend, dtype=self.dtype)
@@ -182,15 +193,29 @@ class SentenceVAE(Layer):
         return (logits, final_state) if return_state else logits
 
     # ------------------------------------------------------------------ training
-    def forward(self, targets: Array, decoder_ids: Array, eps: Array, *, kl_weight: float = 1.0,
-                rng: np.random.Generator | None = None) -> dict[str, float]:
+    def forward(
+        self,
+        targets: Array,
+        decoder_ids: Array,
+        eps: Array,
+        *,
+        kl_weight: float = 1.0,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, float]:
         """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward.
         ``rng`` draws the decoder's dropout masks (training); None: no dropout."""
         return self.forward_with_mean(targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng)[0]
 
-    def forward_with_mean(self, targets: Array, decoder_ids: Array, eps: Array, *, kl_weight: float = 1.0,
-                          rng: np.random.Generator | None = None,
-                          encoder_ids: Array | None = None) -> tuple[dict[str, float], Array]:
+    def forward_with_mean(
+        self,
+        targets: Array,
+        decoder_ids: Array,
+        eps: Array,
+        *,
+        kl_weight: float = 1.0,
+        rng: np.random.Generator | None = None,
+        encoder_ids: Array | None = None,
+    ) -> tuple[dict[str, float], Array]:
         """:meth:`forward`'s terms and the posterior mean (B, Z), for a model that puts a head on the mean
         (the IMDB review VAE; :meth:`backward`'s ``dmean`` brings the head's gradient back).
 
@@ -203,7 +228,7 @@ class SentenceVAE(Layer):
             emb = self.embedding.forward(xp.concatenate([targets, decoder_ids]))  # (2B, T, E), one lookup
             encoder_x, decoder_x, encoder_ids = emb[:n], emb[n:], targets
             self.encoder_width = None
-        else:                          # the two widths differ: one lookup of (B, T_e + T), split by columns
+        else:  # the two widths differ: one lookup of (B, T_e + T), split by columns
             self.encoder_width = width = encoder_ids.shape[1]
             emb = self.embedding.forward(xp.concatenate([encoder_ids, decoder_ids], axis=1))
             encoder_x, decoder_x = xp.ascontiguousarray(emb[:, :width]), xp.ascontiguousarray(emb[:, width:])
@@ -213,8 +238,9 @@ class SentenceVAE(Layer):
         rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
         kl_term = self.kl_loss.forward(mean, logvar)
         self.kl_weight = kl_weight
-        terms = self.backend.to_floats({"rec": rec, "kl": self.kl_loss.per_example.mean(),
-                                        "kl_term": kl_term})      # one read from the device
+        terms = self.backend.to_floats(
+            {"rec": rec, "kl": self.kl_loss.per_example.mean(), "kl_term": kl_term}
+        )  # one read from the device
         return {"loss": terms["rec"] + kl_weight * terms["kl_term"], **terms}, mean
 
     def backward(self, dloss: float = 1.0, dmean: Array | None = None) -> None:
@@ -222,18 +248,19 @@ class SentenceVAE(Layer):
         ``dmean`` (B, Z), if given, is the gradient of a further loss term with respect to the posterior mean."""
         xp, c = self.xp, self.config
         dh = self.dropout_out.backward(self.output.backward(self.reconstruction.backward(dloss)))  # (B, T, U_d)
-        dx, (dh0, dc0) = self.decoder.backward(dh, return_state=True)     # (B, T, E [+ Z]), (B, U_d) each
+        dx, (dh0, dc0) = self.decoder.backward(dh, return_state=True)  # (B, T, E [+ Z]), (B, U_d) each
         dz = self.to_state.backward(xp.concatenate([dh0, dc0], axis=1) if c.init_state == "hc" else dh0)
-        if c.z_every_step:                 # z fed to every step: its gradient sums over the steps
-            dz = dz + dx[..., c.embedding_dim:].sum(axis=1)
-            dx = dx[..., :c.embedding_dim]
+        if c.z_every_step:  # z fed to every step: its gradient sums over the steps
+            dz = dz + dx[..., c.embedding_dim :].sum(axis=1)
+            dx = dx[..., : c.embedding_dim]
         dmean_z, dlogvar = self.sampler.backward(dz)
         dmean_z = dmean_z if dmean is None else dmean_z + dmean
         dmean_kl, dlogvar_kl = self.kl_loss.backward(dloss * self.kl_weight)
         de = self.to_mean.backward(dmean_z + dmean_kl) + self.to_logvar.backward(dlogvar + dlogvar_kl)
         dx_enc = self.encoder.backward(de)
-        self.embedding.backward(xp.concatenate([dx_enc, self.dropout_in.backward(dx)],
-                                               axis=0 if self.encoder_width is None else 1))
+        self.embedding.backward(
+            xp.concatenate([dx_enc, self.dropout_in.backward(dx)], axis=0 if self.encoder_width is None else 1)
+        )
 
     # ------------------------------------------------------------------ inference
     def encode(self, ids: Array) -> tuple[Array, Array]:
@@ -246,16 +273,16 @@ class SentenceVAE(Layer):
         logits = self._decode(self.embedding.forward(decoder_ids), z)
         n, T, V = logits.shape
         mask = (targets != PAD_ID).astype(self.dtype)
-        nll = self.backend.softmax_cross_entropy(logits.reshape(n * T, V), targets.reshape(-1),
-                                                 xp.zeros(n * T, dtype=self.dtype))
+        nll = self.backend.softmax_cross_entropy(
+            logits.reshape(n * T, V), targets.reshape(-1), xp.zeros(n * T, dtype=self.dtype)
+        )
         return -(nll.reshape(n, T) * mask).sum(axis=1)
 
     def decoder_start(self, z: Array) -> tuple[Array, Array]:
         """The decoder's initial state (h0, c0) for latent codes z (B, Z)."""
         return self._initial_state(z)
 
-    def decoder_step(self, tokens: Array, state: tuple[Array, Array],
-                     z: Array) -> tuple[Array, tuple[Array, Array]]:
+    def decoder_step(self, tokens: Array, state: tuple[Array, Array], z: Array) -> tuple[Array, tuple[Array, Array]]:
         """One decoder step: tokens (B,) int, state (h, c) -> (log-probabilities (B, V), new state).
 
         The LSTM's forward on a T=1 sequence with ``initial_state``; a sequence decoded

@@ -30,18 +30,26 @@ HELP = {
 }
 
 EXAMPLES = {
-    "imdb": ("python -m scratchvae.train imdb --out runs/imdb",
-             "python -m scratchvae.train imdb --preset seed --train-size 2000 --epochs 1",
-             "python -m scratchvae.train imdb --backend cupy --unlabelled"),
-    "ptb": ("python -m scratchvae.train ptb --out runs/ptb",
-            "python -m scratchvae.train ptb --epochs 30 --kl-schedule cyclical --word-dropout 0.5",
-            "mpirun -n 2 python -m scratchvae.train ptb --distributed"),
-    "text": ("python -m scratchvae.train text --file sentences.txt --out runs/mine",
-             "python -m scratchvae.train text --file questions.csv --column question1 --max-len 30",
-             "python -m scratchvae.train text --file train.txt --glove glove.6B.300d.txt --embedding-dim 300"),
-    "mnist": ("python -m scratchvae.train mnist --epochs 50 --out runs/mnist",
-              "python -m scratchvae.train mnist --latent-dim 16 --binarize",
-              "python -m scratchvae.train mnist --out runs/mnist --resume"),
+    "imdb": (
+        "python -m scratchvae.train imdb --out runs/imdb",
+        "python -m scratchvae.train imdb --preset seed --train-size 2000 --epochs 1",
+        "python -m scratchvae.train imdb --backend cupy --unlabelled",
+    ),
+    "ptb": (
+        "python -m scratchvae.train ptb --out runs/ptb",
+        "python -m scratchvae.train ptb --epochs 30 --kl-schedule cyclical --word-dropout 0.5",
+        "mpirun -n 2 python -m scratchvae.train ptb --distributed",
+    ),
+    "text": (
+        "python -m scratchvae.train text --file sentences.txt --out runs/mine",
+        "python -m scratchvae.train text --file questions.csv --column question1 --max-len 30",
+        "python -m scratchvae.train text --file train.txt --glove glove.6B.300d.txt --embedding-dim 300",
+    ),
+    "mnist": (
+        "python -m scratchvae.train mnist --epochs 50 --out runs/mnist",
+        "python -m scratchvae.train mnist --latent-dim 16 --binarize",
+        "python -m scratchvae.train mnist --out runs/mnist --resume",
+    ),
 }
 
 
@@ -49,5 +57,6 @@ def task_module(name: str):
     """The module implementing task ``name``."""
     if name not in TASKS:
         from ..data.errors import DataError
+
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(TASKS)}")
     return importlib.import_module(TASKS[name])

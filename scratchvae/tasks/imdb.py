@@ -65,18 +65,18 @@ EVAL_BATCH = 64
 class Preset:
     model: IMDBVAEConfig | ReviewVAEConfig
     max_len: int
-    padding: str          # "pre" or "post"
-    bucket: bool          # batches of similar lengths
+    padding: str  # "pre" or "post"
+    bucket: bool  # batches of similar lengths
     val_size: int
     epochs: int
     batch_size: int
     lr: float
     lr_decay: float = 1.0
     clipnorm: float | None = None
-    truncating: str = "pre"              # long reviews keep their last ("pre") or first ("post") max_len words
-    decoder_len: int | None = None       # autoregressive: words the decoder rebuilds
-    word_dropout: float | None = None    # autoregressive: rate of <unk> in the decoder inputs
-    kl_schedule: str | None = None       # autoregressive: KL annealing (models/annealing.py)
+    truncating: str = "pre"  # long reviews keep their last ("pre") or first ("post") max_len words
+    decoder_len: int | None = None  # autoregressive: words the decoder rebuilds
+    word_dropout: float | None = None  # autoregressive: rate of <unk> in the decoder inputs
+    kl_schedule: str | None = None  # autoregressive: KL annealing (models/annealing.py)
 
     @property
     def autoregressive(self) -> bool:
@@ -84,21 +84,53 @@ class Preset:
 
 
 PRESETS = {
-    "seed": Preset(IMDBVAEConfig(), max_len=300, padding="pre", bucket=False, val_size=2500,
-                   epochs=1, batch_size=10, lr=1e-3),
-    "repeat": Preset(IMDBVAEConfig(vocab_size=10000, embedding_dim=64, encoder_units=128,
-                                   hidden_units=128, latent_dim=64, decoder_units=128,
-                                   sentiment_units=64, epsilon_std=0.01, sentiment_weight=20.0),
-                     max_len=400, padding="post", bucket=True, val_size=2500, epochs=3,
-                     batch_size=32, lr=2e-3, lr_decay=0.6),
-    "autoregressive": Preset(ReviewVAEConfig(), max_len=400, padding="post", truncating="post", bucket=True,
-                             val_size=2500, epochs=3, batch_size=32, lr=2e-3, lr_decay=0.6, clipnorm=5.0,
-                             decoder_len=100, word_dropout=0.3, kl_schedule="logistic"),
+    "seed": Preset(
+        IMDBVAEConfig(), max_len=300, padding="pre", bucket=False, val_size=2500, epochs=1, batch_size=10, lr=1e-3
+    ),
+    "repeat": Preset(
+        IMDBVAEConfig(
+            vocab_size=10000,
+            embedding_dim=64,
+            encoder_units=128,
+            hidden_units=128,
+            latent_dim=64,
+            decoder_units=128,
+            sentiment_units=64,
+            epsilon_std=0.01,
+            sentiment_weight=20.0,
+        ),
+        max_len=400,
+        padding="post",
+        bucket=True,
+        val_size=2500,
+        epochs=3,
+        batch_size=32,
+        lr=2e-3,
+        lr_decay=0.6,
+    ),
+    "autoregressive": Preset(
+        ReviewVAEConfig(),
+        max_len=400,
+        padding="post",
+        truncating="post",
+        bucket=True,
+        val_size=2500,
+        epochs=3,
+        batch_size=32,
+        lr=2e-3,
+        lr_decay=0.6,
+        clipnorm=5.0,
+        decoder_len=100,
+        word_dropout=0.3,
+        kl_schedule="logistic",
+    ),
 }
 DEFAULT_PRESET = "autoregressive"
-PRESET_HELP = {"seed": "the Keras tutorial exactly",
-               "repeat": "the tutorial's z-repeated decoder sized for a CPU (the default before issue 22)",
-               "autoregressive": "an autoregressive decoder (the sentence VAE's) and a sentiment head on z"}
+PRESET_HELP = {
+    "seed": "the Keras tutorial exactly",
+    "repeat": "the tutorial's z-repeated decoder sized for a CPU (the default before issue 22)",
+    "autoregressive": "an autoregressive decoder (the sentence VAE's) and a sentiment head on z",
+}
 
 # flag -> model config field, for the model sizes, options and loss weights of every preset's model.
 _FIELDS = {f.name: f for config in (IMDBVAEConfig, ReviewVAEConfig) for f in fields(config)}
@@ -106,34 +138,45 @@ _MODEL_FLAGS = {name: "--" + name.replace("_", "-") for name in _FIELDS}
 
 
 # The model flags' types and help: sizes are positive, the noise and the loss weights non-negative.
-_MODEL_TYPES = {"epsilon_std": non_negative_float, "kl_weight": non_negative_float,
-                "sentiment_weight": non_negative_float, "recurrent_activation": str,
-                "free_bits": non_negative_float, "decoder_dropout": fraction, "init_state": str}
+_MODEL_TYPES = {
+    "epsilon_std": non_negative_float,
+    "kl_weight": non_negative_float,
+    "sentiment_weight": non_negative_float,
+    "recurrent_activation": str,
+    "free_bits": non_negative_float,
+    "decoder_dropout": fraction,
+    "init_state": str,
+}
 _MODEL_HELP = {
     "vocab_size": "the most frequent training words kept, the reserved ids included (2: padding, unknown; "
-                  "autoregressive 4: and <s>, </s>)",
+    "autoregressive 4: and <s>, </s>)",
     "embedding_dim": "size of the word vectors",
     "encoder_units": "units of each direction of the encoder BiLSTMs (2 of them; autoregressive 1)",
-    "hidden_units": "units of the Dense layer between the encoder and z", "latent_dim": "size of the latent code z",
+    "hidden_units": "units of the Dense layer between the encoder and z",
+    "latent_dim": "size of the latent code z",
     "decoder_units": "units of the decoder LSTMs (2 of them; autoregressive 1)",
     "sentiment_units": "units of the sentiment head's hidden layer",
     "epsilon_std": "std of the reparameterisation noise while training",
-    "kl_weight": "weight of the KL term in the loss", "sentiment_weight": "weight of the sentiment loss",
+    "kl_weight": "weight of the KL term in the loss",
+    "sentiment_weight": "weight of the sentiment loss",
     "recurrent_activation": "the LSTMs' gate activation (hard_sigmoid: Keras 2's)",
     "z_every_step": "autoregressive: also feed z to the decoder at every step",
     "init_state": "autoregressive: the decoder's initial state from z: hc = h0 and c0, h = h0 only",
     "free_bits": "autoregressive: nats per latent unit below which KL is not pushed down",
     "decoder_dropout": "autoregressive: dropout on the decoder's inputs and outputs, in training",
     "tie_embeddings": "autoregressive: the output layer reads the embedding table transposed "
-                      "(needs --embedding-dim equal to --decoder-units)",
+    "(needs --embedding-dim equal to --decoder-units)",
 }
 _CHOICES = {"recurrent_activation": ("sigmoid", "hard_sigmoid"), "init_state": ("h", "hc")}
 
 
 def presets_with(key: str) -> list[str]:
     """The presets whose model, or data settings, have ``key``."""
-    return [name for name, p in PRESETS.items()
-            if (key in {f.name for f in fields(p.model)} if key in _FIELDS else getattr(p, key, None) is not None)]
+    return [
+        name
+        for name, p in PRESETS.items()
+        if (key in {f.name for f in fields(p.model)} if key in _FIELDS else getattr(p, key, None) is not None)
+    ]
 
 
 _AUTOREGRESSIVE_DATA = ("decoder_len", "word_dropout", "kl_schedule")
@@ -150,7 +193,7 @@ def _shown(value) -> str:
 def preset_default(key: str) -> str:
     """--help's default for a flag the preset decides, e.g. "the preset's: 0.002 for autoregressive, 0.001 for
     seed"; a setting only some presets' models have is shown for those."""
-    order = sorted(PRESETS, key=lambda name: name != DEFAULT_PRESET)     # the default preset first
+    order = sorted(PRESETS, key=lambda name: name != DEFAULT_PRESET)  # the default preset first
     if key in _MODEL_FLAGS:
         order = [name for name in order if key in {f.name for f in fields(PRESETS[name].model)}]
     elif key in _AUTOREGRESSIVE_DATA:
@@ -171,39 +214,86 @@ def preset_values(args) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g = parser.add_argument_group("model (unset flags take the preset's value)")
-    g.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
-                   help="; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items()))
+    g.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=DEFAULT_PRESET,
+        help="; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items()),
+    )
     for name, field in _FIELDS.items():
         help = f"{_MODEL_HELP[name]} (default: {preset_default(name)})"
         if field.type == "bool":
-            g.add_argument(_MODEL_FLAGS[name], dest=name, action=argparse.BooleanOptionalAction, default=None,
-                           help=help)
+            g.add_argument(
+                _MODEL_FLAGS[name], dest=name, action=argparse.BooleanOptionalAction, default=None, help=help
+            )
             continue
         extra = {"choices": _CHOICES[name]} if name in _CHOICES else {"metavar": "X" if field.type == "float" else "N"}
-        g.add_argument(_MODEL_FLAGS[name], dest=name, type=_MODEL_TYPES.get(name, positive_int), default=None,
-                       help=help, **extra)
+        g.add_argument(
+            _MODEL_FLAGS[name], dest=name, type=_MODEL_TYPES.get(name, positive_int), default=None, help=help, **extra
+        )
     g = parser.add_argument_group("data")
-    g.add_argument("--max-len", type=positive_int, default=None, metavar="N",
-                   help=f"words kept per review: the last ones (seed, repeat) or the first (autoregressive) "
-                        f"(default: {preset_default('max_len')})")
-    g.add_argument("--decoder-len", type=positive_int, default=None, metavar="N",
-                   help="autoregressive: the decoder rebuilds each review's first N words (and </s> where the "
-                        f"review ends within them), at most --max-len (default: {preset_default('decoder_len')})")
-    g.add_argument("--padding", choices=("pre", "post"), default=None,
-                   help=f"pad short reviews at the start or the end (default: {preset_default('padding')})")
-    g.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"batch reviews of similar lengths together (default: {preset_default('bucket')})")
-    g.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                   help="train on N labelled reviews (default: all not held out)")
-    g.add_argument("--val-size", type=non_negative_int, default=None, metavar="N",
-                   help=f"labelled training reviews held out for validation (default: {preset_default('val_size')})")
-    g.add_argument("--unlabelled", nargs="?", const=-1, type=positive_int, default=0, metavar="N",
-                   help="semi-supervised: also train reconstruction and KL on the unlabelled reviews "
-                        "(all 50k, or N of them; default: none)")
+    g.add_argument(
+        "--max-len",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"words kept per review: the last ones (seed, repeat) or the first (autoregressive) "
+        f"(default: {preset_default('max_len')})",
+    )
+    g.add_argument(
+        "--decoder-len",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="autoregressive: the decoder rebuilds each review's first N words (and </s> where the "
+        f"review ends within them), at most --max-len (default: {preset_default('decoder_len')})",
+    )
+    g.add_argument(
+        "--padding",
+        choices=("pre", "post"),
+        default=None,
+        help=f"pad short reviews at the start or the end (default: {preset_default('padding')})",
+    )
+    g.add_argument(
+        "--bucket",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"batch reviews of similar lengths together (default: {preset_default('bucket')})",
+    )
+    g.add_argument(
+        "--train-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="train on N labelled reviews (default: all not held out)",
+    )
+    g.add_argument(
+        "--val-size",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help=f"labelled training reviews held out for validation (default: {preset_default('val_size')})",
+    )
+    g.add_argument(
+        "--unlabelled",
+        nargs="?",
+        const=-1,
+        type=positive_int,
+        default=0,
+        metavar="N",
+        help="semi-supervised: also train reconstruction and KL on the unlabelled reviews "
+        "(all 50k, or N of them; default: none)",
+    )
     add_flag(g, "no_download")
     from .sentence import add_objective_arguments
-    add_objective_arguments(parser.add_argument_group("objective (autoregressive)"), scaled=True,
-                            word_dropout=None, kl_schedule=None, free_bits=False)
+
+    add_objective_arguments(
+        parser.add_argument_group("objective (autoregressive)"),
+        scaled=True,
+        word_dropout=None,
+        kl_schedule=None,
+        free_bits=False,
+    )
 
 
 # --------------------------------------------------------------------- data
@@ -213,29 +303,48 @@ def resolve_preset(args) -> tuple[IMDBVAEConfig, dict]:
     overrides = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k, None) is not None}
     own = {f.name for f in fields(preset.model)}
     given = [k for k in overrides if k not in own]
-    given += [k for k in ("decoder_len", "word_dropout", "kl_schedule", "kl_steps", "kl_k", "kl_x0")
-              if not preset.autoregressive and getattr(args, k, None) is not None]
+    given += [
+        k
+        for k in ("decoder_len", "word_dropout", "kl_schedule", "kl_steps", "kl_k", "kl_x0")
+        if not preset.autoregressive and getattr(args, k, None) is not None
+    ]
     if given:
         flag = "--" + given[0].replace("_", "-")
-        raise DataError(f"{flag} is not a setting of the {args.preset} preset's model; it belongs to "
-                        f"--preset {' or '.join(presets_with(given[0]) or ['autoregressive'])}")
+        raise DataError(
+            f"{flag} is not a setting of the {args.preset} preset's model; it belongs to "
+            f"--preset {' or '.join(presets_with(given[0]) or ['autoregressive'])}"
+        )
     try:
         config = replace(preset.model, **overrides)
     except ValueError as exc:  # e.g. a vocabulary with no room beside the reserved ids
         raise DataError(f"{exc} (set by --preset {args.preset} and the size flags)") from None
     pick = lambda key: getattr(preset, key) if getattr(args, key, None) is None else getattr(args, key)
-    data = {"max_len": pick("max_len"), "padding": pick("padding"), "bucket": pick("bucket"),
-            "val_size": pick("val_size"), "train_size": args.train_size, "unlabelled": args.unlabelled,
-            "split_seed": args.seed, "truncating": preset.truncating}
+    data = {
+        "max_len": pick("max_len"),
+        "padding": pick("padding"),
+        "bucket": pick("bucket"),
+        "val_size": pick("val_size"),
+        "train_size": args.train_size,
+        "unlabelled": args.unlabelled,
+        "split_seed": args.seed,
+        "truncating": preset.truncating,
+    }
     if preset.autoregressive:
         if data["padding"] != "post":
-            raise DataError("the autoregressive preset reads post-padded reviews (its decoder starts at the first "
-                            "word); drop --padding pre")
-        data.update(decoder_len=min(pick("decoder_len"), data["max_len"]), word_dropout=pick("word_dropout"),
-                    kl_schedule=pick("kl_schedule"))
+            raise DataError(
+                "the autoregressive preset reads post-padded reviews (its decoder starts at the first "
+                "word); drop --padding pre"
+            )
+        data.update(
+            decoder_len=min(pick("decoder_len"), data["max_len"]),
+            word_dropout=pick("word_dropout"),
+            kl_schedule=pick("kl_schedule"),
+        )
         if getattr(args, "decoder_len", None) is not None and args.decoder_len > data["max_len"]:
-            raise DataError(f"--decoder-len {args.decoder_len} is over --max-len {data['max_len']}: the decoder "
-                            "rebuilds words the encoder reads; lower --decoder-len or raise --max-len")
+            raise DataError(
+                f"--decoder-len {args.decoder_len} is over --max-len {data['max_len']}: the decoder "
+                "rebuilds words the encoder reads; lower --decoder-len or raise --max-len"
+            )
     return config, data
 
 
@@ -249,43 +358,50 @@ def check_not_empty(ids: np.ndarray, split: str) -> None:
     """DataError naming the first review that encoded to no words at all."""
     empty = np.flatnonzero(~(ids != PAD_ID).any(axis=1))
     if empty.size:
-        raise DataError(f"{empty.size} of the {split} reviews are empty (no words), the first at index "
-                        f"{empty[0]}; remove the empty review files from the dataset")
+        raise DataError(
+            f"{empty.size} of the {split} reviews are empty (no words), the first at index "
+            f"{empty[0]}; remove the empty review files from the dataset"
+        )
 
 
 @dataclass
 class Prepared:
     tokenizer: Tokenizer
-    train_ids: np.ndarray      # (N, max_len) int32
-    train_labels: np.ndarray   # (N,) 0/1 (0 for unlabelled)
+    train_ids: np.ndarray  # (N, max_len) int32
+    train_labels: np.ndarray  # (N,) 0/1 (0 for unlabelled)
     train_weights: np.ndarray  # (N,) 1 labelled, 0 unlabelled
     val_ids: np.ndarray
     val_labels: np.ndarray
 
 
-def prepare_data(config: IMDBVAEConfig | ReviewVAEConfig, data: dict, data_dir=None, download=True,
-                 progress=True) -> Prepared:
+def prepare_data(
+    config: IMDBVAEConfig | ReviewVAEConfig, data: dict, data_dir=None, download=True, progress=True
+) -> Prepared:
     """Load the reviews, hold out the validation set, fit the vocabulary, encode and pad."""
     imdb = load_imdb(data_dir, download=download, progress=progress)
     train = imdb.train
     n = len(train)
     order = np.random.default_rng([data["split_seed"], 3]).permutation(n)
-    val_idx, rest = order[:data["val_size"]], order[data["val_size"]:]
+    val_idx, rest = order[: data["val_size"]], order[data["val_size"] :]
     if len(rest) == 0:
         raise DataError(f"--val-size {data['val_size']} leaves none of the {n} labelled reviews for training")
     if data["train_size"] is not None:
         if data["train_size"] > len(rest):
-            raise DataError(f"--train-size {data['train_size']} is more than the {len(rest)} labelled "
-                            f"reviews left after holding out {len(val_idx)} for validation")
-        rest = rest[:data["train_size"]]
+            raise DataError(
+                f"--train-size {data['train_size']} is more than the {len(rest)} labelled "
+                f"reviews left after holding out {len(val_idx)} for validation"
+            )
+        rest = rest[: data["train_size"]]
     texts = [train.texts[i] for i in rest]
     labels = train.labels[rest].astype(np.int64)
     weights = np.ones(len(texts))
     if data["unlabelled"]:
-        unsup = imdb.unsup.texts if data["unlabelled"] < 0 else imdb.unsup.texts[:data["unlabelled"]]
+        unsup = imdb.unsup.texts if data["unlabelled"] < 0 else imdb.unsup.texts[: data["unlabelled"]]
         if not unsup:
-            raise DataError("--unlabelled needs the unlabelled reviews (train/unsup), which this "
-                            "copy of the dataset lacks; use aclImdb_v1.tar.gz")
+            raise DataError(
+                "--unlabelled needs the unlabelled reviews (train/unsup), which this "
+                "copy of the dataset lacks; use aclImdb_v1.tar.gz"
+            )
         texts += unsup
         labels = np.concatenate([labels, np.zeros(len(unsup), np.int64)])
         weights = np.concatenate([weights, np.zeros(len(unsup))])
@@ -304,12 +420,18 @@ def trim(ids: np.ndarray) -> np.ndarray:
     used = np.flatnonzero((ids != PAD_ID).any(axis=0))
     if used.size == 0:
         return ids[:, :1]
-    return ids[:, used[0]:used[-1] + 1]
+    return ids[:, used[0] : used[-1] + 1]
 
 
-def evaluate_arrays(model: IMDBVAE, ids: np.ndarray, labels: np.ndarray, batch_size: int = EVAL_BATCH,
-                    progress: bool = False, desc: str = "evaluating", z_out: np.ndarray | None = None
-                    ) -> dict[str, float]:
+def evaluate_arrays(
+    model: IMDBVAE,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int = EVAL_BATCH,
+    progress: bool = False,
+    desc: str = "evaluating",
+    z_out: np.ndarray | None = None,
+) -> dict[str, float]:
     """Loss terms with z = z_mean over a whole set, batched by length; means per review/token.
 
     ``z_out`` (N, Z), if given, receives every review's z_mean.
@@ -318,10 +440,9 @@ def evaluate_arrays(model: IMDBVAE, ids: np.ndarray, labels: np.ndarray, batch_s
     sums = dict.fromkeys(("loss", "reconstruction", "kl", "bce", "accuracy"), 0.0)
     nll = tokens = hits = 0.0
     for start in progress_bar(range(0, len(order), batch_size), desc=desc, progress=progress):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         batch = trim(ids[idx])
-        m = model.forward(model.backend.asarray(batch, dtype=np.int64), labels[idx], None,
-                          token_accuracy=True)
+        m = model.forward(model.backend.asarray(batch, dtype=np.int64), labels[idx], None, token_accuracy=True)
         n_tok = float((batch != PAD_ID).sum())
         if z_out is not None:
             z_out[idx] = model.backend.to_numpy(model.last_z_mean)
@@ -343,15 +464,16 @@ class IMDBTask:
 
     name = "imdb"
     selection = ("val_accuracy", "max")  # best.npz: the epoch whose latent code predicts sentiment best
-    progress = False                     # a bar while validating (on a terminal)
+    progress = False  # a bar while validating (on a terminal)
 
-    def __init__(self, model: IMDBVAE, prepared: Prepared | None, data: dict, *, batch_size: int,
-                 tokenizer: Tokenizer):
+    def __init__(self, model: IMDBVAE, prepared: Prepared | None, data: dict, *, batch_size: int, tokenizer: Tokenizer):
         self.model, self.prepared, self.data = model, prepared, data
         self.batch_size, self.tokenizer = batch_size, tokenizer
         if prepared is not None and batch_size > len(prepared.train_ids):
-            raise DataError(f"--batch-size {batch_size} is larger than the {len(prepared.train_ids)} "
-                            f"training reviews; use --batch-size <= {len(prepared.train_ids)}")
+            raise DataError(
+                f"--batch-size {batch_size} is larger than the {len(prepared.train_ids)} "
+                f"training reviews; use --batch-size <= {len(prepared.train_ids)}"
+            )
         if prepared is not None:
             self.lengths = (prepared.train_ids != PAD_ID).sum(axis=1)
 
@@ -362,22 +484,27 @@ class IMDBTask:
         return not self.data["unlabelled"]
 
     def meta(self) -> dict:
-        return {"config": self.model.config.to_dict(), "dtype": self.model.dtype.name,
-                "data": dict(self.data), "batch_size": self.batch_size,
-                "tokenizer": self.tokenizer.to_json()}
+        return {
+            "config": self.model.config.to_dict(),
+            "dtype": self.model.dtype.name,
+            "data": dict(self.data),
+            "batch_size": self.batch_size,
+            "tokenizer": self.tokenizer.to_json(),
+        }
 
     def epoch_batches(self, rng: np.random.Generator) -> list:
         if self.data["bucket"]:
             return bucket_batches(self.lengths, self.batch_size, rng)
         order = rng.permutation(len(self.lengths))
-        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
         model, p = self.model, self.prepared
         ids = model.backend.asarray(trim(p.train_ids[batch]), dtype=np.int64)
         weights = p.train_weights[batch]
-        metrics = model.forward(ids, p.train_labels[batch], model.noise(rng, len(batch)),
-                                None if weights.all() else weights)
+        metrics = model.forward(
+            ids, p.train_labels[batch], model.noise(rng, len(batch)), None if weights.all() else weights
+        )
         model.backward()
         return metrics
 
@@ -395,6 +522,7 @@ def build_task(args) -> IMDBTask:
     prepared = prepare_data(config, data, args.data_dir, args.download, args.progress)
     if isinstance(config, ReviewVAEConfig):
         from .imdb_review import build_review_task
+
         return build_review_task(args, config, data, prepared)
     model = IMDBVAE(config, rng=np.random.default_rng(args.seed), backend=args.backend, dtype=args.dtype)
     task = IMDBTask(model, prepared, data, batch_size=args.batch_size, tokenizer=prepared.tokenizer)
@@ -407,12 +535,15 @@ def load_task(ckpt, backend) -> IMDBTask:
     meta = ckpt.meta
     if meta.get("model") == "review":
         from .imdb_review import load_review_task
+
         return load_review_task(ckpt, backend)
-    model = IMDBVAE(IMDBVAEConfig.from_dict(meta["config"]), rng=np.random.default_rng(0),
-                    backend=backend, dtype=meta["dtype"])
+    model = IMDBVAE(
+        IMDBVAEConfig.from_dict(meta["config"]), rng=np.random.default_rng(0), backend=backend, dtype=meta["dtype"]
+    )
     load_model_state(model, ckpt)
-    return IMDBTask(model, None, meta["data"], batch_size=meta["batch_size"],
-                    tokenizer=Tokenizer.from_json(meta["tokenizer"]))
+    return IMDBTask(
+        model, None, meta["data"], batch_size=meta["batch_size"], tokenizer=Tokenizer.from_json(meta["tokenizer"])
+    )
 
 
 # --------------------------------------------------------------------- evaluation
@@ -420,6 +551,7 @@ def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
     """The options of ``evaluate`` for the default preset's (autoregressive) checkpoints; those of the seed and
     repeat presets are :func:`repeat_eval_parser`'s."""
     from .imdb_review import eval_parser as review_eval_parser
+
     return review_eval_parser(name)
 
 
@@ -429,24 +561,47 @@ def repeat_eval_parser() -> argparse.ArgumentParser:
         "Evaluate an IMDB VAE of the seed or repeat preset on the 25k test reviews (reconstruction NLL per "
         "token, token accuracy, KL, sentiment accuracy; z = z_mean), show reconstructions, encode your own text, plot the latent space. "
         "With only --encode/--encode-file the test set is not read.",
-        ("python -m scratchvae.evaluate runs/imdb/best.npz --show 3 --plot latent.png",
-         "python -m scratchvae.evaluate runs/imdb/best.npz --encode \"a wonderful film\"",
-         "python -m scratchvae.evaluate runs/imdb/best.npz --test-size 2000 --threads 1"))
+        (
+            "python -m scratchvae.evaluate runs/imdb/best.npz --show 3 --plot latent.png",
+            'python -m scratchvae.evaluate runs/imdb/best.npz --encode "a wonderful film"',
+            "python -m scratchvae.evaluate runs/imdb/best.npz --test-size 2000 --threads 1",
+        ),
+    )
     add_flag(p, "backend")
     add_flag(p, "data_dir")
     add_flag(p, "no_download")
-    p.add_argument("--test-size", type=positive_int, default=None, metavar="N",
-                   help="evaluate on N test reviews drawn at random (default: all)")
+    p.add_argument(
+        "--test-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="evaluate on N test reviews drawn at random (default: all)",
+    )
     add_flag(p, "batch_size", default=EVAL_BATCH)
-    p.add_argument("--show", type=non_negative_int, default=0, metavar="N",
-                   help="print N test reviews and their greedy reconstructions")
-    p.add_argument("--encode", action="append", default=[], metavar="TEXT",
-                   help="encode TEXT and print its predicted sentiment (repeatable); longer than "
-                        "--max-len words, it keeps its last max-len words, as in training")
-    p.add_argument("--encode-file", metavar="PATH",
-                   help="encode every non-empty line of a UTF-8 file, one review per line")
-    p.add_argument("--plot", type=image_file, metavar="PNG", help="write the PCA of the test reviews' z_mean, "
-                   "coloured by sentiment, into this image")
+    p.add_argument(
+        "--show",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="print N test reviews and their greedy reconstructions",
+    )
+    p.add_argument(
+        "--encode",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="encode TEXT and print its predicted sentiment (repeatable); longer than "
+        "--max-len words, it keeps its last max-len words, as in training",
+    )
+    p.add_argument(
+        "--encode-file", metavar="PATH", help="encode every non-empty line of a UTF-8 file, one review per line"
+    )
+    p.add_argument(
+        "--plot",
+        type=image_file,
+        metavar="PNG",
+        help="write the PCA of the test reviews' z_mean, coloured by sentiment, into this image",
+    )
     add_flag(p, "seed", help="seed of the --test-size and --show draws")
     add_flag(p, "threads")
     add_flag(p, "no_progress")
@@ -489,11 +644,13 @@ def encode_report(task: IMDBTask, texts: list[str]) -> list[str]:
 def evaluate_main(ckpt, argv) -> int:
     if ckpt.meta.get("model") == "review":
         from .imdb_review import evaluate_main as review_evaluate_main
+
         return review_evaluate_main(ckpt, argv)
     args = repeat_eval_parser().parse_args(argv)
     apply_threads(args)
     if args.plot:
         from ..plotting import require_matplotlib
+
         try:
             require_matplotlib("--plot")
         except ImportError as exc:
@@ -502,9 +659,11 @@ def evaluate_main(ckpt, argv) -> int:
     task = load_task(ckpt, get_backend(args.backend))
     model, tok = task.model, task.tokenizer
     c = model.config
-    print(f"imdb VAE: vocabulary {c.vocab_size}, max length {task.data['max_len']}, latent {c.latent_dim}, "
-          f"{model.num_parameters():,} parameters, {model.dtype.name}, "
-          f"trained {ckpt.meta.get('progress', {}).get('global_step', '?')} steps")
+    print(
+        f"imdb VAE: vocabulary {c.vocab_size}, max length {task.data['max_len']}, latent {c.latent_dim}, "
+        f"{model.num_parameters():,} parameters, {model.dtype.name}, "
+        f"trained {ckpt.meta.get('progress', {}).get('global_step', '?')} steps"
+    )
     texts = list(args.encode) + (read_review_file(args.encode_file) if args.encode_file else [])
     for line in encode_report(task, texts):
         print(line)
@@ -526,14 +685,15 @@ def evaluate_main(ckpt, argv) -> int:
     print(f"sentiment BCE             {m['bce']:.4f}")
     print(f"sentiment accuracy        {m['accuracy']:.4f}")
 
-    shown = np.random.default_rng([args.seed, 5]).permutation(len(idx))[:max(args.show, 0)]
+    shown = np.random.default_rng([args.seed, 5]).permutation(len(idx))[: max(args.show, 0)]
     for i in shown:
-        row = ids[i:i + 1]
+        row = ids[i : i + 1]
         rec = model.backend.to_numpy(model.reconstruct(model.backend.asarray(trim(row), np.int64)))[0]
         print(f"\n[{'positive' if labels[i] else 'negative'}] original:      {tok.decode(row[0])}")
         print(f"reconstructed: {tok.decode(rec)}")
 
     if args.plot:
         from . import imdb_plots
+
         print(f"wrote {imdb_plots.latent_pca_plot(z, labels, args.plot)}")
     return 0

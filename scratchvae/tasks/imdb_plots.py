@@ -23,15 +23,16 @@ def pca_2d(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k = min(2, s.size)
     coords = np.zeros((len(z), 2))
     coords[:, :k] = u[:, :k] * s[:k]
-    total = float((s ** 2).sum())
+    total = float((s**2).sum())
     explained = np.zeros(2)
     if total > 0:
         explained[:k] = s[:k] ** 2 / total
     return coords, explained
 
 
-def latent_pca_plot(z: np.ndarray, labels: np.ndarray, path: str | Path,
-                    title: str = "IMDB test reviews: PCA of z_mean") -> Path:
+def latent_pca_plot(
+    z: np.ndarray, labels: np.ndarray, path: str | Path, title: str = "IMDB test reviews: PCA of z_mean"
+) -> Path:
     """Scatter of the 2-D PCA of ``z`` (N, Z), negative reviews red, positive blue; returns the path."""
     coords, explained = pca_2d(np.asarray(z, dtype=np.float64))
     labels = np.asarray(labels)

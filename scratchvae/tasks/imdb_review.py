@@ -45,8 +45,8 @@ from ..training.checkpoint import CheckpointError, load_model_state
 from ..training.progress import progress_bar
 from .imdb import EVAL_BATCH, IMDBTask, Prepared, encode_texts, read_review_file, trim
 
-SHIFT = EOS_ID + 1 - FIRST_WORD_ID      # 2: tokenizer word ids start at 2, the model's at 4
-FLIP_MARGIN = 2.0                       # a flipped review's head logit is at least this far across (P 0.88)
+SHIFT = EOS_ID + 1 - FIRST_WORD_ID  # 2: tokenizer word ids start at 2, the model's at 4
+FLIP_MARGIN = 2.0  # a flipped review's head logit is at least this far across (P 0.88)
 SAMPLE_ROUNDS, SAMPLE_DRAWS = 200, 1000  # sample --sentiment: prior draws tried, at most
 
 
@@ -83,8 +83,8 @@ def decoder_arrays(encoder_ids: np.ndarray, decoder_len: int, max_len: int) -> t
     width = max(int(steps.max()), 1)
     pos = np.arange(width)[None, :]
     targets = np.zeros((len(encoder_ids), width), dtype=np.int64)
-    words = encoder_ids[:, :min(width, encoder_ids.shape[1])]
-    targets[:, :words.shape[1]] = words
+    words = encoder_ids[:, : min(width, encoder_ids.shape[1])]
+    targets[:, : words.shape[1]] = words
     targets[pos >= kept[:, None]] = PAD_ID
     targets[ends, kept[ends]] = EOS_ID
     inputs = np.concatenate([np.full((len(targets), 1), BOS_ID), targets[:, :-1]], axis=1)
@@ -96,8 +96,17 @@ def decoder_arrays(encoder_ids: np.ndarray, decoder_len: int, max_len: int) -> t
 class ReviewTask(IMDBTask):
     """Trainer task of the review VAE: one step is a batch's loss with word dropout, noise and beta(step)."""
 
-    def __init__(self, model: ReviewVAE, prepared: Prepared | None, data: dict, *, batch_size: int,
-                 tokenizer: Tokenizer, schedule: KLSchedule = KLSchedule("constant"), seed: int = 0):
+    def __init__(
+        self,
+        model: ReviewVAE,
+        prepared: Prepared | None,
+        data: dict,
+        *,
+        batch_size: int,
+        tokenizer: Tokenizer,
+        schedule: KLSchedule = KLSchedule("constant"),
+        seed: int = 0,
+    ):
         super().__init__(model, prepared, data, batch_size=batch_size, tokenizer=tokenizer)
         self.schedule, self.seed = schedule, seed
 
@@ -109,10 +118,22 @@ class ReviewTask(IMDBTask):
 
     def meta(self) -> dict:
         s = self.schedule
-        return {**super().meta(), "model": "review",
-                "objective": {"word_dropout": self.data["word_dropout"], "batch_size": self.batch_size,
-                              "kl_schedule": {"kind": s.kind, "steps": s.steps, "k": s.k, "x0": s.x0,
-                                              "cycles": s.cycles, "ratio": s.ratio}}}
+        return {
+            **super().meta(),
+            "model": "review",
+            "objective": {
+                "word_dropout": self.data["word_dropout"],
+                "batch_size": self.batch_size,
+                "kl_schedule": {
+                    "kind": s.kind,
+                    "steps": s.steps,
+                    "k": s.k,
+                    "x0": s.x0,
+                    "cycles": s.cycles,
+                    "ratio": s.ratio,
+                },
+            },
+        }
 
     def arrays(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tokenizer ids (B, max_len) -> the model's (encoder ids, decoder inputs, targets)."""
@@ -125,14 +146,21 @@ class ReviewTask(IMDBTask):
         rate = self.data["word_dropout"]
         if rate > 0:  # drawn at the full decoder width: a review's draws do not depend on its batch mates
             full = np.zeros((len(batch), self.data["decoder_len"] + 1), dtype=np.int64)
-            full[:, :inputs.shape[1]] = inputs
-            inputs = word_dropout(full, rate, rng)[:, :inputs.shape[1]]
+            full[:, : inputs.shape[1]] = inputs
+            inputs = word_dropout(full, rate, rng)[:, : inputs.shape[1]]
         eps = rng.standard_normal((len(batch), model.config.latent_dim))
         weights = p.train_weights[batch]
         beta = self.schedule(step)
-        terms = model.forward(backend.asarray(enc), backend.asarray(targets), backend.asarray(inputs),
-                              p.train_labels[batch], backend.asarray(eps, dtype=model.dtype),
-                              None if weights.all() else weights, kl_weight=beta, rng=rng)
+        terms = model.forward(
+            backend.asarray(enc),
+            backend.asarray(targets),
+            backend.asarray(inputs),
+            p.train_labels[batch],
+            backend.asarray(eps, dtype=model.dtype),
+            None if weights.all() else weights,
+            kl_weight=beta,
+            rng=rng,
+        )
         model.backward()
         keep = ("loss", "rec", "kl", "bce", "accuracy", "nll_per_token")
         return {**{k: terms[k] for k in keep if k in terms}, "beta": beta}
@@ -141,53 +169,82 @@ class ReviewTask(IMDBTask):
         p = self.prepared
         if len(p.val_ids) == 0:
             return {}
-        m = measure(self, p.val_ids, p.val_labels, samples=1, rng=np.random.default_rng([self.seed, 4]),
-                    progress=self.progress, desc="validating")
-        return {"val_loss": m["neg_elbo"] + self.model.config.sentiment_weight * m["bce"],
-                **{f"val_{k}": m[k] for k in ("accuracy", "bce", "rec", "kl", "nll_per_token", "active_units",
-                                              "mi")}}
+        m = measure(
+            self,
+            p.val_ids,
+            p.val_labels,
+            samples=1,
+            rng=np.random.default_rng([self.seed, 4]),
+            progress=self.progress,
+            desc="validating",
+        )
+        return {
+            "val_loss": m["neg_elbo"] + self.model.config.sentiment_weight * m["bce"],
+            **{f"val_{k}": m[k] for k in ("accuracy", "bce", "rec", "kl", "nll_per_token", "active_units", "mi")},
+        }
 
 
 def build_review_task(args, config: ReviewVAEConfig, data: dict, prepared: Prepared) -> ReviewTask:
     """The task for a run's settings (from :func:`scratchvae.tasks.imdb.build_task`)."""
     from .sentence import _resumed_meta, kl_schedule, run_steps
+
     # ids past the tokenizer's words would be words the decoder could write and no one could read
     config = replace(config, vocab_size=min(config.vocab_size, prepared.tokenizer.vocab_size + SHIFT))
     model = ReviewVAE(config, rng=np.random.default_rng(args.seed), backend=args.backend, dtype=args.dtype)
     steps = run_steps(len(prepared.train_ids), args)
-    schedule_args = argparse.Namespace(**{k: getattr(args, k) for k in ("kl_steps", "kl_k", "kl_x0", "kl_cycles",
-                                                                       "kl_ratio")},
-                                       kl_schedule=data["kl_schedule"])
+    schedule_args = argparse.Namespace(
+        **{k: getattr(args, k) for k in ("kl_steps", "kl_k", "kl_x0", "kl_cycles", "kl_ratio")},
+        kl_schedule=data["kl_schedule"],
+    )
     schedule = kl_schedule(schedule_args, steps, _resumed_meta(args))
-    task = ReviewTask(model, prepared, data, batch_size=args.batch_size, tokenizer=prepared.tokenizer,
-                      schedule=schedule, seed=args.seed)
+    task = ReviewTask(
+        model,
+        prepared,
+        data,
+        batch_size=args.batch_size,
+        tokenizer=prepared.tokenizer,
+        schedule=schedule,
+        seed=args.seed,
+    )
     task.progress = args.progress
     if args.progress:
-        print(f"imdb autoregressive: {len(prepared.train_ids):,} training reviews "
-              f"({int((prepared.train_weights == 0).sum()):,} unlabelled), {len(prepared.val_ids):,} validation; "
-              f"{model.num_parameters():,} parameters; KL {schedule.describe()} over {steps:,} steps, "
-              f"word dropout {data['word_dropout']:g}, free bits {config.free_bits:g}")
+        print(
+            f"imdb autoregressive: {len(prepared.train_ids):,} training reviews "
+            f"({int((prepared.train_weights == 0).sum()):,} unlabelled), {len(prepared.val_ids):,} validation; "
+            f"{model.num_parameters():,} parameters; KL {schedule.describe()} over {steps:,} steps, "
+            f"word dropout {data['word_dropout']:g}, free bits {config.free_bits:g}"
+        )
     return task
 
 
 def load_review_task(ckpt, backend, dtype=None) -> ReviewTask:
     """The task of a review-VAE checkpoint: the trained model and its tokenizer (no data loaded)."""
     meta = ckpt.meta
-    model = ReviewVAE(ReviewVAEConfig.from_dict(meta["config"]), rng=np.random.default_rng(0),
-                      backend=backend, dtype=dtype or meta["dtype"])
+    model = ReviewVAE(
+        ReviewVAEConfig.from_dict(meta["config"]),
+        rng=np.random.default_rng(0),
+        backend=backend,
+        dtype=dtype or meta["dtype"],
+    )
     load_model_state(model, ckpt)
-    return ReviewTask(model, None, meta["data"], batch_size=meta["batch_size"],
-                      tokenizer=Tokenizer.from_json(meta["tokenizer"]))
+    return ReviewTask(
+        model, None, meta["data"], batch_size=meta["batch_size"], tokenizer=Tokenizer.from_json(meta["tokenizer"])
+    )
 
 
 def review_task_of(ckpt, backend, dtype=None) -> ReviewTask:
     """:func:`load_review_task`, or a one-line CheckpointError for a checkpoint that writes no text."""
     if ckpt.task() != "imdb" or ckpt.meta.get("model") != "review":
         preset = ckpt.meta.get("data", {}).get("decoder_len") is None and ckpt.task() == "imdb"
-        what = ("an IMDB model whose decoder reads z repeated (--preset seed or repeat), which cannot write text "
-                "word by word" if preset else f"a {ckpt.task()!r} model")
-        raise CheckpointError(f"the checkpoint is {what}; pass one written by 'train imdb' (the autoregressive "
-                              "preset, the default)")
+        what = (
+            "an IMDB model whose decoder reads z repeated (--preset seed or repeat), which cannot write text "
+            "word by word"
+            if preset
+            else f"a {ckpt.task()!r} model"
+        )
+        raise CheckpointError(
+            f"the checkpoint is {what}; pass one written by 'train imdb' (the autoregressive preset, the default)"
+        )
     return load_review_task(ckpt, backend, dtype)
 
 
@@ -203,9 +260,20 @@ def _token_hits(generated: list[list[int]], targets: np.ndarray, decoder_len: in
     return hits
 
 
-def measure(task: ReviewTask, ids: np.ndarray, labels: np.ndarray, *, samples: int, rng: np.random.Generator,
-            batch_size: int = EVAL_BATCH, greedy: bool = False, mi_batch: int | None = None,
-            progress: bool = False, desc: str = "evaluating", z_out: np.ndarray | None = None) -> dict:
+def measure(
+    task: ReviewTask,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    *,
+    samples: int,
+    rng: np.random.Generator,
+    batch_size: int = EVAL_BATCH,
+    greedy: bool = False,
+    mi_batch: int | None = None,
+    progress: bool = False,
+    desc: str = "evaluating",
+    z_out: np.ndarray | None = None,
+) -> dict:
     """Metrics of reviews (tokenizer ids (N, max_len), labels (N,)): IW NLL from ``samples`` z per review, the
     one-sample reconstruction, KL, active units, MI, sentiment accuracy and BCE from the posterior mean, and
     with ``greedy`` the greedy reconstruction's token accuracy. Per review unless named per token.
@@ -217,34 +285,49 @@ def measure(task: ReviewTask, ids: np.ndarray, labels: np.ndarray, *, samples: i
     hits = 0
     order = np.argsort((ids != PAD_ID).sum(axis=1), kind="stable")
     for start in progress_bar(range(0, n, batch_size), desc=desc, progress=progress):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         enc, inputs, targets = task.arrays(ids[idx])
         mean, logvar = model.encode(backend.asarray(enc))
         m, lv = backend.to_numpy(mean).astype(np.float64), backend.to_numpy(logvar).astype(np.float64)
-        z = m + np.exp(0.5 * lv) * rng.standard_normal((samples, len(idx), Z))          # (K, b, Z)
+        z = m + np.exp(0.5 * lv) * rng.standard_normal((samples, len(idx), Z))  # (K, b, Z)
         inputs_d, targets_d = backend.asarray(inputs), backend.asarray(targets)
-        log_pxz = np.stack([backend.to_numpy(model.vae.log_likelihood(inputs_d, targets_d,
-                                                                      backend.asarray(zk, dtype=model.dtype)))
-                            for zk in z], axis=1)                                       # (b, K)
+        log_pxz = np.stack(
+            [
+                backend.to_numpy(model.vae.log_likelihood(inputs_d, targets_d, backend.asarray(zk, dtype=model.dtype)))
+                for zk in z
+            ],
+            axis=1,
+        )  # (b, K)
         iw[idx] = lm.importance_weighted_log_likelihood(log_pxz, z.transpose(1, 0, 2), m, lv)
         rec1[idx], tokens[idx] = -log_pxz[:, 0], (targets != PAD_ID).sum(axis=1)
         means[idx], logvars[idx] = m, lv
         logits[idx] = backend.to_numpy(model.sentiment_logit(mean))
         if greedy:
-            hits += _token_hits(generate.greedy(model.vae, mean, task.data["decoder_len"]), targets,
-                                task.data["decoder_len"])
+            hits += _token_hits(
+                generate.greedy(model.vae, mean, task.data["decoder_len"]), targets, task.data["decoder_len"]
+            )
     if z_out is not None:
         z_out[...] = means
     kl = lm.gaussian_kl(means, logvars)
     y = np.asarray(labels, dtype=np.float64)
     bce = np.logaddexp(0.0, logits) - y * logits
     total = max(float(tokens.sum()), 1.0)
-    out = {"reviews": n, "tokens": int(tokens.sum()), "samples": samples, "nll": float(-iw.mean()),
-           "nll_per_token": float(-iw.sum() / total), "rec": float(rec1.mean()), "kl": float(kl.mean()),
-           "neg_elbo": float((rec1 + kl).mean()), "neg_elbo_per_token": float((rec1 + kl).sum() / total),
-           "accuracy": float(((logits > 0) == (y > 0.5)).mean()), "bce": float(bce.mean()),
-           "active_units": lm.active_units(means)[0], "latent_dim": Z,
-           "mi": lm.mutual_information(means, logvars, np.random.default_rng(rng.integers(2**32)), mi_batch)}
+    out = {
+        "reviews": n,
+        "tokens": int(tokens.sum()),
+        "samples": samples,
+        "nll": float(-iw.mean()),
+        "nll_per_token": float(-iw.sum() / total),
+        "rec": float(rec1.mean()),
+        "kl": float(kl.mean()),
+        "neg_elbo": float((rec1 + kl).mean()),
+        "neg_elbo_per_token": float((rec1 + kl).sum() / total),
+        "accuracy": float(((logits > 0) == (y > 0.5)).mean()),
+        "bce": float(bce.mean()),
+        "active_units": lm.active_units(means)[0],
+        "latent_dim": Z,
+        "mi": lm.mutual_information(means, logvars, np.random.default_rng(rng.integers(2**32)), mi_batch),
+    }
     if greedy:
         out["token_accuracy"] = hits / total
     return out
@@ -259,8 +342,10 @@ def encode_user_texts(task: ReviewTask, texts: list[str]) -> np.ndarray:
     ids = encode_texts(task.tokenizer, texts, task.data["max_len"], "post", task.data.get("truncating", "post"))
     for text, row in zip(texts, ids):
         if not ((row != PAD_ID) & (row != UNK_ID)).any():
-            raise DataError(f"no word of {text[:40]!r} is in the model's {task.model.config.vocab_size:,}-word "
-                            "vocabulary; write the review in English words the training reviews use")
+            raise DataError(
+                f"no word of {text[:40]!r} is in the model's {task.model.config.vocab_size:,}-word "
+                "vocabulary; write the review in English words the training reviews use"
+            )
     return ids
 
 
@@ -269,18 +354,32 @@ def posterior_means(task: ReviewTask, ids: np.ndarray, batch_size: int = EVAL_BA
     model = task.model
     out = np.empty((len(ids), model.config.latent_dim))
     for start in range(0, len(ids), batch_size):
-        enc = to_model_ids(trim(ids[start:start + batch_size]))
-        out[start:start + len(enc)] = model.backend.to_numpy(model.encode(model.backend.asarray(enc))[0])
+        enc = to_model_ids(trim(ids[start : start + batch_size]))
+        out[start : start + len(enc)] = model.backend.to_numpy(model.encode(model.backend.asarray(enc))[0])
     return out
 
 
-def decode_reviews(task: ReviewTask, z: np.ndarray, method: str, *, rng: np.random.Generator | None = None,
-                   temperature: float = 1.0, beam_width: int = 5, max_words: int | None = None) -> list[str]:
+def decode_reviews(
+    task: ReviewTask,
+    z: np.ndarray,
+    method: str,
+    *,
+    rng: np.random.Generator | None = None,
+    temperature: float = 1.0,
+    beam_width: int = 5,
+    max_words: int | None = None,
+) -> list[str]:
     """Codes z (N, Z) on the host -> review texts, by ``method`` (greedy, sample, beam)."""
     model = task.model
-    ids = generate.decode(model.vae, model.backend.asarray(z, dtype=model.dtype), method, rng=rng,
-                          temperature=temperature, beam_width=beam_width,
-                          max_len=max_words or task.data["decoder_len"])
+    ids = generate.decode(
+        model.vae,
+        model.backend.asarray(z, dtype=model.dtype),
+        method,
+        rng=rng,
+        temperature=temperature,
+        beam_width=beam_width,
+        max_len=max_words or task.data["decoder_len"],
+    )
     return [review_text(task.tokenizer, words) for words in ids]
 
 
@@ -310,8 +409,10 @@ def prior_codes(task: ReviewTask, n: int, rng: np.random.Generator, sentiment: s
         count += len(z)
         if count >= n:
             return np.concatenate(kept)[:n]
-    raise DataError(f"only {count} of {SAMPLE_ROUNDS * SAMPLE_DRAWS:,} codes drawn from the prior are {sentiment} "
-                    f"for this model's sentiment head; ask for at most {count} reviews with -n")
+    raise DataError(
+        f"only {count} of {SAMPLE_ROUNDS * SAMPLE_DRAWS:,} codes drawn from the prior are {sentiment} "
+        f"for this model's sentiment head; ask for at most {count} reviews with -n"
+    )
 
 
 def p_positive(task: ReviewTask, z: np.ndarray) -> np.ndarray:
@@ -329,31 +430,67 @@ def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
         "reconstruction's token accuracy, sentiment accuracy from z = E_q[z|x]. Shows reconstructions (greedy "
         "and beam) of test reviews or of your own text, and with --flip the review decoded from z moved across "
         "the sentiment head's boundary. With only --encode/--encode-file the test set is not read.",
-        ("python -m scratchvae.evaluate runs/imdb/best.npz --samples 10 --show 3 --flip",
-         "python -m scratchvae.evaluate runs/imdb/best.npz --encode \"a wonderful film\" --flip",
-         "python -m scratchvae.evaluate runs/imdb/best.npz --test-size 2000 --samples 5 --threads 1"))
+        (
+            "python -m scratchvae.evaluate runs/imdb/best.npz --samples 10 --show 3 --flip",
+            'python -m scratchvae.evaluate runs/imdb/best.npz --encode "a wonderful film" --flip',
+            "python -m scratchvae.evaluate runs/imdb/best.npz --test-size 2000 --samples 5 --threads 1",
+        ),
+    )
     add_flag(p, "backend")
     add_flag(p, "data_dir")
     add_flag(p, "no_download")
-    p.add_argument("--test-size", type=positive_int, default=None, metavar="N",
-                   help="evaluate on N test reviews drawn at random (default: all)")
-    p.add_argument("--samples", type=positive_int, default=10, metavar="K",
-                   help="importance samples of z per review for the NLL (each costs a decoder pass)")
-    p.add_argument("--mi-batch", type=positive_int, default=None, metavar="N",
-                   help="estimate MI per batch of this size as He et al. (default: over all the reviews)")
+    p.add_argument(
+        "--test-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="evaluate on N test reviews drawn at random (default: all)",
+    )
+    p.add_argument(
+        "--samples",
+        type=positive_int,
+        default=10,
+        metavar="K",
+        help="importance samples of z per review for the NLL (each costs a decoder pass)",
+    )
+    p.add_argument(
+        "--mi-batch",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="estimate MI per batch of this size as He et al. (default: over all the reviews)",
+    )
     add_flag(p, "batch_size", default=EVAL_BATCH)
-    p.add_argument("--show", type=non_negative_int, default=0, metavar="N",
-                   help="print N test reviews drawn with --seed and their reconstructions (greedy and beam)")
-    p.add_argument("--encode", action="append", default=[], metavar="TEXT",
-                   help="encode TEXT: its predicted sentiment and reconstructions (repeatable)")
-    p.add_argument("--encode-file", metavar="PATH",
-                   help="encode every non-empty line of a UTF-8 file, one review per line")
-    p.add_argument("--flip", action="store_true",
-                   help="also decode each shown or encoded review from its z moved across the sentiment head's "
-                        "boundary (to the other side, at least as far: P at most 0.12 or at least 0.88)")
+    p.add_argument(
+        "--show",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="print N test reviews drawn with --seed and their reconstructions (greedy and beam)",
+    )
+    p.add_argument(
+        "--encode",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="encode TEXT: its predicted sentiment and reconstructions (repeatable)",
+    )
+    p.add_argument(
+        "--encode-file", metavar="PATH", help="encode every non-empty line of a UTF-8 file, one review per line"
+    )
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        help="also decode each shown or encoded review from its z moved across the sentiment head's "
+        "boundary (to the other side, at least as far: P at most 0.12 or at least 0.88)",
+    )
     add_flag(p, "beam_width")
-    p.add_argument("--plot", type=image_file, metavar="PNG", help="write the PCA of the test reviews' z_mean, "
-                   "coloured by sentiment, into this image")
+    p.add_argument(
+        "--plot",
+        type=image_file,
+        metavar="PNG",
+        help="write the PCA of the test reviews' z_mean, coloured by sentiment, into this image",
+    )
     add_flag(p, "seed", help="seed of the --test-size and --show draws and of the evaluation noise")
     add_flag(p, "threads")
     add_flag(p, "no_progress")
@@ -372,13 +509,20 @@ def show_reviews(task: ReviewTask, ids: np.ndarray, heading: list[str], args) ->
         flipped, logit = flipped_codes(task, z)
         flips = {m: decode_reviews(task, flipped, m, beam_width=args.beam_width) for m in ("greedy", "beam")}
     for i, head in enumerate(heading):
-        lines += ["", f"{head}  (P(positive) from z = {p_positive(task, z[i:i + 1])[0]:.3f})",
-                  f"original:       {review_text(task.tokenizer, targets[i])}",
-                  f"greedy:         {decoded['greedy'][i]}", f"beam ({args.beam_width}):       {decoded['beam'][i]}"]
+        lines += [
+            "",
+            f"{head}  (P(positive) from z = {p_positive(task, z[i : i + 1])[0]:.3f})",
+            f"original:       {review_text(task.tokenizer, targets[i])}",
+            f"greedy:         {decoded['greedy'][i]}",
+            f"beam ({args.beam_width}):       {decoded['beam'][i]}",
+        ]
         if args.flip:
             to = "negative" if logit[i] > 0 else "positive"
-            lines += [f"flipped to {to} (P(positive) = {p_positive(task, flipped[i:i + 1])[0]:.3f}):",
-                      f"  greedy:       {flips['greedy'][i]}", f"  beam:         {flips['beam'][i]}"]
+            lines += [
+                f"flipped to {to} (P(positive) = {p_positive(task, flipped[i : i + 1])[0]:.3f}):",
+                f"  greedy:       {flips['greedy'][i]}",
+                f"  beam:         {flips['beam'][i]}",
+            ]
     return lines
 
 
@@ -387,6 +531,7 @@ def evaluate_main(ckpt, argv) -> int:
     apply_threads(args)
     if args.plot:
         from ..plotting import require_matplotlib
+
         try:
             require_matplotlib("--plot")
         except ImportError as exc:
@@ -396,11 +541,13 @@ def evaluate_main(ckpt, argv) -> int:
     if args.flip and not (texts or args.show):
         raise DataError("--flip decodes the reviews shown or encoded: add --show N or --encode TEXT")
     task = load_review_task(ckpt, get_backend(args.backend))
-    own = encode_user_texts(task, texts) if texts else None      # bad text fails before any work
+    own = encode_user_texts(task, texts) if texts else None  # bad text fails before any work
     model, c, data = task.model, task.model.config, task.data
-    print(f"imdb review VAE (autoregressive): vocabulary {c.vocab_size}, reads {data['max_len']} words, rebuilds "
-          f"the first {data['decoder_len']}, latent {c.latent_dim}, {model.num_parameters():,} parameters, "
-          f"{model.dtype.name}, trained {ckpt.meta.get('progress', {}).get('global_step', '?')} steps")
+    print(
+        f"imdb review VAE (autoregressive): vocabulary {c.vocab_size}, reads {data['max_len']} words, rebuilds "
+        f"the first {data['decoder_len']}, latent {c.latent_dim}, {model.num_parameters():,} parameters, "
+        f"{model.dtype.name}, trained {ckpt.meta.get('progress', {}).get('global_step', '?')} steps"
+    )
     if own is not None:
         heads = [f"[your text {i + 1}, {len(split_words(t))} words]" for i, t in enumerate(texts)]
         print("\n".join(show_reviews(task, own, heads, args)))
@@ -411,33 +558,52 @@ def evaluate_main(ckpt, argv) -> int:
     idx = np.arange(len(test))
     if args.test_size is not None and args.test_size < len(test):
         idx = np.sort(np.random.default_rng([args.seed, 4]).choice(len(test), args.test_size, replace=False))
-    ids = encode_texts(task.tokenizer, [test.texts[i] for i in idx], data["max_len"], "post",
-                       data.get("truncating", "post"))
+    ids = encode_texts(
+        task.tokenizer, [test.texts[i] for i in idx], data["max_len"], "post", data.get("truncating", "post")
+    )
     labels = test.labels[idx].astype(np.int64)
     z = np.empty((len(ids), c.latent_dim))
-    m = measure(task, ids, labels, samples=args.samples, rng=np.random.default_rng([args.seed, 5]),
-                batch_size=args.batch_size, greedy=True, mi_batch=args.mi_batch, progress=args.progress,
-                desc="test set", z_out=z)
+    m = measure(
+        task,
+        ids,
+        labels,
+        samples=args.samples,
+        rng=np.random.default_rng([args.seed, 5]),
+        batch_size=args.batch_size,
+        greedy=True,
+        mi_batch=args.mi_batch,
+        progress=args.progress,
+        desc="test set",
+        z_out=z,
+    )
     per_review = m["tokens"] / max(m["reviews"], 1)
-    print(f"test reviews              {m['reviews']}  ({m['tokens']:,} target tokens, {per_review:.1f} a review: "
-          f"the first {data['decoder_len']} words, </s> where a review ends within them)")
-    print(f"reconstruction NLL/token  {m['nll_per_token']:.4f} nats  (importance-weighted, K={m['samples']}; "
-          f"{m['nll']:.2f} per review)")
-    print(f"-ELBO/token (1 sample)    {m['neg_elbo_per_token']:.4f} nats  (reconstruction {m['rec']:.2f} + KL "
-          "per review)")
+    print(
+        f"test reviews              {m['reviews']}  ({m['tokens']:,} target tokens, {per_review:.1f} a review: "
+        f"the first {data['decoder_len']} words, </s> where a review ends within them)"
+    )
+    print(
+        f"reconstruction NLL/token  {m['nll_per_token']:.4f} nats  (importance-weighted, K={m['samples']}; "
+        f"{m['nll']:.2f} per review)"
+    )
+    print(
+        f"-ELBO/token (1 sample)    {m['neg_elbo_per_token']:.4f} nats  (reconstruction {m['rec']:.2f} + KL per review)"
+    )
     print(f"KL                        {m['kl']:.3f} nats  (KL(q(z|x) || N(0, I)) per review)")
     print(f"active units              {m['active_units']} / {m['latent_dim']}  (Cov_x(E_q[z_j]) > 0.01)")
     print(f"mutual information        {m['mi']:.3f} nats  (I(x; z) under q, He et al. 2019)")
-    print(f"token accuracy            {m['token_accuracy']:.4f}  (greedy reconstruction from z = E_q[z|x], "
-          "word by word against the targets)")
+    print(
+        f"token accuracy            {m['token_accuracy']:.4f}  (greedy reconstruction from z = E_q[z|x], "
+        "word by word against the targets)"
+    )
     print(f"sentiment BCE             {m['bce']:.4f}")
     print(f"sentiment accuracy        {m['accuracy']:.4f}  (from z = E_q[z|x])")
     if args.show:
-        shown = np.random.default_rng([args.seed, 5]).permutation(len(idx))[:args.show]
+        shown = np.random.default_rng([args.seed, 5]).permutation(len(idx))[: args.show]
         heads = [f"[test review {idx[i]}, {'positive' if labels[i] else 'negative'}]" for i in shown]
         print("\n".join(show_reviews(task, ids[shown], heads, args)))
     if args.plot:
         from . import imdb_plots
+
         print(f"wrote {imdb_plots.latent_pca_plot(z, labels, args.plot)}")
     return 0
 
@@ -449,8 +615,15 @@ def sample_lines(ckpt, args) -> list[str]:
     task = review_task_of(ckpt, args.backend, args.dtype)
     rng = np.random.default_rng(args.seed)
     z = prior_codes(task, args.num, rng, args.sentiment)
-    texts = decode_reviews(task, z, args.method, rng=rng, temperature=args.temperature,
-                           beam_width=args.beam_width, max_words=args.max_words)
+    texts = decode_reviews(
+        task,
+        z,
+        args.method,
+        rng=rng,
+        temperature=args.temperature,
+        beam_width=args.beam_width,
+        max_words=args.max_words,
+    )
     return [f"P(positive) {p:.3f}  {text}" for p, text in zip(p_positive(task, z), texts)]
 
 
@@ -460,10 +633,16 @@ def interpolate_lines(ckpt, args) -> list[str]:
     z1, z2 = posterior_means(task, encode_user_texts(task, [args.first, args.second]))
     t = np.linspace(0.0, 1.0, args.steps)[:, None]
     z = (1 - t) * z1 + t * z2
-    texts = decode_reviews(task, z, args.method, rng=np.random.default_rng(args.seed), temperature=args.temperature,
-                           beam_width=args.beam_width, max_words=args.max_words)
+    texts = decode_reviews(
+        task,
+        z,
+        args.method,
+        rng=np.random.default_rng(args.seed),
+        temperature=args.temperature,
+        beam_width=args.beam_width,
+        max_words=args.max_words,
+    )
     return [f"{ti:.2f}  P(positive) {p:.3f}  {text}" for ti, p, text in zip(t[:, 0], p_positive(task, z), texts)]
-
 
 
 def neighbours_lines(ckpt, args) -> list[str]:
@@ -471,6 +650,7 @@ def neighbours_lines(ckpt, args) -> list[str]:
     cosine-similar to the query's, each with its similarity, label and first words. ``--limit N`` searches N
     of them drawn at random (seed 0): the dataset lists the negative reviews first."""
     from ..neighbours import cosine_nearest
+
     task = review_task_of(ckpt, args.backend, args.dtype)
     query = posterior_means(task, encode_user_texts(task, [args.sentence]))[0]
     train = load_imdb(args.data_dir, download=False, progress=False).train
@@ -480,5 +660,7 @@ def neighbours_lines(ckpt, args) -> list[str]:
     texts, labels = [train.texts[i] for i in pick], train.labels[pick]
     ids = encode_texts(task.tokenizer, texts, task.data["max_len"], "post", task.data.get("truncating", "post"))
     top, similarity = cosine_nearest(query, posterior_means(task, ids), args.k)
-    return [f"{s:.3f}  [{'positive' if labels[i] else 'negative'}]  {' '.join(split_words(texts[i])[:30])}"
-            for i, s in zip(top, similarity)]
+    return [
+        f"{s:.3f}  [{'positive' if labels[i] else 'negative'}]  {' '.join(split_words(texts[i])[:30])}"
+        for i, s in zip(top, similarity)
+    ]

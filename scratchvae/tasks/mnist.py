@@ -33,11 +33,18 @@ VALIDATION_BATCH = 500
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--latent-dim", type=positive_int, default=2, metavar="N", help="size of the latent code z")
-    g.add_argument("--hidden", type=positive_int, default=256, metavar="N",
-                   help="units of the encoder's and of the decoder's hidden layer")
-    g.add_argument("--binarize", action="store_true",
-                   help="threshold pixels at 0.5; without it the grey levels are the Bernoulli targets, "
-                        "as in the tutorial")
+    g.add_argument(
+        "--hidden",
+        type=positive_int,
+        default=256,
+        metavar="N",
+        help="units of the encoder's and of the decoder's hidden layer",
+    )
+    g.add_argument(
+        "--binarize",
+        action="store_true",
+        help="threshold pixels at 0.5; without it the grey levels are the Bernoulli targets, as in the tutorial",
+    )
 
 
 class MnistTask:
@@ -51,12 +58,16 @@ class MnistTask:
         self.batch_size, self.binarize, self.seed = batch_size, binarize, seed
 
     def meta(self) -> dict:
-        return {"config": self.model.config(), "dtype": self.model.dtype.name,
-                "binarize": self.binarize, "batch_size": self.batch_size}
+        return {
+            "config": self.model.config(),
+            "dtype": self.model.dtype.name,
+            "binarize": self.binarize,
+            "batch_size": self.batch_size,
+        }
 
     def epoch_batches(self, rng: np.random.Generator) -> list:
         order = rng.permutation(len(self.data.x_train))
-        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
         model = self.model
@@ -71,8 +82,8 @@ class MnistTask:
         rng, x = np.random.default_rng([self.seed, 3]), self.data.x_test
         nll, kl = [], []
         for start in progress_bar(range(0, len(x), VALIDATION_BATCH), desc="validating", progress=self.progress):
-            terms = self.model.negative_elbo(x[start:start + VALIDATION_BATCH], rng, VALIDATION_BATCH)  # one rng:
-            nll.append(terms[0])                                          # the same draws as in one call
+            terms = self.model.negative_elbo(x[start : start + VALIDATION_BATCH], rng, VALIDATION_BATCH)  # one rng:
+            nll.append(terms[0])  # the same draws as in one call
             kl.append(terms[1])
         nll, kl = np.concatenate(nll), np.concatenate(kl)
         return {"val_loss": float((nll + kl).mean()), "val_nll": float(nll.mean()), "val_kl": float(kl.mean())}
@@ -80,8 +91,14 @@ class MnistTask:
 
 def build_task(args) -> MnistTask:
     data = load_mnist(args.data_dir, binarize=args.binarize, dtype=args.dtype, progress=args.progress)
-    model = DenseVAE(PIXELS, args.hidden, args.latent_dim, rng=np.random.default_rng(args.seed),
-                     backend=args.backend, dtype=args.dtype)
+    model = DenseVAE(
+        PIXELS,
+        args.hidden,
+        args.latent_dim,
+        rng=np.random.default_rng(args.seed),
+        backend=args.backend,
+        dtype=args.dtype,
+    )
     task = MnistTask(model, data, batch_size=args.batch_size, binarize=args.binarize, seed=args.seed)
     task.progress = args.progress
     return task
@@ -93,8 +110,13 @@ def load_task(ckpt, backend, data_dir=None, progress: bool = True) -> MnistTask:
     model = build_model(meta["config"], rng=np.random.default_rng(0), backend=backend, dtype=meta["dtype"])
     load_model_state(model, ckpt)
     data = load_mnist(data_dir, binarize=meta["binarize"], dtype=meta["dtype"], progress=progress)
-    return MnistTask(model, data, batch_size=meta["batch_size"], binarize=meta["binarize"],
-                     seed=meta.get("progress", {}).get("seed", 0))
+    return MnistTask(
+        model,
+        data,
+        batch_size=meta["batch_size"],
+        binarize=meta["binarize"],
+        seed=meta.get("progress", {}).get("seed", 0),
+    )
 
 
 # --------------------------------------------------------------------- evaluation
@@ -103,17 +125,35 @@ def eval_parser(name: str = "mnist") -> argparse.ArgumentParser:
         "python -m scratchvae.evaluate CKPT",
         "Evaluate an MNIST VAE on the 10,000 test images: the negative ELBO, an importance-weighted estimate "
         "of -log p(x) (Burda et al. 2016), and the tutorial's figures.",
-        ("python -m scratchvae.evaluate runs/mnist/best.npz --plots docs/img/mnist",
-         "python -m scratchvae.evaluate runs/mnist/best.npz --iw-samples 5000 --iw-images 1000",
-         "python -m scratchvae.evaluate runs/mnist/best.npz --iw-samples 0 --threads 1"))
+        (
+            "python -m scratchvae.evaluate runs/mnist/best.npz --plots docs/img/mnist",
+            "python -m scratchvae.evaluate runs/mnist/best.npz --iw-samples 5000 --iw-images 1000",
+            "python -m scratchvae.evaluate runs/mnist/best.npz --iw-samples 0 --threads 1",
+        ),
+    )
     add_flag(p, "backend")
     add_flag(p, "data_dir", help="where mnist.npz is (default: $SCRATCHVAE_DATA, else ~/.cache/scratchvae)")
-    p.add_argument("--iw-samples", type=non_negative_int, default=500, metavar="K",
-                   help="importance samples per image for the IW-NLL estimate (0: skip it)")
-    p.add_argument("--iw-images", type=positive_int, default=None, metavar="N",
-                   help="estimate the IW-NLL on the first N test images only (default: all)")
-    p.add_argument("--plots", type=output_folder, default=None, metavar="DIR",
-                   help="write latent.png, manifold.png and reconstructions.png into DIR (made if missing)")
+    p.add_argument(
+        "--iw-samples",
+        type=non_negative_int,
+        default=500,
+        metavar="K",
+        help="importance samples per image for the IW-NLL estimate (0: skip it)",
+    )
+    p.add_argument(
+        "--iw-images",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="estimate the IW-NLL on the first N test images only (default: all)",
+    )
+    p.add_argument(
+        "--plots",
+        type=output_folder,
+        default=None,
+        metavar="DIR",
+        help="write latent.png, manifold.png and reconstructions.png into DIR (made if missing)",
+    )
     add_flag(p, "seed", help="seed of the evaluation noise")
     add_flags(p, "threads", "no_progress")
     return p
@@ -124,6 +164,7 @@ def evaluate_main(ckpt, argv) -> int:
     apply_threads(args)
     if args.plots:
         from ..plotting import require_matplotlib
+
         try:
             require_matplotlib("--plots")
         except ImportError as exc:  # before minutes of evaluation, not after
@@ -133,23 +174,29 @@ def evaluate_main(ckpt, argv) -> int:
     model, data = task.model, task.data
     cfg = model.config()
     epoch = ckpt.meta.get("progress", {}).get("epoch", "?")
-    print(f"mnist dense VAE: latent {cfg['latent_dim']}, hidden {cfg['hidden']}, {model.dtype.name}, "
-          f"{'binarized' if task.binarize else 'grey-level'} pixels, trained {epoch} epochs")
+    print(
+        f"mnist dense VAE: latent {cfg['latent_dim']}, hidden {cfg['hidden']}, {model.dtype.name}, "
+        f"{'binarized' if task.binarize else 'grey-level'} pixels, trained {epoch} epochs"
+    )
 
     nll, kl = model.negative_elbo(data.x_test, np.random.default_rng([args.seed, 0]))
     print(f"test images            {len(data.x_test)}")
-    print(f"test negative ELBO     {(nll + kl).mean():.2f} nats  "
-          f"(reconstruction {nll.mean():.2f} + KL {kl.mean():.2f})")
+    print(
+        f"test negative ELBO     {(nll + kl).mean():.2f} nats  (reconstruction {nll.mean():.2f} + KL {kl.mean():.2f})"
+    )
 
     if args.iw_samples > 0:
-        x = data.x_test[:args.iw_images]
+        x = data.x_test[: args.iw_images]
         with progress_bar(total=len(x), desc=f"IW-NLL, K={args.iw_samples}", progress=args.progress) as bar:
             iw = model.iw_nll(x, args.iw_samples, np.random.default_rng([args.seed, 1]), progress=bar.update)
-        print(f"{f'test IW-NLL, K={args.iw_samples}':<23}{iw.mean():.2f} nats  "
-              f"(importance-weighted estimate of -log p(x), {len(x)} images)")
+        print(
+            f"{f'test IW-NLL, K={args.iw_samples}':<23}{iw.mean():.2f} nats  "
+            f"(importance-weighted estimate of -log p(x), {len(x)} images)"
+        )
 
     if args.plots:
         from . import mnist_plots
+
         paths = mnist_plots.save_all(model, data.x_test, data.y_test, Path(args.plots))
         print("wrote " + ", ".join(str(p) for p in paths))
     return 0

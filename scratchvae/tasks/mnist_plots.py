@@ -11,10 +11,10 @@ import numpy as np
 
 from ..plotting import figure, require_matplotlib, save
 
-SIDE = 28                  # MNIST images are 28 x 28
-MANIFOLD_SIZE = 15         # the tutorial's 15 x 15 grid
+SIDE = 28  # MNIST images are 28 x 28
+MANIFOLD_SIZE = 15  # the tutorial's 15 x 15 grid
 RECONSTRUCTION_COLUMNS = 10
-RECONSTRUCTION_PAIRS = 3   # rows of inputs, each followed by its row of reconstructions
+RECONSTRUCTION_PAIRS = 3  # rows of inputs, each followed by its row of reconstructions
 ENCODE_BATCH = 1000
 
 
@@ -31,7 +31,7 @@ def encode_means(model, x: np.ndarray) -> np.ndarray:
     """Posterior means (N, Z) of host images x (N, 784), in batches."""
     out = []
     for start in range(0, len(x), ENCODE_BATCH):
-        mean, _ = model.encode(model.backend.asarray(x[start:start + ENCODE_BATCH], dtype=model.dtype))
+        mean, _ = model.encode(model.backend.asarray(x[start : start + ENCODE_BATCH], dtype=model.dtype))
         out.append(_host(model, mean))
     return np.concatenate(out)
 
@@ -51,8 +51,7 @@ def latent_scatter(means: np.ndarray, labels: np.ndarray, path: Path) -> None:
         xy, axes = centred @ vt[:2].T, ("principal axis 1", "principal axis 2")
     fig = figure(6.5, 5.5)
     ax = fig.add_subplot()
-    points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=3, alpha=0.5,
-                        linewidths=0)
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=3, alpha=0.5, linewidths=0)
     fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
     ax.set(xlabel=axes[0], ylabel=axes[1], title=f"test-set means of q(z | x), latent dim {Z}")
     save(fig, path)
@@ -92,13 +91,14 @@ def manifold(model, path: Path, n: int = MANIFOLD_SIZE) -> None:
     save(fig, path)
 
 
-def reconstructions(model, x: np.ndarray, path: Path, cols: int = RECONSTRUCTION_COLUMNS,
-                    pairs: int = RECONSTRUCTION_PAIRS) -> None:
+def reconstructions(
+    model, x: np.ndarray, path: Path, cols: int = RECONSTRUCTION_COLUMNS, pairs: int = RECONSTRUCTION_PAIRS
+) -> None:
     """The first test images, each row followed by its reconstruction: decode(mean of q(z | x))."""
     n = min(len(x), cols * pairs)
     pairs = n // cols if n >= cols else 1
     cols = min(cols, n)
-    x = x[:pairs * cols]
+    x = x[: pairs * cols]
     recon = _host(model, model.decode(model.encode(model.backend.asarray(x, dtype=model.dtype))[0]))
     rows = np.stack([x.reshape(pairs, cols, -1), recon.reshape(pairs, cols, -1)], axis=1)  # (pairs, 2, cols, 784)
     fig = figure(0.6 * cols + 1.2, 0.6 * 2 * pairs + 0.5)

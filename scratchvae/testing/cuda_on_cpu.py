@@ -91,8 +91,10 @@ class CompilerMissing(RuntimeError):
 def compiler() -> str:
     found = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++") or shutil.which("clang++")
     if not found:
-        raise CompilerMissing("no C++ compiler (g++, c++ or clang++) on PATH to run the CUDA kernels on the CPU; "
-                              "install one (apt-get install g++)")
+        raise CompilerMissing(
+            "no C++ compiler (g++, c++ or clang++) on PATH to run the CUDA kernels on the CPU; "
+            "install one (apt-get install g++)"
+        )
     return found
 
 
@@ -121,16 +123,23 @@ def _build(source: str) -> ctypes.CDLL:
         os.remove(src_path)
         if done.returncode != 0:
             raise RuntimeError(f"the CUDA source does not compile as C++ on the CPU:\n{done.stderr}")
-        os.replace(tmp_path, lib_path)      # atomic: concurrent test processes may build the same library
+        os.replace(tmp_path, lib_path)  # atomic: concurrent test processes may build the same library
     _libraries[key] = ctypes.CDLL(lib_path)
     return _libraries[key]
 
 
-_SCALARS = {np.dtype(np.int8): ctypes.c_int8, np.dtype(np.int16): ctypes.c_int16,
-            np.dtype(np.int32): ctypes.c_int32, np.dtype(np.int64): ctypes.c_int64,
-            np.dtype(np.uint8): ctypes.c_uint8, np.dtype(np.uint32): ctypes.c_uint32,
-            np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.float32): ctypes.c_float,
-            np.dtype(np.float64): ctypes.c_double, np.dtype(np.bool_): ctypes.c_bool}
+_SCALARS = {
+    np.dtype(np.int8): ctypes.c_int8,
+    np.dtype(np.int16): ctypes.c_int16,
+    np.dtype(np.int32): ctypes.c_int32,
+    np.dtype(np.int64): ctypes.c_int64,
+    np.dtype(np.uint8): ctypes.c_uint8,
+    np.dtype(np.uint32): ctypes.c_uint32,
+    np.dtype(np.uint64): ctypes.c_uint64,
+    np.dtype(np.float32): ctypes.c_float,
+    np.dtype(np.float64): ctypes.c_double,
+    np.dtype(np.bool_): ctypes.c_bool,
+}
 
 
 class CpuKernel:
@@ -157,8 +166,10 @@ class CpuKernel:
                 if pointee < 0:
                     raise TypeError(f"kernel {self.name} argument {k}: an array passed for a {size}-byte scalar")
                 if pointee and arg.dtype.itemsize != pointee:
-                    raise TypeError(f"kernel {self.name} argument {k}: {arg.dtype} array passed for a pointer "
-                                    f"to {pointee}-byte elements")
+                    raise TypeError(
+                        f"kernel {self.name} argument {k}: {arg.dtype} array passed for a pointer "
+                        f"to {pointee}-byte elements"
+                    )
                 value = ctypes.c_void_p(arg.ctypes.data)
             else:
                 if isinstance(arg, (bool, np.bool_)):
@@ -170,8 +181,10 @@ class CpuKernel:
                 if not isinstance(arg, np.generic) or arg.dtype not in _SCALARS:
                     raise TypeError(f"kernel {self.name} argument {k}: unsupported {type(arg).__name__}")
                 if arg.dtype.itemsize != size:
-                    raise TypeError(f"kernel {self.name} argument {k}: {arg.dtype} ({arg.dtype.itemsize} bytes) "
-                                    f"passed for a {size}-byte parameter")
+                    raise TypeError(
+                        f"kernel {self.name} argument {k}: {arg.dtype} ({arg.dtype.itemsize} bytes) "
+                        f"passed for a {size}-byte parameter"
+                    )
                 value = _SCALARS[arg.dtype](arg.item())
             keep.append(value)
             pointers[k] = ctypes.cast(ctypes.pointer(value), ctypes.c_void_p)

@@ -39,13 +39,15 @@ class Counters:
     h2d: int = 0
     d2h: int = 0
     syncs: int = 0
-    custom: dict = field(default_factory=dict)    # launches of each custom kernel, by name (within launches)
+    custom: dict = field(default_factory=dict)  # launches of each custom kernel, by name (within launches)
 
     def __setattr__(self, name, value):
         if _capture.stream is not None and name != "custom" and value != getattr(self, name, value):
-            raise RuntimeError(f"{_COUNTED[name]} inside a CUDA graph capture: this stand-in captures custom "
-                               "kernels and cuBLAS calls only, so a captured loop must run on buffers made "
-                               "before it")
+            raise RuntimeError(
+                f"{_COUNTED[name]} inside a CUDA graph capture: this stand-in captures custom "
+                "kernels and cuBLAS calls only, so a captured loop must run on buffers made "
+                "before it"
+            )
         super().__setattr__(name, value)
 
     def reset(self) -> None:
@@ -68,21 +70,28 @@ class _CaptureState:
         if self.stream is None:
             return False
         if self.current is not self.stream:
-            raise RuntimeError("work issued on another stream while a stream captures (CUDA's global capture "
-                               "mode refuses it)")
+            raise RuntimeError(
+                "work issued on another stream while a stream captures (CUDA's global capture mode refuses it)"
+            )
         self.calls.append(call)
         return True
 
 
 _capture = _CaptureState()
-_COUNTED = {"launches": "an uncaptured kernel (ufunc, copy, fill, reduction)", "h2d": "a host -> device copy",
-            "d2h": "a device -> host copy", "syncs": "a synchronisation"}
+_COUNTED = {
+    "launches": "an uncaptured kernel (ufunc, copy, fill, reduction)",
+    "h2d": "a host -> device copy",
+    "d2h": "a device -> host copy",
+    "syncs": "a synchronisation",
+}
 counters = Counters()
 
 
 def _refuse_numpy(value, where: str):
-    raise TypeError(f"Unsupported type {type(value)} in {where}: a NumPy array on the device needs an "
-                    "explicit cupy.asarray (this stand-in refuses it as CuPy does)")
+    raise TypeError(
+        f"Unsupported type {type(value)} in {where}: a NumPy array on the device needs an "
+        "explicit cupy.asarray (this stand-in refuses it as CuPy does)"
+    )
 
 
 def _refuse_keywords(kwargs, allowed, where):
@@ -116,7 +125,8 @@ def _wrap(a, launches=1):
 
 def _is_view(result, *sources) -> bool:
     return isinstance(result, np.ndarray) and builtins.any(
-        isinstance(s, np.ndarray) and np.may_share_memory(result, s) for s in sources)
+        isinstance(s, np.ndarray) and np.may_share_memory(result, s) for s in sources
+    )
 
 
 class _Pointer:
@@ -174,8 +184,10 @@ class ndarray:
     __str__ = __repr__
 
     def __array__(self, *args, **kwargs):
-        raise TypeError("Implicit conversion to a NumPy array is not allowed. "
-                        "Please use `.get()` to construct a NumPy array explicitly.")
+        raise TypeError(
+            "Implicit conversion to a NumPy array is not allowed. "
+            "Please use `.get()` to construct a NumPy array explicitly."
+        )
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if ufunc is np.matmul and method == "__call__":
@@ -197,8 +209,13 @@ class ndarray:
 
     @property
     def __cuda_array_interface__(self):
-        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self._a.ctypes.data, False),
-                "version": 3, "strides": None if self.flags.c_contiguous else self.strides}
+        return {
+            "shape": self.shape,
+            "typestr": self.dtype.str,
+            "data": (self._a.ctypes.data, False),
+            "version": 3,
+            "strides": None if self.flags.c_contiguous else self.strides,
+        }
 
     # -------------------------------------------------------------- attributes
     shape = property(lambda self: self._a.shape)
@@ -232,7 +249,7 @@ class ndarray:
     def __setitem__(self, index, value):
         if isinstance(value, np.ndarray):
             _refuse_numpy(value, "item assignment")
-        counters.launches += 1                 # counted first: inside a capture it refuses before writing
+        counters.launches += 1  # counted first: inside a capture it refuses before writing
         self._a[_unwrap_index(index)] = _unwrap(value, "item assignment")
 
     # -------------------------------------------------------------- methods
@@ -260,16 +277,35 @@ class ndarray:
 
 _METHODS = {
     # name: allowed keywords
-    "reshape": ("order",), "ravel": ("order",), "flatten": ("order",), "transpose": (),
-    "swapaxes": (), "squeeze": ("axis",), "sum": ("axis", "dtype", "out", "keepdims"),
-    "mean": ("axis", "dtype", "out", "keepdims"), "max": ("axis", "out", "keepdims"),
-    "min": ("axis", "out", "keepdims"), "argmax": ("axis", "out", "keepdims"),
-    "argmin": ("axis", "out", "keepdims"), "cumsum": ("axis", "dtype", "out"), "any": ("axis", "out", "keepdims"),
-    "all": ("axis", "out", "keepdims"), "std": ("axis", "dtype", "out", "ddof", "keepdims"),
-    "var": ("axis", "dtype", "out", "ddof", "keepdims"), "prod": ("axis", "dtype", "out", "keepdims"),
-    "clip": ("min", "max", "out"), "dot": ("out",), "nonzero": (), "repeat": ("axis",),
-    "take": ("axis", "out"), "conj": (), "round": ("decimals", "out"), "argsort": ("axis",),
-    "sort": ("axis",), "diagonal": ("offset", "axis1", "axis2"), "trace": ("offset", "axis1", "axis2", "dtype", "out"),
+    "reshape": ("order",),
+    "ravel": ("order",),
+    "flatten": ("order",),
+    "transpose": (),
+    "swapaxes": (),
+    "squeeze": ("axis",),
+    "sum": ("axis", "dtype", "out", "keepdims"),
+    "mean": ("axis", "dtype", "out", "keepdims"),
+    "max": ("axis", "out", "keepdims"),
+    "min": ("axis", "out", "keepdims"),
+    "argmax": ("axis", "out", "keepdims"),
+    "argmin": ("axis", "out", "keepdims"),
+    "cumsum": ("axis", "dtype", "out"),
+    "any": ("axis", "out", "keepdims"),
+    "all": ("axis", "out", "keepdims"),
+    "std": ("axis", "dtype", "out", "ddof", "keepdims"),
+    "var": ("axis", "dtype", "out", "ddof", "keepdims"),
+    "prod": ("axis", "dtype", "out", "keepdims"),
+    "clip": ("min", "max", "out"),
+    "dot": ("out",),
+    "nonzero": (),
+    "repeat": ("axis",),
+    "take": ("axis", "out"),
+    "conj": (),
+    "round": ("decimals", "out"),
+    "argsort": ("axis",),
+    "sort": ("axis",),
+    "diagonal": ("offset", "axis1", "axis2"),
+    "trace": ("offset", "axis1", "axis2", "dtype", "out"),
 }
 
 
@@ -282,6 +318,7 @@ def _method(name, allowed):
             counters.launches += 1
             return None
         return _wrap(out, 0 if _is_view(out, self._a) else 1)
+
     method.__name__ = name
     return method
 
@@ -296,7 +333,7 @@ def _unwrap_index(index):
     if isinstance(index, ndarray):
         return index._a
     if isinstance(index, (np.ndarray, list)):
-        counters.h2d += 1      # CuPy copies a host index array to the device
+        counters.h2d += 1  # CuPy copies a host index array to the device
     return index
 
 
@@ -310,8 +347,9 @@ class _Ufunc:
     def __call__(self, *args, out=None, dtype=None, casting="same_kind"):
         arrays = [_unwrap(a, self.__name__) for a in args]
         if not builtins.any(isinstance(a, ndarray) for a in args) and not isinstance(out, ndarray):
-            raise TypeError(f"{self.__name__}: no device array among the arguments (CuPy takes only cupy arrays "
-                            "and scalars)")
+            raise TypeError(
+                f"{self.__name__}: no device array among the arguments (CuPy takes only cupy arrays and scalars)"
+            )
         if out is not None:
             if isinstance(out, tuple):
                 out = out[0]
@@ -360,18 +398,34 @@ def _binary(name, reflected=False):
             _refuse_numpy(other, f"operator {name}=")
         uf(self, other, out=self)
         return self
+
     return op, iop
 
 
-for _op, _uf in [("add", "add"), ("sub", "subtract"), ("mul", "multiply"), ("truediv", "true_divide"),
-                 ("floordiv", "floor_divide"), ("pow", "power"), ("mod", "remainder"), ("and", "bitwise_and"),
-                 ("or", "bitwise_or"), ("xor", "bitwise_xor")]:
+for _op, _uf in [
+    ("add", "add"),
+    ("sub", "subtract"),
+    ("mul", "multiply"),
+    ("truediv", "true_divide"),
+    ("floordiv", "floor_divide"),
+    ("pow", "power"),
+    ("mod", "remainder"),
+    ("and", "bitwise_and"),
+    ("or", "bitwise_or"),
+    ("xor", "bitwise_xor"),
+]:
     _f, _i = _binary(_uf)
     setattr(ndarray, f"__{_op}__", _f)
     setattr(ndarray, f"__i{_op}__", _i)
     setattr(ndarray, f"__r{_op}__", _binary(_uf, reflected=True)[0])
-for _op, _uf in [("lt", "less"), ("le", "less_equal"), ("gt", "greater"), ("ge", "greater_equal"),
-                 ("eq", "equal"), ("ne", "not_equal")]:
+for _op, _uf in [
+    ("lt", "less"),
+    ("le", "less_equal"),
+    ("gt", "greater"),
+    ("ge", "greater_equal"),
+    ("eq", "equal"),
+    ("ne", "not_equal"),
+]:
     setattr(ndarray, f"__{_op}__", _binary(_uf)[0])
 ndarray.__hash__ = None
 ndarray.__neg__ = lambda self: _UFUNCS["negative"](self)
@@ -440,6 +494,7 @@ def _creation(name, launches):
 
     def create(shape, dtype=float, order="C"):
         return _wrap(f(shape, dtype=dtype, order=order), launches)
+
     create.__name__ = name
     return create
 
@@ -462,6 +517,7 @@ def _like(name, launches):
         if not isinstance(a, ndarray):
             raise TypeError(f"{name} takes a device array, not {type(a).__name__}")
         return _wrap(f(a._a, *args, dtype=dtype, order=order, shape=shape), launches)
+
     create.__name__ = name
     return create
 
@@ -511,41 +567,72 @@ def _function(name, allowed, n_arrays=1, launches=1, views=False):
             return _wrap(result, 0)
         sources = args[0] if isinstance(args[0], (list, tuple)) else [args[0]]
         return _wrap(result, 0 if views and _is_view(result, *sources) else launches)
+
     function.__name__ = name
     return function
 
 
 _FUNCTIONS = {
     # name: (allowed keywords, leading array arguments, launches, may return a view)
-    "concatenate": (("axis", "out", "dtype"), 1, 1, False), "stack": (("axis", "out", "dtype"), 1, 1, False),
-    "vstack": ((), 1, 1, False), "hstack": ((), 1, 1, False), "where": ((), 1, 1, False),
-    "matmul": (("out",), 2, 1, False), "dot": (("out",), 2, 1, False), "vdot": ((), 2, 1, False),
-    "outer": ((), 2, 1, False), "sum": (("axis", "dtype", "out", "keepdims"), 1, 1, False),
-    "mean": (("axis", "dtype", "out", "keepdims"), 1, 1, False), "max": (("axis", "out", "keepdims"), 1, 1, False),
-    "min": (("axis", "out", "keepdims"), 1, 1, False), "amax": (("axis", "out", "keepdims"), 1, 1, False),
-    "amin": (("axis", "out", "keepdims"), 1, 1, False), "argmax": (("axis", "out", "keepdims"), 1, 1, False),
-    "argmin": (("axis", "out", "keepdims"), 1, 1, False), "cumsum": (("axis", "dtype", "out"), 1, 1, False),
-    "clip": (("out",), 1, 1, False), "broadcast_to": ((), 1, 0, True), "transpose": (("axes",), 1, 0, True),
-    "reshape": (("order",), 1, 1, True), "ravel": (("order",), 1, 1, True), "squeeze": (("axis",), 1, 0, True),
-    "expand_dims": (("axis",), 1, 0, True), "take": (("axis", "out"), 1, 1, False),
-    "take_along_axis": (("axis",), 1, 1, False), "sort": (("axis",), 1, 1, False),
-    "argsort": (("axis",), 1, 1, False), "einsum": (("out", "dtype", "optimize"), 0, 1, False),
-    "split": (("axis",), 1, 0, True), "repeat": (("axis",), 1, 1, False), "tile": ((), 1, 1, False),
-    "flip": (("axis",), 1, 0, True), "any": (("axis", "out", "keepdims"), 1, 1, False),
-    "all": (("axis", "out", "keepdims"), 1, 1, False), "count_nonzero": (("axis",), 1, 1, False),
+    "concatenate": (("axis", "out", "dtype"), 1, 1, False),
+    "stack": (("axis", "out", "dtype"), 1, 1, False),
+    "vstack": ((), 1, 1, False),
+    "hstack": ((), 1, 1, False),
+    "where": ((), 1, 1, False),
+    "matmul": (("out",), 2, 1, False),
+    "dot": (("out",), 2, 1, False),
+    "vdot": ((), 2, 1, False),
+    "outer": ((), 2, 1, False),
+    "sum": (("axis", "dtype", "out", "keepdims"), 1, 1, False),
+    "mean": (("axis", "dtype", "out", "keepdims"), 1, 1, False),
+    "max": (("axis", "out", "keepdims"), 1, 1, False),
+    "min": (("axis", "out", "keepdims"), 1, 1, False),
+    "amax": (("axis", "out", "keepdims"), 1, 1, False),
+    "amin": (("axis", "out", "keepdims"), 1, 1, False),
+    "argmax": (("axis", "out", "keepdims"), 1, 1, False),
+    "argmin": (("axis", "out", "keepdims"), 1, 1, False),
+    "cumsum": (("axis", "dtype", "out"), 1, 1, False),
+    "clip": (("out",), 1, 1, False),
+    "broadcast_to": ((), 1, 0, True),
+    "transpose": (("axes",), 1, 0, True),
+    "reshape": (("order",), 1, 1, True),
+    "ravel": (("order",), 1, 1, True),
+    "squeeze": (("axis",), 1, 0, True),
+    "expand_dims": (("axis",), 1, 0, True),
+    "take": (("axis", "out"), 1, 1, False),
+    "take_along_axis": (("axis",), 1, 1, False),
+    "sort": (("axis",), 1, 1, False),
+    "argsort": (("axis",), 1, 1, False),
+    "einsum": (("out", "dtype", "optimize"), 0, 1, False),
+    "split": (("axis",), 1, 0, True),
+    "repeat": (("axis",), 1, 1, False),
+    "tile": ((), 1, 1, False),
+    "flip": (("axis",), 1, 0, True),
+    "any": (("axis", "out", "keepdims"), 1, 1, False),
+    "all": (("axis", "out", "keepdims"), 1, 1, False),
+    "count_nonzero": (("axis",), 1, 1, False),
     "std": (("axis", "dtype", "out", "ddof", "keepdims"), 1, 1, False),
-    "var": (("axis", "dtype", "out", "ddof", "keepdims"), 1, 1, False), "diag": (("k",), 1, 1, False),
-    "triu": (("k",), 1, 1, False), "tril": (("k",), 1, 1, False), "nonzero": ((), 1, 1, False),
-    "array_equal": (("equal_nan",), 2, 1, False), "allclose": (("rtol", "atol", "equal_nan"), 2, 1, False),
-    "isclose": (("rtol", "atol", "equal_nan"), 2, 1, False), "pad": (("mode", "constant_values"), 1, 1, False),
-    "moveaxis": ((), 1, 0, True), "swapaxes": ((), 1, 0, True), "atleast_2d": ((), 1, 0, True),
-    "prod": (("axis", "dtype", "out", "keepdims"), 1, 1, False), "unique": (("return_counts",), 1, 1, False),
-    "searchsorted": (("side",), 1, 1, False), "bincount": (("weights", "minlength"), 1, 1, False),
+    "var": (("axis", "dtype", "out", "ddof", "keepdims"), 1, 1, False),
+    "diag": (("k",), 1, 1, False),
+    "triu": (("k",), 1, 1, False),
+    "tril": (("k",), 1, 1, False),
+    "nonzero": ((), 1, 1, False),
+    "array_equal": (("equal_nan",), 2, 1, False),
+    "allclose": (("rtol", "atol", "equal_nan"), 2, 1, False),
+    "isclose": (("rtol", "atol", "equal_nan"), 2, 1, False),
+    "pad": (("mode", "constant_values"), 1, 1, False),
+    "moveaxis": ((), 1, 0, True),
+    "swapaxes": ((), 1, 0, True),
+    "atleast_2d": ((), 1, 0, True),
+    "prod": (("axis", "dtype", "out", "keepdims"), 1, 1, False),
+    "unique": (("return_counts",), 1, 1, False),
+    "searchsorted": (("side",), 1, 1, False),
+    "bincount": (("weights", "minlength"), 1, 1, False),
 }
 for _name, (_allowed, _n, _l, _v) in _FUNCTIONS.items():
     globals()[_name] = _function(_name, _allowed, _n, _l, _v)
 globals().update(_UFUNCS)
-abs = _UFUNCS["absolute"]     # cupy.abs, as numpy.abs
+abs = _UFUNCS["absolute"]  # cupy.abs, as numpy.abs
 
 
 def copyto(dst, src, casting="same_kind", where=None):
@@ -572,9 +659,11 @@ def get_array_module(*args):
 
 
 # dtypes and constants, as CuPy re-exports them
-for _name in ("float16 float32 float64 int8 int16 int32 int64 uint8 uint16 uint32 uint64 bool_ intp "
-              "dtype finfo iinfo result_type can_cast issubdtype promote_types integer floating "
-              "signedinteger number inf nan pi e newaxis").split():
+for _name in (
+    "float16 float32 float64 int8 int16 int32 int64 uint8 uint16 uint32 uint64 bool_ intp "
+    "dtype finfo iinfo result_type can_cast issubdtype promote_types integer floating "
+    "signedinteger number inf nan pi e newaxis"
+).split():
     globals()[_name] = getattr(np, _name)
 
 
@@ -598,10 +687,11 @@ def _gemm(transa, transb, a, b, out=None, alpha=1.0, beta=0.0):
         product = ops[transa](a._a) @ ops[transb](b._a)
         if alpha == 1.0 and beta == 1.0:
             out._a += product
-        elif beta == 0.0:                     # cuBLAS does not read out then (it may hold garbage)
+        elif beta == 0.0:  # cuBLAS does not read out then (it may hold garbage)
             out._a[...] = alpha * product
         else:
             out._a[...] = alpha * product + beta * out._a
+
     if not _capture.record(run):
         counters.launches += 1
         run()
@@ -637,8 +727,18 @@ class RawKernel:
 class RawModule:
     """``cupy.RawModule(code=..., options=..., name_expressions=...)``, built for the CPU."""
 
-    def __init__(self, code=None, *, path=None, options=(), backend="nvrtc", translate_cucomplex=False,
-                 enable_cooperative_groups=False, name_expressions=None, jitify=False):
+    def __init__(
+        self,
+        code=None,
+        *,
+        path=None,
+        options=(),
+        backend="nvrtc",
+        translate_cucomplex=False,
+        enable_cooperative_groups=False,
+        name_expressions=None,
+        jitify=False,
+    ):
         if code is None:
             raise TypeError("RawModule: this stand-in builds from code= only")
         self._cpu = cuda_on_cpu.CpuModule(code, name_expressions or ())
@@ -737,10 +837,17 @@ class _MemoryPool:
 
 _stream = _Stream(null=True)
 cuda = types.ModuleType("cupy.cuda", "The stand-in's cupy.cuda: one device, one stream (no nccl).")
-cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1,
-                                     getDeviceProperties=lambda i: {"name": b"fake_cupy (NumPy on the CPU)",
-                                                                    "totalGlobalMem": 0, "major": 9, "minor": 0},
-                                     runtimeGetVersion=lambda: 12040, driverGetVersion=lambda: 12040)
+cuda.runtime = types.SimpleNamespace(
+    getDeviceCount=lambda: 1,
+    getDeviceProperties=lambda i: {
+        "name": b"fake_cupy (NumPy on the CPU)",
+        "totalGlobalMem": 0,
+        "major": 9,
+        "minor": 0,
+    },
+    runtimeGetVersion=lambda: 12040,
+    driverGetVersion=lambda: 12040,
+)
 cuda.Device = _Device
 cuda.Stream = lambda non_blocking=False, null=False, ptds=False: _stream if null else _Stream()
 cuda.get_current_stream = lambda device_id=-1: _capture.current or _stream
@@ -771,4 +878,5 @@ def install() -> None:
 def cupy_backend():
     """The cupy backend on this stand-in (a new instance; kernels built once per process)."""
     from ..backend.cupy_backend import CupyBackend
+
     return CupyBackend(cupy_module=_module)

@@ -6,5 +6,19 @@ from .run_dir import RunDirError
 from .stop import StopRequested, StopSignals
 from .trainer import RunStopped, Task, Trainer, TrainingError
 
-__all__ = ["Checkpoint", "CheckpointError", "LogError", "RunDirError", "RunLog", "RunStopped", "StopRequested",
-           "StopSignals", "Task", "Trainer", "TrainingError", "load_checkpoint", "read_log", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "LogError",
+    "RunDirError",
+    "RunLog",
+    "RunStopped",
+    "StopRequested",
+    "StopSignals",
+    "Task",
+    "Trainer",
+    "TrainingError",
+    "load_checkpoint",
+    "read_log",
+    "save_checkpoint",
+]

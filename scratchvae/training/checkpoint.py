@@ -36,16 +36,17 @@ class Checkpoint:
         """The task that wrote it; CheckpointError if its metadata does not say."""
         task = self.meta.get("task")
         if not isinstance(task, str):
-            raise CheckpointError(f"checkpoint {self.path or ''} records no task in its metadata: it was not "
-                                  "written by python -m scratchvae.train (or is damaged); use a run's last.npz "
-                                  "or best.npz")
+            raise CheckpointError(
+                f"checkpoint {self.path or ''} records no task in its metadata: it was not "
+                "written by python -m scratchvae.train (or is damaged); use a run's last.npz "
+                "or best.npz"
+            )
         return task
 
 
 def non_finite(arrays: dict[str, np.ndarray]) -> list[str]:
     """The names of the arrays holding a NaN or an infinity (integer arrays never do)."""
-    return [k for k, v in arrays.items() if np.issubdtype(np.asarray(v).dtype, np.inexact)
-            and not np.isfinite(v).all()]
+    return [k for k, v in arrays.items() if np.issubdtype(np.asarray(v).dtype, np.inexact) and not np.isfinite(v).all()]
 
 
 def load_model_state(model, ckpt: Checkpoint) -> None:
@@ -53,9 +54,11 @@ def load_model_state(model, ckpt: Checkpoint) -> None:
     try:
         model.load_state_dict(ckpt.params)
     except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {ckpt.path or ''} does not fit the model its metadata describes "
-                              f"({exc}); it is damaged or was edited: use the run's other checkpoint "
-                              "(last.npz / best.npz) or retrain") from None
+        raise CheckpointError(
+            f"checkpoint {ckpt.path or ''} does not fit the model its metadata describes "
+            f"({exc}); it is damaged or was edited: use the run's other checkpoint "
+            "(last.npz / best.npz) or retrain"
+        ) from None
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
@@ -74,8 +77,10 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise CheckpointError(f"could not write checkpoint {path}: {exc.strerror or exc}; "
-                              "free disk space or choose another --out (the previous checkpoint is intact)") from exc
+        raise CheckpointError(
+            f"could not write checkpoint {path}: {exc.strerror or exc}; "
+            "free disk space or choose another --out (the previous checkpoint is intact)"
+        ) from exc
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -89,12 +94,16 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             optim = {k[6:]: data[k] for k in data.files if k.startswith("optim/")}
             meta = json.loads(data["meta"].tobytes().decode())
     except EOFError:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes: a write cut short?); "
-                              "use the other checkpoint (last/best) or retrain") from None
+        raise CheckpointError(
+            f"checkpoint {path} is empty (0 bytes: a write cut short?); use the other checkpoint (last/best) or retrain"
+        ) from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({exc}); "
-                              "use the other checkpoint (last/best) or retrain") from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable or corrupt ({exc}); use the other checkpoint (last/best) or retrain"
+        ) from None
     if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint {path} has malformed metadata (not a JSON object); "
-                              "use the other checkpoint (last/best) or retrain")
+        raise CheckpointError(
+            f"checkpoint {path} has malformed metadata (not a JSON object); "
+            "use the other checkpoint (last/best) or retrain"
+        )
     return Checkpoint(params, meta, optim, path)

@@ -98,8 +98,8 @@ import numpy as np
 from .distributed import ShardRandom, shard_rows
 
 PR_SET_PDEATHSIG = 1
-ALIGN = 64   # bytes: every array of a shared block starts on a cache line
-BACKENDS = ("numpy", "numba")   # the CPU backends; a GPU step is not split
+ALIGN = 64  # bytes: every array of a shared block starts on a cache line
+BACKENDS = ("numpy", "numba")  # the CPU backends; a GPU step is not split
 
 
 class CoreError(RuntimeError):
@@ -110,6 +110,7 @@ def cores_for(backend, cores: int | None) -> int:
     """The cores a training step is split over: ``cores`` (default: every core) on a CPU backend under Linux
     (the workers need fork, prctl and sigtimedwait), 1 otherwise."""
     from ..backend.threads import core_count
+
     if backend.name not in BACKENDS or not sys.platform.startswith("linux"):
         return 1
     return core_count() if cores is None else cores
@@ -123,10 +124,11 @@ class _Block:
         for name, a in like.items():
             offsets[name] = size
             size += -(-a.nbytes // ALIGN) * ALIGN
-        self.memory = mmap.mmap(-1, max(size, 1))          # MAP_SHARED | MAP_ANONYMOUS
-        self.arrays = {name: np.frombuffer(self.memory, dtype=a.dtype, count=a.size,
-                                           offset=offsets[name]).reshape(a.shape)
-                       for name, a in like.items()}
+        self.memory = mmap.mmap(-1, max(size, 1))  # MAP_SHARED | MAP_ANONYMOUS
+        self.arrays = {
+            name: np.frombuffer(self.memory, dtype=a.dtype, count=a.size, offset=offsets[name]).reshape(a.shape)
+            for name, a in like.items()
+        }
 
 
 def _rebind(model, params: dict, grads: dict) -> None:
@@ -134,14 +136,17 @@ def _rebind(model, params: dict, grads: dict) -> None:
 
     Layers read ``self.params[name]`` and add into ``self.grads[name]`` when they compute, so the
     dictionaries' entries are all there is to change; the check after it makes sure."""
+
     def walk(layer, prefix):
         for name in layer.params:
             layer.params[name], layer.grads[name] = params[prefix + name], grads[prefix + name]
         for child_name, child in layer.children.items():
             walk(child, prefix + child_name + "/")
+
     walk(model, "")
-    if any(p is not params[k] for k, p in model.parameters().items()) or \
-            any(g is not grads[k] for k, g in model.gradients().items()):
+    if any(p is not params[k] for k, p in model.parameters().items()) or any(
+        g is not grads[k] for k, g in model.gradients().items()
+    ):
         raise CoreError("the model's parameters could not be shared with the worker processes")
 
 
@@ -157,9 +162,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-OPENMP = ("a numba kernel with parallel=True ran in a worker process, where numba's OpenMP layer skips its work "
-          "(GNU OpenMP cannot run in a child forked after its parent used it); the numba backend must run it "
-          "serially at one thread (see scratchvae/training/cores.py)")
+OPENMP = (
+    "a numba kernel with parallel=True ran in a worker process, where numba's OpenMP layer skips its work "
+    "(GNU OpenMP cannot run in a child forked after its parent used it); the numba backend must run it "
+    "serially at one thread (see scratchvae/training/cores.py)"
+)
 
 
 def _signalled_itself() -> bool:
@@ -180,7 +187,7 @@ def _serve(conn, task, params: dict, grads: dict, parent: int) -> None:
     SIGINT and SIGTERM stay blocked (as the fork left them, see :meth:`CorePool._start`): they wait, pending,
     until :func:`_signalled_itself` looks after each step."""
     for s in STOP_SIGNALS:
-        signal.signal(s, signal.SIG_DFL)           # not the trainer's handlers: they are never run here
+        signal.signal(s, signal.SIG_DFL)  # not the trainer's handlers: they are never run here
     _die_with_parent(parent)
     model = task.model
     _rebind(model, params, grads)
@@ -195,8 +202,9 @@ def _serve(conn, task, params: dict, grads: dict, parent: int) -> None:
         batch, rng, step, rows = work
         try:
             model.zero_grad()
-            metrics = backend.on_threads(1, lambda: task.train_step(
-                batch[rows], ShardRandom(rng, rows, len(batch)), step))
+            metrics = backend.on_threads(
+                1, lambda: task.train_step(batch[rows], ShardRandom(rng, rows, len(batch)), step)
+            )
             weight = (rows.stop - rows.start) / len(batch)
             for g in grads.values():
                 g *= weight
@@ -224,7 +232,7 @@ class CorePool:
         if cores < 1:
             raise ValueError(f"cores must be at least 1, got {cores}")
         self.task, self.cores = task, cores
-        self.workers: list = []          # (process, connection, gradient arrays) of cores 1 .. K-1
+        self.workers: list = []  # (process, connection, gradient arrays) of cores 1 .. K-1
         self.params: dict | None = None  # the shared parameter arrays the workers compute with
         self._finalizer = None
 
@@ -234,13 +242,17 @@ class CorePool:
         self.params = _Block(model.parameters()).arrays
         context = multiprocessing.get_context("fork")
         workers, parent = [], os.getpid()
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)   # in the children for good, here for the fork
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # in the children for good, here for the fork
         try:
             for _ in range(self.cores - 1):
                 grads = _Block(model.gradients()).arrays
                 mine, theirs = context.Pipe()
-                process = context.Process(target=_serve, args=(theirs, self.task, self.params, grads, parent),
-                                          daemon=True, name="scratchvae-core")
+                process = context.Process(
+                    target=_serve,
+                    args=(theirs, self.task, self.params, grads, parent),
+                    daemon=True,
+                    name="scratchvae-core",
+                )
                 process.start()
                 theirs.close()
                 workers.append((process, mine, grads))
@@ -282,14 +294,14 @@ class CorePool:
         try:
             return self._split_step(model, batch, rng, step, k)
         except BaseException:
-            self.close()    # a step half done (an error, a second Ctrl-C): its workers' state is unknown
+            self.close()  # a step half done (an error, a second Ctrl-C): its workers' state is unknown
             raise
 
     def _split_step(self, model, batch, rng, step: int, k: int) -> dict[str, float]:
         for name, p in model.parameters().items():
             self.params[name][...] = p
         shards = [shard_rows(len(batch), i, k) for i in range(k)]
-        used = self.workers[:k - 1]
+        used = self.workers[: k - 1]
         for (process, conn, _), rows in zip(used, shards[1:]):
             try:
                 conn.send((batch, rng, step, rows))
@@ -298,11 +310,17 @@ class CorePool:
         rows = shards[0]
         replies, failure = [], None
         try:
-            replies.append(("ok", model.backend.on_threads(1, lambda: self.task.train_step(
-                batch[rows], ShardRandom(rng, rows, len(batch)), step))))
+            replies.append(
+                (
+                    "ok",
+                    model.backend.on_threads(
+                        1, lambda: self.task.train_step(batch[rows], ShardRandom(rng, rows, len(batch)), step)
+                    ),
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - raised once the workers have answered
             failure = exc
-        for process, conn, _ in used:     # every worker answers before the step ends, whatever happened
+        for process, conn, _ in used:  # every worker answers before the step ends, whatever happened
             try:
                 replies.append(conn.recv())
             except (EOFError, OSError):
@@ -313,7 +331,7 @@ class CorePool:
             if status == "error":
                 raise value
         weights = [(s.stop - s.start) / len(batch) for s in shards]
-        for name, g in model.gradients().items():    # in the order of the cores, whatever the timing
+        for name, g in model.gradients().items():  # in the order of the cores, whatever the timing
             g *= weights[0]
             for _, _, grads in used:
                 g += grads[name]

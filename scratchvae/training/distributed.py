@@ -39,8 +39,10 @@ class ShardRandom:
     def _draw(self, method, size, *args):
         size = tuple(np.atleast_1d(size))
         if size[0] != self.local_size:
-            raise ValueError(f"random draws in a distributed step must have the batch as first axis "
-                             f"({self.local_size} rows here), got size {size}")
+            raise ValueError(
+                f"random draws in a distributed step must have the batch as first axis "
+                f"({self.local_size} rows here), got size {size}"
+            )
         return getattr(self.rng, method)(*args, size=(self.global_size, *size[1:]))[self.rows]
 
     def standard_normal(self, size):
@@ -92,11 +94,14 @@ class MPICommunicator:
             from mpi4py import MPI
         except ImportError as exc:
             from .trainer import TrainingError
-            raise TrainingError("--distributed needs mpi4py and an MPI: pip install mpi4py mpich, "
-                                "then launch with mpirun -n K python -m scratchvae.train ...") from exc
+
+            raise TrainingError(
+                "--distributed needs mpi4py and an MPI: pip install mpi4py mpich, "
+                "then launch with mpirun -n K python -m scratchvae.train ..."
+            ) from exc
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.local_size = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()   # the ranks on this machine
+        self.local_size = self.comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()  # the ranks on this machine
         self.backend = backend
         self.nccl = self._nccl() if backend.name == "cupy" else None
         self._flat = None
@@ -107,8 +112,11 @@ class MPICommunicator:
             from cupy.cuda import nccl
         except ImportError as exc:
             from .trainer import TrainingError
-            raise TrainingError("--distributed with --backend cupy needs NCCL, which this CuPy cannot load: "
-                                "pip install nvidia-nccl-cu12 (cu13 for CUDA 13)") from exc
+
+            raise TrainingError(
+                "--distributed with --backend cupy needs NCCL, which this CuPy cannot load: "
+                "pip install nvidia-nccl-cu12 (cu13 for CUDA 13)"
+            ) from exc
         cp = self.backend.xp
         cp.cuda.Device(self.rank % cp.cuda.runtime.getDeviceCount()).use()
         uid = self.comm.bcast(nccl.get_unique_id() if self.rank == 0 else None, root=0)
@@ -131,11 +139,12 @@ class MPICommunicator:
             self._flat = xp.empty(total, dtype=arrays[0].dtype)
         flat, offset = self._flat, 0
         for g in arrays:
-            flat[offset:offset + g.size] = g.reshape(-1)
+            flat[offset : offset + g.size] = g.reshape(-1)
             offset += g.size
         flat *= weight
         if self.nccl is not None:
             from cupy.cuda import nccl
+
             dtype = nccl.NCCL_FLOAT64 if flat.dtype == np.float64 else nccl.NCCL_FLOAT32
             stream = xp.cuda.get_current_stream().ptr
             self.nccl.allReduce(flat.data.ptr, flat.data.ptr, total, dtype, nccl.NCCL_SUM, stream)
@@ -143,7 +152,7 @@ class MPICommunicator:
             self.comm.Allreduce(self.MPI.IN_PLACE, flat, op=self.MPI.SUM)
         offset = 0
         for g in arrays:
-            g[...] = flat[offset:offset + g.size].reshape(g.shape)
+            g[...] = flat[offset : offset + g.size].reshape(g.shape)
             offset += g.size
 
     def allreduce_sum(self, values: np.ndarray) -> np.ndarray:

@@ -24,11 +24,19 @@ def use_bars(progress: bool) -> bool:
     return bool(progress) and on_terminal()
 
 
-def progress_bar(iterable=None, *, total=None, desc: str = "", progress: bool = True, leave: bool = False,
-                 initial: int = 0):
+def progress_bar(
+    iterable=None, *, total=None, desc: str = "", progress: bool = True, leave: bool = False, initial: int = 0
+):
     """A tqdm bar under :func:`use_bars`'s policy (a silent one otherwise, with the same methods)."""
-    return tqdm(iterable, total=total, desc=desc, initial=initial, leave=leave, dynamic_ncols=True,
-                disable=not use_bars(progress))
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        initial=initial,
+        leave=leave,
+        dynamic_ncols=True,
+        disable=not use_bars(progress),
+    )
 
 
 def say(text: str) -> None:

@@ -40,15 +40,18 @@ def prepare_run_dir(out: str | Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RunDirError(f"cannot create the run folder --out {out}: {exc.strerror or exc}; "
-                          "choose another --out") from None
+        raise RunDirError(
+            f"cannot create the run folder --out {out}: {exc.strerror or exc}; choose another --out"
+        ) from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise RunDirError(f"cannot write into the run folder --out {out} (permission denied or a read-only disk); "
-                          "choose another --out")
+        raise RunDirError(
+            f"cannot write into the run folder --out {out} (permission denied or a read-only disk); "
+            "choose another --out"
+        )
     return out
 
 
-_held: weakref.WeakSet = weakref.WeakSet()   # the locks this process holds
+_held: weakref.WeakSet = weakref.WeakSet()  # the locks this process holds
 
 
 def _drop_in_child() -> None:
@@ -75,23 +78,28 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise RunDirError(f"cannot write into the run folder {self.path.parent}: {exc.strerror or exc}; "
-                              "choose another --out") from None
+            raise RunDirError(
+                f"cannot write into the run folder {self.path.parent}: {exc.strerror or exc}; choose another --out"
+            ) from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
-                raise RunDirError(f"another training run (PID {holder}) is writing into {self.path.parent}; "
-                                  "wait for it to end, stop it, or choose another --out") from None
+                raise RunDirError(
+                    f"another training run (PID {holder}) is writing into {self.path.parent}; "
+                    "wait for it to end, stop it, or choose another --out"
+                ) from None
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         except OSError as exc:
             os.close(fd)
-            raise RunDirError(f"cannot write into the run folder {self.path.parent}: {exc.strerror or exc}; "
-                              "free disk space or choose another --out") from None
+            raise RunDirError(
+                f"cannot write into the run folder {self.path.parent}: {exc.strerror or exc}; "
+                "free disk space or choose another --out"
+            ) from None
         self._fd = fd
         _held.add(self)
         return self

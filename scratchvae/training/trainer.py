@@ -95,7 +95,7 @@ def epoch_learning_rate(lr: float, epoch: int, decay: float = 1.0, drop_at=(), d
     ``drop_factor`` times the rate they would have had (PyTorch's MultiStepLR, in epochs).
     """
     drops = sum(1 for e in drop_at if e <= epoch + 1)
-    return lr * drop_factor ** drops * decay ** epoch
+    return lr * drop_factor**drops * decay**epoch
 
 
 # Settings a checkpoint did not record yet when it was written, and the values it trained with.
@@ -103,8 +103,10 @@ UNSET_SETTINGS = {"lr_drop_at": [], "lr_drop_factor": None}
 
 # A task's metadata keys that describe its data: a difference there means the data changed.
 DATA_KEYS = ("data", "source", "vocab", "tokenizer", "binarize")
-DIVERGENCE_CAUSES = ("likely causes: a learning rate too high (try a lower --lr, or a --clipnorm), a non-finite "
-                     "value in an input file (such as GloVe vectors), or the KL settings")
+DIVERGENCE_CAUSES = (
+    "likely causes: a learning rate too high (try a lower --lr, or a --clipnorm), a non-finite "
+    "value in an input file (such as GloVe vectors), or the KL settings"
+)
 
 
 def _short(value) -> str:
@@ -197,15 +199,31 @@ class Trainer:
     :mod:`.cores`): the same gradients to rounding, independent of timing.
     """
 
-    def __init__(self, task: Task, optimizer: Optimizer, out_dir: str | Path, *, epochs: int = 1,
-                 max_steps: int | None = None, seed: int = 0, checkpoint_every: int = 200,
-                 log_every: int = 20, progress: bool = True, comm=None, lr_decay: float = 1.0,
-                 lr_drop_at: tuple[int, ...] = (), lr_drop_factor: float = 0.1,
-                 stop_signals: StopSignals | None = None, print_every: int | None = None,
-                 cores: int = 1):
+    def __init__(
+        self,
+        task: Task,
+        optimizer: Optimizer,
+        out_dir: str | Path,
+        *,
+        epochs: int = 1,
+        max_steps: int | None = None,
+        seed: int = 0,
+        checkpoint_every: int = 200,
+        log_every: int = 20,
+        progress: bool = True,
+        comm=None,
+        lr_decay: float = 1.0,
+        lr_drop_at: tuple[int, ...] = (),
+        lr_drop_factor: float = 0.1,
+        stop_signals: StopSignals | None = None,
+        print_every: int | None = None,
+        cores: int = 1,
+    ):
         if any(e < 1 for e in lr_drop_at) or not 0.0 < lr_drop_factor <= 1.0:
-            raise ValueError(f"lr_drop_at must hold epochs >= 1 and lr_drop_factor be in (0, 1], "
-                             f"got {lr_drop_at} and {lr_drop_factor}")
+            raise ValueError(
+                f"lr_drop_at must hold epochs >= 1 and lr_drop_factor be in (0, 1], "
+                f"got {lr_drop_at} and {lr_drop_factor}"
+            )
         self.task, self.optimizer = task, optimizer
         self.base_lr, self.lr_decay = optimizer.learning_rate, lr_decay
         self.lr_drop_at, self.lr_drop_factor = sorted(set(lr_drop_at)), lr_drop_factor
@@ -220,15 +238,20 @@ class Trainer:
         self.stop_signals = stop_signals if stop_signals is not None else StopSignals()
         self.cores = CorePool(task, cores if getattr(task, "shardable", True) else 1)
         self.epoch, self.batch_index, self.global_step = 0, 0, 0
-        self.epoch_sums: dict[str, list] = {}    # metric -> [sum, batches] over this epoch so far
+        self.epoch_sums: dict[str, list] = {}  # metric -> [sum, batches] over this epoch so far
         self.best = math.inf
-        self.best_record: dict | None = None     # where best.npz was written and its validation figures
+        self.best_record: dict | None = None  # where best.npz was written and its validation figures
         self.last_good: tuple[Path, int] | None = None  # the checkpoint of the latest finite state, its step
         self.last_validation: dict[str, float] = {}
-        self.settings = {"optimizer": type(optimizer).__name__.lower(), "lr": self.base_lr,
-                         "lr_decay": lr_decay, "lr_drop_at": self.lr_drop_at,
-                         "lr_drop_factor": lr_drop_factor if lr_drop_at else None,
-                         "clipnorm": optimizer.global_clipnorm, "seed": seed}
+        self.settings = {
+            "optimizer": type(optimizer).__name__.lower(),
+            "lr": self.base_lr,
+            "lr_decay": lr_decay,
+            "lr_drop_at": self.lr_drop_at,
+            "lr_drop_factor": lr_drop_factor if lr_drop_at else None,
+            "clipnorm": optimizer.global_clipnorm,
+            "seed": seed,
+        }
 
     # ------------------------------------------------------------------ files
     @property
@@ -263,17 +286,29 @@ class Trainer:
         if bad:
             raise self._diverged(f"non-finite values in {', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}")
         record = best_record if best_record is not None else self.best_record
-        meta = {"task": self.task.name, **self.task.meta(), "training": self.settings,
-                "progress": {"epoch": self.epoch, "batch": self.batch_index,
-                             "global_step": self.global_step, "best": self.best, "seed": self.seed,
-                             "epoch_sums": self.epoch_sums, "best_record": record}}
+        meta = {
+            "task": self.task.name,
+            **self.task.meta(),
+            "training": self.settings,
+            "progress": {
+                "epoch": self.epoch,
+                "batch": self.batch_index,
+                "global_step": self.global_step,
+                "best": self.best,
+                "seed": self.seed,
+                "epoch_sums": self.epoch_sums,
+                "best_record": record,
+            },
+        }
         save_checkpoint(path, Checkpoint(params, meta, optim))
         if path == self.last_path:
             self.last_good = (path, self.global_step)
 
     def _diverged(self, what: str) -> TrainingError:
-        return TrainingError(f"{what} at epoch {self.epoch + 1}, step {self.global_step}; training stopped, "
-                             f"{self._kept()}; {DIVERGENCE_CAUSES}")
+        return TrainingError(
+            f"{what} at epoch {self.epoch + 1}, step {self.global_step}; training stopped, "
+            f"{self._kept()}; {DIVERGENCE_CAUSES}"
+        )
 
     def resume(self, ckpt: Checkpoint | None = None) -> bool:
         """Load ``last.npz`` (or ``ckpt``, read from it) if there is one; returns whether training resumes."""
@@ -283,22 +318,31 @@ class Trainer:
             ckpt = load_checkpoint(self.last_path)
         task = ckpt.meta.get("task")
         if task is not None and task != self.task.name:
-            raise TrainingError(f"{self.last_path} is a run of the {task!r} task, not {self.task.name!r}: resume "
-                                f"it with 'train {task} ... --resume', or choose another --out for this one")
+            raise TrainingError(
+                f"{self.last_path} is a run of the {task!r} task, not {self.task.name!r}: resume "
+                f"it with 'train {task} ... --resume', or choose another --out for this one"
+            )
         expected = json.loads(json.dumps(self.task.meta()))
         saved = {k: ckpt.meta.get(k) for k in expected}
         if saved != expected:
             differing = sorted(k for k in expected if saved[k] != expected[k])
-            cause = ("the data changed (an edited or another data file, or other data flags)"
-                     if any(k in DATA_KEYS for k in differing) else "other model or data flags were given")
-            raise TrainingError(f"{self.last_path} was trained with different settings ({', '.join(differing)}): "
-                                f"{'; '.join(differences(saved, expected)[:4])}; {cause}: resume with the original "
-                                "flags and data, or start a new run with --overwrite or another --out")
+            cause = (
+                "the data changed (an edited or another data file, or other data flags)"
+                if any(k in DATA_KEYS for k in differing)
+                else "other model or data flags were given"
+            )
+            raise TrainingError(
+                f"{self.last_path} was trained with different settings ({', '.join(differing)}): "
+                f"{'; '.join(differences(saved, expected)[:4])}; {cause}: resume with the original "
+                "flags and data, or start a new run with --overwrite or another --out"
+            )
         self._check_settings(ckpt.meta.get("training"))
         bad = non_finite(ckpt.params) + non_finite(ckpt.optim)
         if bad:
-            raise TrainingError(f"{self.last_path} holds non-finite values ({', '.join(bad[:3])}): it cannot be "
-                                "resumed; start a new run with --overwrite (and a lower --lr)")
+            raise TrainingError(
+                f"{self.last_path} holds non-finite values ({', '.join(bad[:3])}): it cannot be "
+                "resumed; start a new run with --overwrite (and a lower --lr)"
+            )
         try:
             self.task.model.load_state_dict(ckpt.params)
             self.optimizer.load_state_dict(ckpt.optim)
@@ -306,8 +350,10 @@ class Trainer:
             self.epoch, self.batch_index = progress["epoch"], progress["batch"]
             self.global_step, self.best = progress["global_step"], progress["best"]
         except (KeyError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{self.last_path} does not fit this model or lacks its progress ({exc}); it "
-                                  "is damaged: start a new run with --overwrite or another --out") from None
+            raise CheckpointError(
+                f"{self.last_path} does not fit this model or lacks its progress ({exc}); it "
+                "is damaged: start a new run with --overwrite or another --out"
+            ) from None
         self.epoch_sums = dict(progress.get("epoch_sums", {}))  # absent before they were kept
         self.best_record = progress.get("best_record")
         self.last_good = (self.last_path, self.global_step)
@@ -322,14 +368,18 @@ class Trainer:
         saved = {**UNSET_SETTINGS, **saved}  # settings added since the checkpoint was written
         changed = [k for k, v in self.settings.items() if saved.get(k) != v]
         if changed:
+
             def text(value):
                 if isinstance(value, list):
                     return " ".join(map(str, value)) or "none"
                 return "off" if value is None else str(value)
+
             was = ", ".join(f"--{k.replace('_', '-')} {text(saved.get(k))}" for k in changed)
             now = ", ".join(text(self.settings[k]) for k in changed)
-            raise TrainingError(f"{self.last_path} was trained with {was} (given {now}); resume with "
-                                "the flags it was trained with, or start a new run with --overwrite or a new --out")
+            raise TrainingError(
+                f"{self.last_path} was trained with {was} (given {now}); resume with "
+                "the flags it was trained with, or start a new run with --overwrite or a new --out"
+            )
 
     # ------------------------------------------------------------------ loop
     def _done(self) -> bool:
@@ -349,9 +399,10 @@ class Trainer:
         try:
             return self._split_step(batch)
         except CoreError as exc:
-            raise TrainingError(f"{exc} at epoch {self.epoch + 1}, step {self.global_step}; training stopped, "
-                                f"{self._kept()}; --threads 1 trains on one core, without worker processes"
-                                ) from None
+            raise TrainingError(
+                f"{exc} at epoch {self.epoch + 1}, step {self.global_step}; training stopped, "
+                f"{self._kept()}; --threads 1 trains on one core, without worker processes"
+            ) from None
 
     def _split_step(self, batch) -> dict[str, float]:
         """The step's batch over the ranks (``comm``), each rank's shard over its cores."""
@@ -359,8 +410,10 @@ class Trainer:
         if self.comm.size == 1:
             return self.cores.step(batch, rng, self.global_step)
         if len(batch) < self.comm.size:
-            raise TrainingError(f"a batch of {len(batch)} examples cannot be shared by {self.comm.size} ranks; "
-                                "use a --batch-size of at least the number of ranks")
+            raise TrainingError(
+                f"a batch of {len(batch)} examples cannot be shared by {self.comm.size} ranks; "
+                "use a --batch-size of at least the number of ranks"
+            )
         rows = shard_rows(len(batch), self.comm.rank, self.comm.size)
         metrics = self.cores.step(batch[rows], ShardRandom(rng, rows, len(batch)), self.global_step)
         weight = (rows.stop - rows.start) / len(batch)  # every loss is a mean over the batch
@@ -382,10 +435,10 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.comm.broadcast_parameters(self.task.model.parameters())
         stop = self._stop = self.stop_signals if self.comm.size == 1 else _NoSignals()
-        self._consistent = True   # False while a step is half done: then there is no state to write
+        self._consistent = True  # False while a step is half done: then there is no state to write
         self._started = time.perf_counter()
         with stop, np.errstate(all="ignore"), self.cores:  # non-finite values are caught below, not warned
-            try:                                                 # about; the cores' workers end with the run
+            try:  # about; the cores' workers end with the run
                 return self._fit(stop)
             except StopRequested as exc:
                 if self._consistent:
@@ -395,10 +448,15 @@ class Trainer:
                     except StopRequested:  # a second signal while it was written: stop at once
                         pass
                     else:
-                        raise RunStopped(exc.signum, self.last_path, f"at epoch {self.epoch + 1}, step "
-                                         f"{self.global_step}; checkpoint written to {self.last_path}") from None
-                raise RunStopped(exc.signum, self.last_good and self.last_good[0],
-                                 f"at once (a second signal); {self._kept()}") from None
+                        raise RunStopped(
+                            exc.signum,
+                            self.last_path,
+                            f"at epoch {self.epoch + 1}, step "
+                            f"{self.global_step}; checkpoint written to {self.last_path}",
+                        ) from None
+                raise RunStopped(
+                    exc.signum, self.last_good and self.last_good[0], f"at once (a second signal); {self._kept()}"
+                ) from None
 
     def _fit(self, stop) -> dict[str, float]:
         model = self.task.model
@@ -407,9 +465,15 @@ class Trainer:
         while self.epoch < self.epochs and not self._done():
             batches = self.task.epoch_batches(epoch_rng(self.seed, self.epoch))
             self.optimizer.learning_rate = epoch_learning_rate(
-                self.base_lr, self.epoch, self.lr_decay, self.lr_drop_at, self.lr_drop_factor)
-            bar = progress_bar(total=len(batches), initial=self.batch_index, progress=self.progress, leave=True,
-                               desc=f"epoch {self.epoch + 1}/{self.epochs}")
+                self.base_lr, self.epoch, self.lr_decay, self.lr_drop_at, self.lr_drop_factor
+            )
+            bar = progress_bar(
+                total=len(batches),
+                initial=self.batch_index,
+                progress=self.progress,
+                leave=True,
+                desc=f"epoch {self.epoch + 1}/{self.epochs}",
+            )
             lines = not use_bars(self.progress)
             running: dict[str, float] = {}  # exponential running means, for the bar and the lines
             t0 = time.perf_counter()
@@ -437,11 +501,20 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()}, refresh=False)
                     bar.update()
                     if self.global_step % self.log_every == 0:
-                        self._log({"event": "step", "epoch": self.epoch, "step": self.global_step,
-                                   "grad_norm": grad_norm, **metrics})
+                        self._log(
+                            {
+                                "event": "step",
+                                "epoch": self.epoch,
+                                "step": self.global_step,
+                                "grad_norm": grad_norm,
+                                **metrics,
+                            }
+                        )
                     if lines and self.print_every and self.global_step % self.print_every == 0:
-                        self._say(f"epoch {self.epoch + 1}/{self.epochs}  step {self.batch_index}/{len(batches)}"
-                                  f"  {_figures(running)}")
+                        self._say(
+                            f"epoch {self.epoch + 1}/{self.epochs}  step {self.batch_index}/{len(batches)}"
+                            f"  {_figures(running)}"
+                        )
                     if self.global_step % self.checkpoint_every == 0:
                         self._checkpoint(self.last_path)
                 now = time.perf_counter()
@@ -450,8 +523,10 @@ class Trainer:
                 elif not timed and (now - first_step_done > 10 or self.batch_index - first_step_index > 20):
                     timed = True
                     per_step = (now - first_step_done) / (self.batch_index - first_step_index - 1)
-                    self._say(f"timing: {per_step:.3g} s a step, about {_time(per_step * len(batches))} an epoch "
-                              f"of {len(batches):,} steps")
+                    self._say(
+                        f"timing: {per_step:.3g} s a step, about {_time(per_step * len(batches))} an epoch "
+                        f"of {len(batches):,} steps"
+                    )
             bar.close()
             if self.batch_index < len(batches):  # stopped by max_steps inside the epoch
                 val = self._validate_at_stop()
@@ -463,10 +538,21 @@ class Trainer:
                 train = {f"train_{k}": total / n for k, (total, n) in self.epoch_sums.items()}
                 self.epoch, self.batch_index, self.epoch_sums = self.epoch + 1, 0, {}
                 seconds = time.perf_counter() - t0
-                self._log({"event": "epoch", "epoch": self.epoch, "step": self.global_step,
-                           "seconds": round(seconds, 3), "lr": self.optimizer.learning_rate, **train, **val})
-                self._say(f"epoch {self.epoch}/{self.epochs}  {len(batches):,} steps  {_time(seconds)}  "
-                          f"{_figures({**train, **val})}")
+                self._log(
+                    {
+                        "event": "epoch",
+                        "epoch": self.epoch,
+                        "step": self.global_step,
+                        "seconds": round(seconds, 3),
+                        "lr": self.optimizer.learning_rate,
+                        **train,
+                        **val,
+                    }
+                )
+                self._say(
+                    f"epoch {self.epoch}/{self.epochs}  {len(batches):,} steps  {_time(seconds)}  "
+                    f"{_figures({**train, **val})}"
+                )
                 score = self.sign * val[self.selection] if self.selection in val else math.inf
                 if math.isfinite(score) and score < self.best:  # a non-finite figure is never best
                     self.best = score
@@ -487,13 +573,20 @@ class Trainer:
         the same best epochs as one never stopped.
         """
         val = self.task.validate() if self.is_main else {}
-        self._say(f"stopped at --max-steps {self.max_steps} (epoch {self.epoch + 1}, step {self.batch_index} of "
-                  f"the epoch)  {_figures(val)}")
+        self._say(
+            f"stopped at --max-steps {self.max_steps} (epoch {self.epoch + 1}, step {self.batch_index} of "
+            f"the epoch)  {_figures(val)}"
+        )
         score = self.sign * val[self.selection] if self.selection in val else math.inf
         if math.isfinite(score) and score < self.best and self.is_main:
             batches = len(self.task.epoch_batches(epoch_rng(self.seed, self.epoch)))
-            record = {"epoch": self.epoch + 1, "step": self.global_step, "batch": self.batch_index,
-                      "batches": batches, **val}
+            record = {
+                "epoch": self.epoch + 1,
+                "step": self.global_step,
+                "batch": self.batch_index,
+                "batches": batches,
+                **val,
+            }
             with self._stop.deferred():
                 self._checkpoint(self.best_path, best_record=record)
             self.best_record = record
@@ -501,14 +594,18 @@ class Trainer:
 
     def summary(self) -> list[str]:
         """The end of a run in a few lines: time, best validation, checkpoint files, next command."""
-        lines = [f"done: {self.epoch} epochs, {self.global_step:,} steps"
-                 + (f" ({_time(time.perf_counter() - self._started)} this session)"
-                    if hasattr(self, "_started") else "")]
+        lines = [
+            f"done: {self.epoch} epochs, {self.global_step:,} steps"
+            + (f" ({_time(time.perf_counter() - self._started)} this session)" if hasattr(self, "_started") else "")
+        ]
         if self.best_record is not None:
             r = dict(self.best_record)
             epoch, step, batch, batches = r.pop("epoch"), r.pop("step"), r.pop("batch", None), r.pop("batches", None)
-            where = (f"epoch {epoch}" if batch is None
-                     else f"step {step} (where --max-steps stopped, {batch} of the {batches} steps of epoch {epoch})")
+            where = (
+                f"epoch {epoch}"
+                if batch is None
+                else f"step {step} (where --max-steps stopped, {batch} of the {batches} steps of epoch {epoch})"
+            )
             lines.append(f"best ({self.selection}): {where}  {_figures(r)}")
         files = [p for p in (self.last_path, self.best_path) if p.exists()]
         lines.append("checkpoints: " + ", ".join(str(p) for p in files) if files else "checkpoints: none written")

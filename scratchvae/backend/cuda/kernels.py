@@ -8,8 +8,8 @@ concatenation (``offsets``, n_tensors + 1 entries), with a grid-stride loop.
 
 from __future__ import annotations
 
-THREADS = 256           # threads per block
-MAX_BLOCKS = 1024       # grid-stride kernels: at most this many blocks
+THREADS = 256  # threads per block
+MAX_BLOCKS = 1024  # grid-stride kernels: at most this many blocks
 NVRTC_OPTIONS = ("--std=c++14", "--fmad=false")
 
 SOURCE = r"""
@@ -154,8 +154,15 @@ __global__ void adam_update_all(const unsigned long long* tables, const long lon
 }
 """
 
-KERNELS = ("lstm_cell_forward", "lstm_cell_backward", "softmax_xent_grad", "sum_squares_partials",
-           "scale_by_norm", "zero_all", "adam_update_all")
+KERNELS = (
+    "lstm_cell_forward",
+    "lstm_cell_backward",
+    "softmax_xent_grad",
+    "sum_squares_partials",
+    "scale_by_norm",
+    "zero_all",
+    "adam_update_all",
+)
 
 
 def name_expressions() -> list[str]:

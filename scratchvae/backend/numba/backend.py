@@ -35,24 +35,24 @@ class NumbaBackend(NumpyBackend):
 
     def __init__(self):
         super().__init__()
-        self._threads: int | None = None   # numba's thread count, read once (see _all_threads)
+        self._threads: int | None = None  # numba's thread count, read once (see _all_threads)
 
     # ------------------------------------------------------------------ LSTM
-    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid", *,
-                          mask=None, h_prev=None):
+    def lstm_cell_forward(self, gates, c_prev, c_out, h_out, recurrent_activation="sigmoid", *, mask=None, h_prev=None):
         lstm_cell.lstm_cell_forward(gates, c_prev, c_out, h_out, is_hard_sigmoid(recurrent_activation))
         if mask is not None:
             lstm_cell.carry_padding(mask, h_prev, c_prev, h_out, c_out)
 
-    def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out,
-                           recurrent_activation="sigmoid"):
+    def lstm_cell_backward(self, dh, dc, gates, c_prev, c, dgates_out, recurrent_activation="sigmoid"):
         dc_prev = np.empty_like(c)
-        lstm_cell.lstm_cell_backward(dh, dc, gates, c_prev, c, dgates_out, dc_prev,
-                                     is_hard_sigmoid(recurrent_activation))
+        lstm_cell.lstm_cell_backward(
+            dh, dc, gates, c_prev, c, dgates_out, dc_prev, is_hard_sigmoid(recurrent_activation)
+        )
         return dc_prev
 
-    def lstm_step_forward(self, gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out,
-                          recurrent_activation="sigmoid", *, mask=None):
+    def lstm_step_forward(
+        self, gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out, recurrent_activation="sigmoid", *, mask=None
+    ):
         hard, zero, parts = is_hard_sigmoid(recurrent_activation), gates.dtype.type(0), self._parts(h_prev, Wh)
         if parts == 1:
             lstm_cell.step_forward_serial(gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out, hard, zero)
@@ -61,18 +61,35 @@ class NumbaBackend(NumpyBackend):
         if mask is not None:
             lstm_cell.carry_padding(mask, h_prev, c_prev, h_out, c_out)
 
-    def lstm_step_backward(self, dh, dc, gates, c_prev, c, dgates_out, Wh, Wh_T, dh_prev_out,
-                           recurrent_activation="sigmoid", *, dy=None, mask=None, dc_prev_out=None):
+    def lstm_step_backward(
+        self,
+        dh,
+        dc,
+        gates,
+        c_prev,
+        c,
+        dgates_out,
+        Wh,
+        Wh_T,
+        dh_prev_out,
+        recurrent_activation="sigmoid",
+        *,
+        dy=None,
+        mask=None,
+        dc_prev_out=None,
+    ):
         hard, zero, parts = is_hard_sigmoid(recurrent_activation), gates.dtype.type(0), self._parts(dh, Wh)
         if dy is not None:
-            np.add(dh, dy, out=dh)           # dh is the caller's scratch (see the reference)
+            np.add(dh, dy, out=dh)  # dh is the caller's scratch (see the reference)
         dc_prev = np.empty_like(c) if dc_prev_out is None else dc_prev_out
         if parts == 1:
-            lstm_cell.step_backward_serial(dh, dc, gates, c_prev, c, dgates_out, dc_prev, Wh, Wh_T,
-                                           dh_prev_out, hard, zero)
+            lstm_cell.step_backward_serial(
+                dh, dc, gates, c_prev, c, dgates_out, dc_prev, Wh, Wh_T, dh_prev_out, hard, zero
+            )
         else:
-            lstm_cell.step_backward(dh, dc, gates, c_prev, c, dgates_out, dc_prev, Wh, Wh_T, dh_prev_out,
-                                    hard, parts, zero)
+            lstm_cell.step_backward(
+                dh, dc, gates, c_prev, c, dgates_out, dc_prev, Wh, Wh_T, dh_prev_out, hard, parts, zero
+            )
         if mask is not None:
             lstm_cell.pass_padding(mask, dh, dc, dgates_out, dh_prev_out, dc_prev)
         return dc_prev
@@ -98,14 +115,14 @@ class NumbaBackend(NumpyBackend):
             return True
         try:
             return numba.threading_layer() in ("omp", "tbb")
-        except ValueError:                  # no parallel kernel has run yet: no layer chosen
+        except ValueError:  # no parallel kernel has run yet: no layer chosen
             return False
 
     def _with_threads(self, share: int, call):
         if share == 1:
             return super()._with_threads(share, call)
         before = numba.get_num_threads()
-        numba.set_num_threads(share)        # thread-local in numba
+        numba.set_num_threads(share)  # thread-local in numba
         try:
             return super()._with_threads(share, call)
         finally:

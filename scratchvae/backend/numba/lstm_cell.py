@@ -43,9 +43,9 @@ from .options import KERNEL_OPTIONS
 from .recurrent_product import add_matmul_columns
 from .vector_math import hard_sigmoid, sigmoid, tanh
 
-PARALLEL_FLOPS = 2_000_000      # a step's product must be this large to be split across threads
+PARALLEL_FLOPS = 2_000_000  # a step's product must be this large to be split across threads
 
-split_gates = njit(cache=True, inline="always")(_gates.split_gates)   # the numpy reference's, compiled
+split_gates = njit(cache=True, inline="always")(_gates.split_gates)  # the numpy reference's, compiled
 
 
 @njit(cache=True, inline="always")
@@ -64,10 +64,10 @@ def times_derivative(dz, y, hard):
     """dz *= r'(z), written with the activation's output y = r(z)."""
     if hard:
         for j in range(dz.size):
-            dz[j] *= 0.2 if 0.0 < y[j] < 1.0 else 0.0              # slope 0.2 inside the ramp
+            dz[j] *= 0.2 if 0.0 < y[j] < 1.0 else 0.0  # slope 0.2 inside the ramp
     else:
         for j in range(dz.size):
-            dz[j] *= y[j] * (1.0 - y[j])                            # sigma' = sigma (1 - sigma)
+            dz[j] *= y[j] * (1.0 - y[j])  # sigma' = sigma (1 - sigma)
 
 
 # ---------------------------------------------------------------------- the cell
@@ -94,11 +94,11 @@ def cell_backward(dh, dc, gates, c_prev, c, dgates, dc_prev, j0, j1, hard):
         di, df, dg, do = split_gates(dgates[b], j0, j1)
         for j in range(j1 - j0):
             tc = tanh(c[b, j0 + j])
-            dc_total = dc[b, j0 + j] + dh[b, j0 + j] * o[j] * (1.0 - tc * tc)   # h = o tanh(c)
-            do[j] = dh[b, j0 + j] * tc                            # each times r'(gate) below
-            di[j] = dc_total * g[j]                               # c = f c_prev + i g
+            dc_total = dc[b, j0 + j] + dh[b, j0 + j] * o[j] * (1.0 - tc * tc)  # h = o tanh(c)
+            do[j] = dh[b, j0 + j] * tc  # each times r'(gate) below
+            di[j] = dc_total * g[j]  # c = f c_prev + i g
             df[j] = dc_total * c_prev[b, j0 + j]
-            dg[j] = dc_total * i[j] * (1.0 - g[j] * g[j])         # g = tanh(z_g)
+            dg[j] = dc_total * i[j] * (1.0 - g[j] * g[j])  # g = tanh(z_g)
             dc_prev[b, j0 + j] = dc_total * f[j]
         times_derivative(di, i, hard)
         times_derivative(df, f, hard)
@@ -138,8 +138,7 @@ def step_forward(gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out, hard, parts, zer
     """A step split into ``parts`` unit ranges, one per thread."""
     u = c_prev.shape[1]
     for p in prange(parts):
-        _forward_units(gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out, hard,
-                       u * p // parts, u * (p + 1) // parts, zero)
+        _forward_units(gates, h_prev, Wh, Wh_T, c_prev, c_out, h_out, hard, u * p // parts, u * (p + 1) // parts, zero)
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)

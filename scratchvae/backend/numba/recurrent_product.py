@@ -38,7 +38,7 @@ from numba import njit
 
 from .options import DOT_OPTIONS, KERNEL_OPTIONS
 
-VECTOR_WIDTH = 16      # float32 lanes of an AVX-512 register: the tiles' dots run over whole vectors
+VECTOR_WIDTH = 16  # float32 lanes of an AVX-512 register: the tiles' dots run over whole vectors
 
 
 @njit(**DOT_OPTIONS)
@@ -49,11 +49,31 @@ def _tile5(out, a, r, b0, b1, b2, b3, c, w, k_vec, zero):
     s30 = s31 = s32 = s33 = s40 = s41 = s42 = s43 = zero
     for q in range(k_vec):
         x0, x1, x2, x3 = b0[q], b1[q], b2[q], b3[q]
-        y = a0[q]; s00 += y * x0; s01 += y * x1; s02 += y * x2; s03 += y * x3  # noqa: E702
-        y = a1[q]; s10 += y * x0; s11 += y * x1; s12 += y * x2; s13 += y * x3  # noqa: E702
-        y = a2[q]; s20 += y * x0; s21 += y * x1; s22 += y * x2; s23 += y * x3  # noqa: E702
-        y = a3[q]; s30 += y * x0; s31 += y * x1; s32 += y * x2; s33 += y * x3  # noqa: E702
-        y = a4[q]; s40 += y * x0; s41 += y * x1; s42 += y * x2; s43 += y * x3  # noqa: E702
+        y = a0[q]
+        s00 += y * x0
+        s01 += y * x1
+        s02 += y * x2
+        s03 += y * x3  # noqa: E702
+        y = a1[q]
+        s10 += y * x0
+        s11 += y * x1
+        s12 += y * x2
+        s13 += y * x3  # noqa: E702
+        y = a2[q]
+        s20 += y * x0
+        s21 += y * x1
+        s22 += y * x2
+        s23 += y * x3  # noqa: E702
+        y = a3[q]
+        s30 += y * x0
+        s31 += y * x1
+        s32 += y * x2
+        s33 += y * x3  # noqa: E702
+        y = a4[q]
+        s40 += y * x0
+        s41 += y * x1
+        s42 += y * x2
+        s43 += y * x3  # noqa: E702
     _store(out, r, c, w, s00, s01, s02, s03)
     _store(out, r + 1, c, w, s10, s11, s12, s13)
     _store(out, r + 2, c, w, s20, s21, s22, s23)
@@ -68,8 +88,16 @@ def _tile2(out, a, r, b0, b1, b2, b3, c, w, k_vec, zero):
     s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
     for q in range(k_vec):
         x0, x1, x2, x3 = b0[q], b1[q], b2[q], b3[q]
-        y = a0[q]; s00 += y * x0; s01 += y * x1; s02 += y * x2; s03 += y * x3  # noqa: E702
-        y = a1[q]; s10 += y * x0; s11 += y * x1; s12 += y * x2; s13 += y * x3  # noqa: E702
+        y = a0[q]
+        s00 += y * x0
+        s01 += y * x1
+        s02 += y * x2
+        s03 += y * x3  # noqa: E702
+        y = a1[q]
+        s10 += y * x0
+        s11 += y * x1
+        s12 += y * x2
+        s13 += y * x3  # noqa: E702
     _store(out, r, c, w, s00, s01, s02, s03)
     _store(out, r + 1, c, w, s10, s11, s12, s13)
 
@@ -80,7 +108,11 @@ def _tile1(out, a, r, b0, b1, b2, b3, c, w, k_vec, zero):
     a0 = a[r]
     s00 = s01 = s02 = s03 = zero
     for q in range(k_vec):
-        y = a0[q]; s00 += y * b0[q]; s01 += y * b1[q]; s02 += y * b2[q]; s03 += y * b3[q]  # noqa: E702
+        y = a0[q]
+        s00 += y * b0[q]
+        s01 += y * b1[q]
+        s02 += y * b2[q]
+        s03 += y * b3[q]  # noqa: E702
     _store(out, r, c, w, s00, s01, s02, s03)
 
 
@@ -101,8 +133,8 @@ def add_matmul_columns(out, a, b, b_T, c0, c1, zero):
     """out[:, c0:c1] += a @ b[:, c0:c1]; b_T is b^T, C-contiguous (see the module)."""
     n, k = a.shape
     k_vec = k - k % VECTOR_WIDTH
-    for c in range(c0, c1, 4):                                    # 4 columns of b (rows of b^T) a tile
-        w = min(4, c1 - c)                                        # columns in this tile (repeats pad it)
+    for c in range(c0, c1, 4):  # 4 columns of b (rows of b^T) a tile
+        w = min(4, c1 - c)  # columns in this tile (repeats pad it)
         b0, b1, b2, b3 = b_T[c], b_T[c + min(1, w - 1)], b_T[c + min(2, w - 1)], b_T[c + min(3, w - 1)]
         r = 0
         while n - r >= 5:
@@ -113,9 +145,9 @@ def add_matmul_columns(out, a, b, b_T, c0, c1, zero):
             r += 2
         if n - r == 1:
             _tile1(out, a, r, b0, b1, b2, b3, c, w, k_vec, zero)
-    for r in range(n):                                            # the tail: out += a[:, k_vec:] b[k_vec:]
+    for r in range(n):  # the tail: out += a[:, k_vec:] b[k_vec:]
         o = out[r, c0:c1]
         for q in range(k_vec, k):
-            x, row = a[r, q], b[q, c0:c1]                         # slices: zero-based, so the loop vectorizes
+            x, row = a[r, q], b[q, c0:c1]  # slices: zero-based, so the loop vectorizes
             for i in range(c1 - c0):
                 o[i] += x * row[i]

@@ -45,7 +45,7 @@ def _row_sum(row):
 @njit(**KERNEL_OPTIONS)
 def _softmax_cross_entropy_row(logits, targets, scale, nll, r):
     row, t = logits[r], targets[r]
-    shift = _row_max(row)                                     # for exp without overflow
+    shift = _row_max(row)  # for exp without overflow
     target_logit = row[t] - shift
     for j in range(row.size):
         row[j] = exp(row[j] - shift)
@@ -54,8 +54,8 @@ def _softmax_cross_entropy_row(logits, targets, scale, nll, r):
     p_target = row[t] / total
     s = scale[r]
     for j in range(row.size):
-        row[j] = (row[j] / total) * s                         # scale * softmax
-    row[t] = (p_target - 1.0) * s                             # minus scale * onehot
+        row[j] = (row[j] / total) * s  # scale * softmax
+    row[t] = (p_target - 1.0) * s  # minus scale * onehot
 
 
 @njit(parallel=True, **KERNEL_OPTIONS)

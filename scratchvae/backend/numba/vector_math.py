@@ -36,6 +36,7 @@ from numba.extending import intrinsic, overload
 
 def _float_from_bits(int_type, float_type):
     """An intrinsic: the float whose IEEE-754 bits are the integer (cast to int_type first)."""
+
     @intrinsic
     def float_from_bits(typingctx, bits):
         if not isinstance(bits, types.Integer):
@@ -44,7 +45,9 @@ def _float_from_bits(int_type, float_type):
         def codegen(context, builder, sig, args):
             as_int = context.cast(builder, args[0], sig.args[0], int_type)
             return builder.bitcast(as_int, context.get_value_type(float_type))
+
         return float_type(bits), codegen
+
     return float_from_bits
 
 
@@ -59,7 +62,7 @@ def expm1_reduced_f64(x):
     x = min(max(x, -708.0), 709.0)
     n = np.floor(x * 1.4426950408889634 + 0.5)
     r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10
-    p = 1.0 / 6227020800.0                                        # 1/13!, Horner down to 1/2!
+    p = 1.0 / 6227020800.0  # 1/13!, Horner down to 1/2!
     p = p * r + 1.0 / 479001600.0
     p = p * r + 1.0 / 39916800.0
     p = p * r + 1.0 / 3628800.0
@@ -85,7 +88,7 @@ def exp_f64(x):
 def tanh_f64(x):
     """tanh x = e / (e + 2) with e = e^(2x) - 1: accurate near 0 too; exactly +-1 past |x| = 20."""
     q, scale = expm1_reduced_f64(2.0 * min(max(x, -20.0), 20.0))
-    e = scale * q + (scale - 1.0)                                 # e^(2x) - 1 = 2^n (e^r - 1) + 2^n - 1
+    e = scale * q + (scale - 1.0)  # e^(2x) - 1 = 2^n (e^r - 1) + 2^n - 1
     return e / (e + 2.0)
 
 
@@ -97,9 +100,25 @@ def sigmoid_f64(x):
 
 # ---------------------------------------------------------------------- float32
 # float32 constants: literals in the code would be float64 and widen the arithmetic.
-_F32 = tuple(np.float32(c) for c in (
-    -87.0, 88.0, 1.4426950408889634, 0.693359375, -2.12194440e-4,      # clamp, 1/ln2, ln2 = hi + lo
-    1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 2.0, 9.0))
+_F32 = tuple(
+    np.float32(c)
+    for c in (
+        -87.0,
+        88.0,
+        1.4426950408889634,
+        0.693359375,
+        -2.12194440e-4,  # clamp, 1/ln2, ln2 = hi + lo
+        1 / 5040,
+        1 / 720,
+        1 / 120,
+        1 / 24,
+        1 / 6,
+        0.5,
+        1.0,
+        2.0,
+        9.0,
+    )
+)
 _ONE32, _TWO32, _TANH_LIMIT32 = _F32[11], _F32[12], _F32[13]
 
 
@@ -157,10 +176,12 @@ def sigmoid(x):
 
 def _by_precision(f32, f64):
     """An overload body: the float32 function for a float32 argument, else the float64 one."""
+
     def choose(x):
         if x == types.float32:
             return lambda x: f32(x)
         return lambda x: f64(x)
+
     return choose
 
 
