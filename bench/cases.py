@@ -21,12 +21,11 @@ Sizes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
-
-import numpy as np
 
 import flops
+import numpy as np
 
 OURS = ("numpy", "numba", "cupy")
 ONE_PROCESS = "numba-1proc"  # model cases: the whole batch in one process on every thread (the path before #23)

@@ -100,6 +100,7 @@ def parse_args(argv=None):
 
 def default_impls(device: str) -> list[str]:
     from cases import ONE_PROCESS
+
     from scratchvae.backend import available_backends
 
     ours = [b for b in available_backends() if (b == "cupy") == (device == "gpu")]
@@ -288,9 +289,8 @@ def main(argv=None) -> int:
             print(f"error: --device gpu: {exc}", file=sys.stderr)
             return 2
 
-    import numpy as np
-
     import measure
+    import numpy as np
     from cases import all_cases
 
     impls = args.impls.split(",") if args.impls else default_impls(args.device)

@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .cli.errors import USER_ERRORS
     from .tasks.sentence import generate_sentences, load_task
-    from .training.checkpoint import CheckpointError
     from .training import load_checkpoint
+    from .training.checkpoint import CheckpointError
 
     args = build_parser().parse_args(argv)
     try:

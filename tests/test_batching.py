@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from scratchvae.data.batching import batches, bucket_batches
 from scratchvae.data.errors import DataError
 
-
 # --- batches -------------------------------------------------------------------------
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from scratchvae.data.corpus import Vocab
-from scratchvae.data.reserved import PAD_ID
 from scratchvae.data.errors import DataError
 from scratchvae.data.glove import load_glove, read_vectors
+from scratchvae.data.reserved import PAD_ID
 
 VOCAB = Vocab.build([["the", "cat", "sat"], ["the", "zebra"]])  # words: the cat sat zebra
 GLOVE = "the 0.1 0.2 0.3\ncat -1 2.5 1e-3\ndog 4 5 6\n. . . 7 8 9\nsat 0 0 1\n"

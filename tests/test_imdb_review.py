@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_imdb_task import TINY as TINY_REPEAT
+from test_imdb_task import make_archive
 
 from scratchvae import evaluate, interpolate, sample, train
 from scratchvae.data.reserved import BOS_ID, EOS_ID
@@ -18,9 +20,6 @@ from scratchvae.models.sentence import SentenceVAE
 from scratchvae.tasks import imdb as imdb_task
 from scratchvae.tasks import imdb_review
 from scratchvae.training import load_checkpoint
-
-from test_imdb_task import TINY as TINY_REPEAT
-from test_imdb_task import make_archive
 
 TINY = [
     "--vocab-size",

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("h5py")
 
 from keras_reference import N, T, assert_out, keras, rng_from, token_ids  # noqa: E402
+
 from scratchvae.interop import (
     KerasInteropError,
     default_layout,
@@ -20,7 +21,7 @@ from scratchvae.interop import (
     read_keras_weights,
 )
 from scratchvae.interop.keras_models import keras_layer  # noqa: E402
-from scratchvae.layers import Bidirectional, Dense, Embedding, Layer, LSTM  # noqa: E402
+from scratchvae.layers import LSTM, Bidirectional, Dense, Embedding, Layer  # noqa: E402
 
 F64 = np.float64
 V, E, U, Z, STEPS = 9, 3, 4, 2, 5
@@ -328,8 +329,8 @@ def test_model_round_trip(name, tmp_path):
     km.save_weights(tmp_path / "k.weights.h5")
     fresh = make(3)
     import_keras_weights(fresh, tmp_path / "k.weights.h5")
-    from scratchvae.interop.keras_models import keras_model_variables
     from scratchvae.interop import layout_of
+    from scratchvae.interop.keras_models import keras_model_variables
 
     for p, v in keras_model_variables(km, layout_of(fresh)).items():
         np.testing.assert_array_equal(fresh.parameters()[p], N(v), err_msg=p)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from keras_reference import (
     N,
     T,
@@ -26,6 +25,7 @@ from keras_reference import (
     token_ids,
     vgrad,
 )
+
 from scratchvae.interop.keras_models import (
     keras2_hard_sigmoid,
     keras_bidirectional,
@@ -35,10 +35,10 @@ from scratchvae.interop.keras_models import (
     keras_repeat_vector,
     keras_variables,
 )
-from scratchvae.layers import ACTIVATIONS, Bidirectional, Dense, Embedding, LSTM, RepeatVector
+from scratchvae.layers import ACTIVATIONS, LSTM, Bidirectional, Dense, Embedding, RepeatVector
 from scratchvae.layers.activations import activation_backward, activation_forward
-from scratchvae.losses import BernoulliNLL, BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
 from scratchvae.layers.sampling import GaussianSample
+from scratchvae.losses import BernoulliNLL, BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
 
 ops = keras.ops
 F64 = np.float64

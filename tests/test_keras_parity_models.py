@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from keras_reference import (
     N,
     T,
@@ -28,6 +27,7 @@ from keras_reference import (
     rng_from,
     token_ids,
 )
+
 from scratchvae.interop import layout_of
 from scratchvae.interop.keras_models import (
     build_keras_imdb_vae,

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_mnist_model import write_synthetic_mnist
+from test_training import ToyTask, _trainer
 
 from scratchvae import evaluate, train
 from scratchvae.training import TrainingError, load_checkpoint, progress, save_checkpoint
 from scratchvae.training.log import read_log
 from scratchvae.training.run_dir import RunLock
-
-from test_mnist_model import write_synthetic_mnist
-from test_training import ToyTask, _trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_NUM_THREADS": "1"}

@@ -28,8 +28,8 @@ import numpy as np
 
 from .cuda import kernels as cuda_kernels
 from .errors import BackendError
-from .numpy_backend import NumpyBackend
 from .gates import is_hard_sigmoid as _is_hard
+from .numpy_backend import NumpyBackend
 
 GRAPHS_ENV = "SCRATCHVAE_CUDA_GRAPHS"  # "0": run the LSTM time loops kernel by kernel, no CUDA graphs
 _INSTALL = "pip install 'scratchvae[gpu]' (cupy-cuda12x[ctk]; cupy-cuda13x[ctk] for CUDA 13)"

@@ -27,7 +27,7 @@ class Settings:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"settings are read-only; use settings.replace({name}=...)")
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return Settings({**self._values, **changes})
 
     def as_dict(self) -> dict[str, Any]:

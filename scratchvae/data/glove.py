@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from scratchvae.data.corpus import Vocab, read_lines
-from scratchvae.data.reserved import PAD_ID, SPECIALS
 from scratchvae.data.errors import DataError
 from scratchvae.data.paths import PathLike
+from scratchvae.data.reserved import PAD_ID, SPECIALS
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ through its own value.  The whole models' cases are in :mod:`scratchvae.gradchec
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from ..backend import get_backend
-from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, RepeatVector
+from ..layers import LSTM, Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, RepeatVector
 from ..losses import BernoulliNLL, BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
 from .core import Problem
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from typing import TextIO
 
 import numpy as np
 
 from ..backend import BackendError
-from ..layers import Bidirectional, Dense, Dropout, Embedding, GaussianSample, LSTM, RepeatVector
+from ..layers import LSTM, Bidirectional, Dense, Dropout, Embedding, GaussianSample, RepeatVector
 from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
 from .cases import CaseContext, layer_problem, loss_problem
 from .core import STEP, TOLERANCE, Problem, Result, numeric_gradient, relative_error

@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -205,7 +205,7 @@ def register_layout(cls_or_name, layout_fn: Callable[[Layer], KerasLayout] | Non
 
 
 def _kind_of(layer: Layer) -> str | None:
-    from ..layers import Bidirectional, Dense, Embedding, LSTM
+    from ..layers import LSTM, Bidirectional, Dense, Embedding
 
     for cls, kind in ((Bidirectional, "bidirectional"), (LSTM, "lstm"), (Dense, "dense"), (Embedding, "embedding")):
         if isinstance(layer, cls):

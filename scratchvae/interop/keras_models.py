@@ -157,7 +157,7 @@ def keras_repeat_vector(layer, *, name: str | None = None):
 
 def keras_layer(layer, **kwargs):
     """The Keras equivalent of any supported scratchvae layer (dispatch on its type)."""
-    from ..layers import Bidirectional, Dense, Embedding, LSTM, RepeatVector
+    from ..layers import LSTM, Bidirectional, Dense, Embedding, RepeatVector
 
     for cls, fn in (
         (Bidirectional, keras_bidirectional),

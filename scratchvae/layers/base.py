@@ -9,7 +9,8 @@ accumulate, so call :meth:`zero_grad` before each step (as an optimiser does).
 
 from __future__ import annotations
 
-from typing import Iterator, TypeAlias
+from collections.abc import Iterator
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import DTypeLike

@@ -35,7 +35,7 @@ from numpy.typing import DTypeLike
 
 from ..backend import NumpyBackend
 from ..backend.numpy_backend import RECURRENT_ACTIVATIONS
-from ..layers import Array, Bidirectional, Dense, Embedding, GaussianSample, Layer, LSTM
+from ..layers import LSTM, Array, Bidirectional, Dense, Embedding, GaussianSample, Layer
 from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
 from .contract import check_kl_weight
 

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..data.reserved import PAD_ID
-from ..layers import Array, Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, LSTM, TiedOutput
+from ..layers import LSTM, Array, Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, TiedOutput
 from ..losses import GaussianKL, SparseSoftmaxCrossEntropy
 from .contract import check_kl_weight
 
