@@ -25,7 +25,7 @@ POSITIVE_NUMBER = "must be a positive number"
 def train_case(task, *flags):
     """train <task> pointed at its tiny run (--resume), with ``flags``."""
     source = ["--file", "{data}/sentences.txt"] if task == "text" else ["--data-dir", "{data}"]
-    return ["train", [task, *source, "--out", "{%s}" % task, "--resume", "--backend", "numpy", *flags]]
+    return ["train", [task, *source, "--out", f"{{{task}}}", "--resume", "--backend", "numpy", *flags]]
 
 
 CASES = [

@@ -364,9 +364,9 @@ def test_the_serial_kernels_at_one_thread_compute_what_the_parallel_ones_do():
 
     for threads in (min(2, numba.config.NUMBA_NUM_THREADS), 1):
         buf = logits.copy()
-        nll = backend.on_threads(threads, lambda: backend.softmax_cross_entropy(buf, targets, scale))
+        nll = backend.on_threads(threads, lambda: backend.softmax_cross_entropy(buf, targets, scale))  # noqa: B023
         p, g, m, v = (a.copy() for a in (logits, logits[::-1], np.zeros_like(logits), np.ones_like(logits)))
-        backend.on_threads(threads, lambda: backend.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7))
+        backend.on_threads(threads, lambda: backend.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-7))  # noqa: B023
         outputs.append((buf, nll, p, m, v))
     for a, b in zip(*outputs):
         assert np.array_equal(a, b)

@@ -57,7 +57,7 @@ def sentence_like_run(run_dir, epochs=3, steps_per_epoch=50, log_every=10, kl_sc
 
 # ---------------------------------------------------------------------- the log
 def test_read_log_keeps_the_last_record_of_a_step_and_skips_a_cut_last_line(tmp_path):
-    path = write_log(
+    write_log(
         tmp_path / "metrics.jsonl",
         [
             {"event": "step", "epoch": 0, "step": 10, "loss": 5.0},

@@ -56,7 +56,7 @@ def test_names_and_keywords_cupy_lacks_are_missing(monkeypatch):
     with pytest.raises(TypeError, match="unexpected keyword"):
         x.sum(where=x > 1)
     with pytest.raises(AttributeError):
-        cp.nanpercentile
+        _ = cp.nanpercentile
     monkeypatch.setitem(sys.modules, "cupy", cp)
     monkeypatch.setitem(sys.modules, "cupy.cuda", cp.cuda)
     with pytest.raises(ImportError):

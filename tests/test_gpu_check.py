@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-import gpu_check
+import gpu_check  # noqa: E402 - bench/ is a folder of scripts, importable once on the path
 
 
 def test_the_plan_fits_in_eight_minutes_and_names_results_after_the_gpu(capsys, tmp_path):

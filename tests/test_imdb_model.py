@@ -181,7 +181,7 @@ def test_training_steps_reduce_the_loss():
     rng = np.random.default_rng(10)
     ids, labels = random_batch(rng, TINY, batch=4, steps=6)
     first = None
-    for step in range(40):
+    for _ in range(40):
         terms, _ = _step(model, ids, labels, model.noise(rng, 4))
         opt.step()
         first = first if first is not None else terms["loss"]

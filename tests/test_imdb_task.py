@@ -313,7 +313,7 @@ def test_encode_alone_needs_no_dataset(trained, tmp_path, capsys):
         )
         == 0
     )
-    lines = [l for l in capsys.readouterr().out.splitlines() if "P(positive)" in l]
+    lines = [line for line in capsys.readouterr().out.splitlines() if "P(positive)" in line]
     assert len(lines) == 2
 
 

@@ -559,7 +559,8 @@ def repeat_eval_parser() -> argparse.ArgumentParser:
     p = command_parser(
         "python -m scratchvae.evaluate CKPT",
         "Evaluate an IMDB VAE of the seed or repeat preset on the 25k test reviews (reconstruction NLL per "
-        "token, token accuracy, KL, sentiment accuracy; z = z_mean), show reconstructions, encode your own text, plot the latent space. "
+        "token, token accuracy, KL, sentiment accuracy; z = z_mean), show reconstructions, encode your own text, "
+        "plot the latent space. "
         "With only --encode/--encode-file the test set is not read.",
         (
             "python -m scratchvae.evaluate runs/imdb/best.npz --show 3 --plot latent.png",

@@ -203,7 +203,8 @@ def _serve(conn, task, params: dict, grads: dict, parent: int) -> None:
         try:
             model.zero_grad()
             metrics = backend.on_threads(
-                1, lambda: task.train_step(batch[rows], ShardRandom(rng, rows, len(batch)), step)
+                1,
+                lambda: task.train_step(batch[rows], ShardRandom(rng, rows, len(batch)), step),  # noqa: B023
             )
             weight = (rows.stop - rows.start) / len(batch)
             for g in grads.values():
