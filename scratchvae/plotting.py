@@ -5,6 +5,7 @@ on directly: no pyplot, no global state, no display needed.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -17,6 +18,17 @@ def require_matplotlib(flag: str = "plots") -> None:
         raise ImportError(
             f"{flag} needs matplotlib: pip install matplotlib (or pip install 'scratchvae[plot]')"
         ) from None
+
+
+def matplotlib_missing(flag: str) -> bool:
+    """True, after printing require_matplotlib's one-line error to stderr, when matplotlib is missing:
+    ``if args.plot and matplotlib_missing("--plot"): return 2`` before minutes of evaluation, not after."""
+    try:
+        require_matplotlib(flag)
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return True
+    return False
 
 
 def figure(width: float, height: float):

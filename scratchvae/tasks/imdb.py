@@ -37,7 +37,6 @@ In every preset best.npz is the epoch with the best validation sentiment accurac
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -53,6 +52,7 @@ from ..data.reserved import PAD_ID, UNK_ID
 from ..data.tokenizer import Tokenizer, pad_sequences, split_words
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
 from ..models.review import ReviewVAEConfig
+from ..plotting import matplotlib_missing
 from ..training.checkpoint import load_model_state
 from ..training.progress import progress_bar
 
@@ -649,14 +649,8 @@ def evaluate_main(ckpt, argv) -> int:
         return review_evaluate_main(ckpt, argv)
     args = repeat_eval_parser().parse_args(argv)
     apply_threads(args)
-    if args.plot:
-        from ..plotting import require_matplotlib
-
-        try:
-            require_matplotlib("--plot")
-        except ImportError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    if args.plot and matplotlib_missing("--plot"):
+        return 2
     task = load_task(ckpt, get_backend(args.backend))
     model, tok = task.model, task.tokenizer
     c = model.config

@@ -24,7 +24,6 @@ Evaluation: importance-weighted NLL (K samples), KL, active units and mutual inf
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -41,6 +40,7 @@ from ..models import generate
 from ..models import latent_metrics as lm
 from ..models.annealing import KLSchedule
 from ..models.review import ReviewVAE, ReviewVAEConfig
+from ..plotting import matplotlib_missing
 from ..training.checkpoint import CheckpointError, load_model_state
 from ..training.progress import progress_bar
 from .imdb import EVAL_BATCH, IMDBTask, Prepared, encode_texts, read_review_file, trim
@@ -529,14 +529,8 @@ def show_reviews(task: ReviewTask, ids: np.ndarray, heading: list[str], args) ->
 def evaluate_main(ckpt, argv) -> int:
     args = eval_parser().parse_args(argv)
     apply_threads(args)
-    if args.plot:
-        from ..plotting import require_matplotlib
-
-        try:
-            require_matplotlib("--plot")
-        except ImportError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    if args.plot and matplotlib_missing("--plot"):
+        return 2
     texts = list(args.encode) + (read_review_file(args.encode_file) if args.encode_file else [])
     if args.flip and not (texts or args.show):
         raise DataError("--flip decodes the reviews shown or encoded: add --show N or --encode TEXT")

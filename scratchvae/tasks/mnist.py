@@ -14,7 +14,6 @@ with batches of 32, which reach 149.6 nats in the same 50 epochs.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from ..cli.flags import add_flag, add_flags, apply_threads, command_parser
 from ..cli.types import non_negative_int, output_folder, positive_int
 from ..data.mnist import PIXELS, Mnist, load_mnist
 from ..models.mnist import DenseVAE, build_model
+from ..plotting import matplotlib_missing
 from ..training.checkpoint import load_model_state
 from ..training.progress import progress_bar
 
@@ -162,14 +162,8 @@ def eval_parser(name: str = "mnist") -> argparse.ArgumentParser:
 def evaluate_main(ckpt, argv) -> int:
     args = eval_parser().parse_args(argv)
     apply_threads(args)
-    if args.plots:
-        from ..plotting import require_matplotlib
-
-        try:
-            require_matplotlib("--plots")
-        except ImportError as exc:  # before minutes of evaluation, not after
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    if args.plots and matplotlib_missing("--plots"):  # before minutes of evaluation, not after
+        return 2
     task = load_task(ckpt, args.backend, args.data_dir, progress=args.progress)
     model, data = task.model, task.data
     cfg = model.config()
