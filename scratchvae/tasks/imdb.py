@@ -547,6 +547,37 @@ def load_task(ckpt, backend) -> IMDBTask:
 
 
 # --------------------------------------------------------------------- evaluation
+def add_test_size(p: argparse.ArgumentParser) -> None:
+    """--test-size N of the IMDB evaluate commands."""
+    p.add_argument(
+        "--test-size",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="evaluate on N test reviews drawn at random (default: all)",
+    )
+
+
+def add_review_inputs(p: argparse.ArgumentParser, show_help: str, encode_help: str) -> None:
+    """--show N, --encode TEXT (repeatable) and --encode-file PATH of the IMDB evaluate commands; each model
+    says in ``show_help`` and ``encode_help`` what it prints for a shown or encoded review."""
+    p.add_argument("--show", type=non_negative_int, default=0, metavar="N", help=show_help)
+    p.add_argument("--encode", action="append", default=[], metavar="TEXT", help=encode_help)
+    p.add_argument(
+        "--encode-file", metavar="PATH", help="encode every non-empty line of a UTF-8 file, one review per line"
+    )
+
+
+def add_plot(p: argparse.ArgumentParser) -> None:
+    """--plot PNG of the IMDB evaluate commands."""
+    p.add_argument(
+        "--plot",
+        type=image_file,
+        metavar="PNG",
+        help="write the PCA of the test reviews' z_mean, coloured by sentiment, into this image",
+    )
+
+
 def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
     """The options of ``evaluate`` for the default preset's (autoregressive) checkpoints; those of the seed and
     repeat presets are :func:`repeat_eval_parser`'s."""
@@ -571,38 +602,15 @@ def repeat_eval_parser() -> argparse.ArgumentParser:
     add_flag(p, "backend")
     add_flag(p, "data_dir")
     add_flag(p, "no_download")
-    p.add_argument(
-        "--test-size",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="evaluate on N test reviews drawn at random (default: all)",
-    )
+    add_test_size(p)
     add_flag(p, "batch_size", default=EVAL_BATCH)
-    p.add_argument(
-        "--show",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="print N test reviews and their greedy reconstructions",
-    )
-    p.add_argument(
-        "--encode",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="encode TEXT and print its predicted sentiment (repeatable); longer than "
+    add_review_inputs(
+        p,
+        show_help="print N test reviews and their greedy reconstructions",
+        encode_help="encode TEXT and print its predicted sentiment (repeatable); longer than "
         "--max-len words, it keeps its last max-len words, as in training",
     )
-    p.add_argument(
-        "--encode-file", metavar="PATH", help="encode every non-empty line of a UTF-8 file, one review per line"
-    )
-    p.add_argument(
-        "--plot",
-        type=image_file,
-        metavar="PNG",
-        help="write the PCA of the test reviews' z_mean, coloured by sentiment, into this image",
-    )
+    add_plot(p)
     add_flag(p, "seed", help="seed of the --test-size and --show draws")
     add_flag(p, "threads")
     add_flag(p, "no_progress")

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..backend import get_backend
 from ..cli.flags import add_flag, apply_threads, command_parser
-from ..cli.types import image_file, non_negative_int, positive_int
+from ..cli.types import positive_int
 from ..data.corpus import word_dropout
 from ..data.errors import DataError
 from ..data.imdb import load_imdb
@@ -43,7 +43,17 @@ from ..models.review import ReviewVAE, ReviewVAEConfig
 from ..plotting import matplotlib_missing
 from ..training.checkpoint import CheckpointError, load_model_state
 from ..training.progress import progress_bar
-from .imdb import EVAL_BATCH, IMDBTask, Prepared, encode_texts, read_review_file, trim
+from .imdb import (
+    EVAL_BATCH,
+    IMDBTask,
+    Prepared,
+    add_plot,
+    add_review_inputs,
+    add_test_size,
+    encode_texts,
+    read_review_file,
+    trim,
+)
 
 SHIFT = EOS_ID + 1 - FIRST_WORD_ID  # 2: tokenizer word ids start at 2, the model's at 4
 FLIP_MARGIN = 2.0  # a flipped review's head logit is at least this far across (P 0.88)
@@ -439,13 +449,7 @@ def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
     add_flag(p, "backend")
     add_flag(p, "data_dir")
     add_flag(p, "no_download")
-    p.add_argument(
-        "--test-size",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="evaluate on N test reviews drawn at random (default: all)",
-    )
+    add_test_size(p)
     p.add_argument(
         "--samples",
         type=positive_int,
@@ -461,22 +465,10 @@ def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
         help="estimate MI per batch of this size as He et al. (default: over all the reviews)",
     )
     add_flag(p, "batch_size", default=EVAL_BATCH)
-    p.add_argument(
-        "--show",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="print N test reviews drawn with --seed and their reconstructions (greedy and beam)",
-    )
-    p.add_argument(
-        "--encode",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="encode TEXT: its predicted sentiment and reconstructions (repeatable)",
-    )
-    p.add_argument(
-        "--encode-file", metavar="PATH", help="encode every non-empty line of a UTF-8 file, one review per line"
+    add_review_inputs(
+        p,
+        show_help="print N test reviews drawn with --seed and their reconstructions (greedy and beam)",
+        encode_help="encode TEXT: its predicted sentiment and reconstructions (repeatable)",
     )
     p.add_argument(
         "--flip",
@@ -485,12 +477,7 @@ def eval_parser(name: str = "imdb") -> argparse.ArgumentParser:
         "boundary (to the other side, at least as far: P at most 0.12 or at least 0.88)",
     )
     add_flag(p, "beam_width")
-    p.add_argument(
-        "--plot",
-        type=image_file,
-        metavar="PNG",
-        help="write the PCA of the test reviews' z_mean, coloured by sentiment, into this image",
-    )
+    add_plot(p)
     add_flag(p, "seed", help="seed of the --test-size and --show draws and of the evaluation noise")
     add_flag(p, "threads")
     add_flag(p, "no_progress")
