@@ -37,6 +37,7 @@ from ..backend import NumpyBackend
 from ..backend.numpy_backend import RECURRENT_ACTIVATIONS
 from ..layers import LSTM, Array, Bidirectional, Dense, Embedding, GaussianSample, Layer
 from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
+from .config_checks import check_non_negative, check_positive_ints
 from .contract import check_kl_weight
 
 
@@ -56,10 +57,7 @@ class IMDBVAEConfig:
     recurrent_activation: str = "sigmoid"
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "int" and (not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{f.name} must be a positive integer, got {value!r}")
+        check_positive_ints(self)
         if self.vocab_size < 3:
             raise ValueError(
                 f"vocab_size={self.vocab_size} leaves no room for words after the "
@@ -67,9 +65,7 @@ class IMDBVAEConfig:
             )
         if self.recurrent_activation not in RECURRENT_ACTIVATIONS:
             raise ValueError(f"recurrent_activation must be one of {RECURRENT_ACTIVATIONS}")
-        for name in ("epsilon_std", "sentiment_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_non_negative(self, "epsilon_std", "sentiment_weight")
 
     def to_dict(self) -> dict:
         return asdict(self)

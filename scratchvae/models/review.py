@@ -26,6 +26,7 @@ import numpy as np
 from ..backend.numpy_backend import RECURRENT_ACTIVATIONS
 from ..layers import Array, Dense, Layer
 from ..losses import BinaryCrossEntropy
+from .config_checks import check_non_negative, check_positive_ints
 from .sentence import INIT_STATES, SentenceVAE, SentenceVAEConfig
 
 
@@ -47,10 +48,7 @@ class ReviewVAEConfig:
     recurrent_activation: str = "sigmoid"
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "int" and (not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{f.name} must be a positive integer, got {value!r}")
+        check_positive_ints(self)
         if self.vocab_size < 5:
             raise ValueError(
                 f"vocab_size={self.vocab_size} leaves no room for words after the 4 reserved ids "
@@ -60,9 +58,7 @@ class ReviewVAEConfig:
             raise ValueError(f"recurrent_activation must be one of {RECURRENT_ACTIVATIONS}")
         if self.init_state not in INIT_STATES:
             raise ValueError(f"init_state must be one of {INIT_STATES}, not {self.init_state!r}")
-        for name in ("free_bits", "sentiment_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_non_negative(self, "free_bits", "sentiment_weight")
         self.sentence_config()  # the sentence VAE's own checks (dropout range, tied sizes)
 
     def sentence_config(self) -> SentenceVAEConfig:
