@@ -165,6 +165,22 @@ def _ids(rng, shape, vocab):
     return rng.integers(4, vocab, shape)
 
 
+def _text_model_sizes(config, batch, steps) -> dict:
+    """A text model case's parameters: the batch shape and the config's sizes (hidden only where it has one)."""
+    c = config
+    hidden = {"hidden": c.hidden_units} if hasattr(c, "hidden_units") else {}
+    return dict(
+        batch=batch,
+        steps=steps,
+        vocab=c.vocab_size,
+        embedding=c.embedding_dim,
+        encoder=c.encoder_units,
+        **hidden,
+        latent=c.latent_dim,
+        decoder=c.decoder_units,
+    )
+
+
 def imdb_model_batch(batch: int = 32, steps: int = 200, *, backend="numba", dtype=np.float32, seed: int = 0, **sizes):
     """An IMDB VAE of any sizes (IMDBVAEConfig fields; the rest as the tutorial) and one random
     ragged batch, with no dataset or tokenizer: ``(model, ids, labels, eps)`` for timing
@@ -195,20 +211,10 @@ def imdb_case(label, config, batch, steps, impls, device, cores=1):
 
         return training_runner(model, train, batch, cores)
 
-    c = config
     case = Case(
         "model",
         f"imdb-{label}",
-        dict(
-            batch=batch,
-            steps=steps,
-            vocab=c.vocab_size,
-            embedding=c.embedding_dim,
-            encoder=c.encoder_units,
-            hidden=c.hidden_units,
-            latent=c.latent_dim,
-            decoder=c.decoder_units,
-        ),
+        _text_model_sizes(config, batch, steps),
         batch * steps,
         "tokens",
         flops.imdb_train(config, batch, steps),
@@ -244,19 +250,10 @@ def sentence_case(label, config, batch, steps, impls, device, cores=1):
 
         return training_runner(model, train, batch, cores)
 
-    c = config
     case = Case(
         "model",
         label,
-        dict(
-            batch=batch,
-            steps=steps,
-            vocab=c.vocab_size,
-            embedding=c.embedding_dim,
-            encoder=c.encoder_units,
-            latent=c.latent_dim,
-            decoder=c.decoder_units,
-        ),
+        _text_model_sizes(config, batch, steps),
         batch * steps,
         "tokens",
         flops.sentence_train(config, batch, steps),
