@@ -16,7 +16,7 @@ the posterior onto the prior (the "posterior collapse" of a strong LSTM decoder)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 SCHEDULES = ("constant", "linear", "logistic", "cyclical")
 
@@ -82,6 +82,10 @@ class KLSchedule:
             period = self.steps // self.cycles
             return 1.0 if step >= period * self.cycles else cyclical(step, period, self.ratio)
         return constant(step)
+
+    def to_dict(self) -> dict:
+        """Every parameter by name (kind, steps, k, x0, cycles, ratio): what a checkpoint's meta keeps."""
+        return asdict(self)
 
     def describe(self) -> str:
         """One line for logs: the schedule and the parameters it uses."""

@@ -127,21 +127,13 @@ class ReviewTask(IMDBTask):
         return super().shardable and self.model.config.free_bits == 0
 
     def meta(self) -> dict:
-        s = self.schedule
         return {
             **super().meta(),
             "model": "review",
             "objective": {
                 "word_dropout": self.data["word_dropout"],
                 "batch_size": self.batch_size,
-                "kl_schedule": {
-                    "kind": s.kind,
-                    "steps": s.steps,
-                    "k": s.k,
-                    "x0": s.x0,
-                    "cycles": s.cycles,
-                    "ratio": s.ratio,
-                },
+                "kl_schedule": self.schedule.to_dict(),
             },
         }
 

@@ -369,7 +369,6 @@ class SentenceTask:
         return self.model.config.free_bits == 0
 
     def meta(self) -> dict:
-        s = self.schedule
         return {
             "config": self.model.config.to_dict(),
             "dtype": self.model.dtype.name,
@@ -379,14 +378,7 @@ class SentenceTask:
             "objective": {
                 "word_dropout": self.word_dropout,
                 "batch_size": self.batch_size,
-                "kl_schedule": {
-                    "kind": s.kind,
-                    "steps": s.steps,
-                    "k": s.k,
-                    "x0": s.x0,
-                    "cycles": s.cycles,
-                    "ratio": s.ratio,
-                },
+                "kl_schedule": self.schedule.to_dict(),
             },
             **({"pinned": self.pinned} if self.pinned is not None else {}),
         }
