@@ -9,8 +9,8 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
+from tiny_data import TINY_LINEAR_KL, WORDS, sentences
 
 from scratchvae import evaluate as evaluate_cli
 from scratchvae import train
@@ -18,31 +18,11 @@ from scratchvae.data import ptb
 from scratchvae.data.corpus import read_ptb
 from scratchvae.data.errors import DataError
 
-TINY = [
-    "--embedding-dim",
-    "8",
-    "--encoder-units",
-    "8",
-    "--decoder-units",
-    "8",
-    "--latent-dim",
-    "2",
-    "--batch-size",
-    "16",
-    "--backend",
-    "numpy",
-    "--no-progress",
-    "--kl-schedule",
-    "linear",
-    "--kl-steps",
-    "20",
-]
-WORDS = "the a cat dog bird sat ran slept on under near mat rug sofa quickly slowly <unk> N".split()
+PTB_WORDS = [*WORDS, "<unk>", "N"]  # PTB text holds both tokens
 
 
 def ptb_text(n: int, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    return "".join(f" {' '.join(rng.choice(WORDS, rng.integers(2, 9)))} \n" for _ in range(n)).encode()
+    return "".join(f" {s} \n" for s in sentences(n, seed, PTB_WORDS)).encode()
 
 
 SERVED = {"train": ptb_text(60, 1), "valid": ptb_text(12, 2), "test": ptb_text(9, 3)}
@@ -135,7 +115,7 @@ def test_a_read_only_data_folder_gets_the_download_in_the_user_cache(tmp_path, s
 
 def test_training_downloads_train_and_valid_and_only_evaluate_split_test_the_test_file(tmp_path, server, capsys):
     data_dir, out = tmp_path / "data", tmp_path / "run"
-    assert train.main(["ptb", "--data-dir", str(data_dir), "--out", str(out), "--epochs", "1", *TINY]) == 0
+    assert train.main(["ptb", "--data-dir", str(data_dir), "--out", str(out), "--epochs", "1", *TINY_LINEAR_KL]) == 0
     assert sorted(server.paths) == ["/ptb.train.txt", "/ptb.valid.txt"]
     assert evaluate_cli.main([str(out / "best.npz"), "--samples", "2", "--backend", "numpy", "--no-progress"]) == 0
     assert sorted(server.paths) == ["/ptb.train.txt", "/ptb.valid.txt"]
@@ -151,7 +131,7 @@ def test_training_downloads_train_and_valid_and_only_evaluate_split_test_the_tes
 
 def test_without_download_training_asks_for_the_training_files_only(tmp_path, capsys):
     code = train.main(
-        ["ptb", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--no-download", *TINY]
+        ["ptb", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--no-download", *TINY_LINEAR_KL]
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1

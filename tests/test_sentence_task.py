@@ -7,36 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from tiny_data import TINY_LINEAR_KL, WORDS, sentences
 
 from scratchvae import evaluate as evaluate_cli
 from scratchvae import interpolate, neighbours, sample, train
 from scratchvae.training import Checkpoint, load_checkpoint, save_checkpoint
-
-TINY = [
-    "--embedding-dim",
-    "8",
-    "--encoder-units",
-    "8",
-    "--decoder-units",
-    "8",
-    "--latent-dim",
-    "2",
-    "--batch-size",
-    "16",
-    "--backend",
-    "numpy",
-    "--no-progress",
-    "--kl-schedule",
-    "linear",
-    "--kl-steps",
-    "20",
-]
-WORDS = "the a cat dog bird sat ran slept on under near mat rug sofa quickly slowly".split()
-
-
-def sentences(n, seed=0):
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, rng.integers(2, 9))) for _ in range(n)]
 
 
 @pytest.fixture
@@ -72,7 +47,7 @@ def assert_one_line_error(code, err, *fragments):
 @pytest.fixture
 def trained(tmp_path, text_file, capsys):
     out = tmp_path / "run"
-    code, _, err = run(train.main, ["text", "--file", text_file, "--out", out, "--epochs", 2, *TINY], capsys)
+    code, _, err = run(train.main, ["text", "--file", text_file, "--out", out, "--epochs", 2, *TINY_LINEAR_KL], capsys)
     assert code == 0, err
     return out
 
@@ -136,7 +111,7 @@ def test_evaluation_numbers_are_consistent(trained):
 
 def test_ptb_task_trains_and_evaluates_on_valid(ptb_dir, tmp_path, capsys):
     out = tmp_path / "ptb"
-    code, _, err = run(train.main, ["ptb", "--data-dir", ptb_dir, "--out", out, "--epochs", 1, *TINY], capsys)
+    code, _, err = run(train.main, ["ptb", "--data-dir", ptb_dir, "--out", out, "--epochs", 1, *TINY_LINEAR_KL], capsys)
     assert code == 0, err
     code, text, err = run(
         evaluate_cli.main, [out / "best.npz", "--samples", 3, "--backend", "numpy", "--no-progress"], capsys
@@ -148,7 +123,7 @@ def test_ptb_task_trains_and_evaluates_on_valid(ptb_dir, tmp_path, capsys):
 
 def test_the_test_split_is_evaluated_only_when_asked_and_present(ptb_dir, tmp_path, capsys):
     out = tmp_path / "ptb"
-    code, _, err = run(train.main, ["ptb", "--data-dir", ptb_dir, "--out", out, "--epochs", 1, *TINY], capsys)
+    code, _, err = run(train.main, ["ptb", "--data-dir", ptb_dir, "--out", out, "--epochs", 1, *TINY_LINEAR_KL], capsys)
     assert code == 0, err
     evaluate_test = [
         out / "best.npz",
@@ -195,7 +170,7 @@ def test_csv_column_and_glove_frozen_embeddings(tmp_path, capsys):
             "--glove",
             glove,
             "--freeze-embeddings",
-            *TINY,
+            *TINY_LINEAR_KL,
         ],
         capsys,
     )
@@ -210,7 +185,7 @@ def test_csv_column_and_glove_frozen_embeddings(tmp_path, capsys):
 
 def test_resume_continues_exactly(tmp_path, text_file, capsys):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    args = ["text", "--file", text_file, *TINY, "--word-dropout", "0.4", "--decoder-dropout", "0.3"]
+    args = ["text", "--file", text_file, *TINY_LINEAR_KL, "--word-dropout", "0.4", "--decoder-dropout", "0.3"]
     assert run(train.main, [*args, "--out", straight, "--epochs", 2], capsys)[0] == 0
     assert run(train.main, [*args, "--out", split, "--epochs", 1], capsys)[0] == 0
     assert run(train.main, [*args, "--out", split, "--epochs", 2, "--resume"], capsys)[0] == 0
@@ -224,7 +199,7 @@ def test_long_sentences_are_dropped_or_truncated(text_file):
     from scratchvae.tasks.sentence import build_task
 
     parser = train.build_parser()
-    base = ["text", "--file", str(text_file), *TINY, "--max-len", "4", "--valid-fraction", "0"]
+    base = ["text", "--file", str(text_file), *TINY_LINEAR_KL, "--max-len", "4", "--valid-fraction", "0"]
     dropped = build_task(parser.parse_args([*base, "--on-long", "drop"]))
     truncated = build_task(parser.parse_args([*base, "--on-long", "truncate"]))
     assert len(truncated.train) == 120 > len(dropped.train) > 0
@@ -271,7 +246,7 @@ def test_cosine_nearest():
 def test_empty_file(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
-    code, _, err = run(train.main, ["text", "--file", empty, "--out", tmp_path / "r", *TINY], capsys)
+    code, _, err = run(train.main, ["text", "--file", empty, "--out", tmp_path / "r", *TINY_LINEAR_KL], capsys)
     assert_one_line_error(code, err, "empty.txt is empty")
 
 
@@ -279,7 +254,7 @@ def test_csv_without_the_column(tmp_path, capsys):
     path = tmp_path / "q.csv"
     path.write_text("id,question1\n1,hello there\n")
     code, _, err = run(
-        train.main, ["text", "--file", path, "--column", "question2", "--out", tmp_path / "r", *TINY], capsys
+        train.main, ["text", "--file", path, "--column", "question2", "--out", tmp_path / "r", *TINY_LINEAR_KL], capsys
     )
     assert_one_line_error(code, err, "no column 'question2'", "id, question1")
 
@@ -287,11 +262,13 @@ def test_csv_without_the_column(tmp_path, capsys):
 def test_lines_of_only_unknown_words(tmp_path, trained, capsys):
     path = tmp_path / "unk.txt"
     path.write_text("<unk> <unk>\n<unk>\n")
-    code, _, err = run(train.main, ["text", "--file", path, "--out", tmp_path / "r", *TINY], capsys)
+    code, _, err = run(train.main, ["text", "--file", path, "--out", tmp_path / "r", *TINY_LINEAR_KL], capsys)
     assert_one_line_error(code, err, "only unknown words")
     rare = tmp_path / "rare.txt"
     rare.write_text("each word once\nnever twice here\n")
-    code, _, err = run(train.main, ["text", "--file", rare, "--min-count", 2, "--out", tmp_path / "r", *TINY], capsys)
+    code, _, err = run(
+        train.main, ["text", "--file", rare, "--min-count", 2, "--out", tmp_path / "r", *TINY_LINEAR_KL], capsys
+    )
     assert_one_line_error(code, err, "only unknown words", "--min-count")
     foreign = tmp_path / "foreign.txt"
     foreign.write_text("zebra xylophone\nquartz\n")
@@ -302,7 +279,7 @@ def test_lines_of_only_unknown_words(tmp_path, trained, capsys):
 def test_non_utf8_bytes(tmp_path, capsys):
     path = tmp_path / "latin1.txt"
     path.write_bytes("caf\u00e9 au lait\n".encode("latin-1"))
-    code, _, err = run(train.main, ["text", "--file", path, "--out", tmp_path / "r", *TINY], capsys)
+    code, _, err = run(train.main, ["text", "--file", path, "--out", tmp_path / "r", *TINY_LINEAR_KL], capsys)
     assert_one_line_error(code, err, "line 1", "not UTF-8")
 
 
@@ -317,7 +294,7 @@ def test_interpolation_sentence_with_no_known_word(trained, capsys):
 
 def test_missing_data_and_wrong_checkpoints(tmp_path, capsys):
     code, _, err = run(
-        train.main, ["ptb", "--data-dir", tmp_path, "--out", tmp_path / "r", "--no-download", *TINY], capsys
+        train.main, ["ptb", "--data-dir", tmp_path, "--out", tmp_path / "r", "--no-download", *TINY_LINEAR_KL], capsys
     )
     assert_one_line_error(code, err, "PTB train split not found")
     code, _, err = run(sample.main, [tmp_path / "nothing.npz"], capsys)
@@ -330,7 +307,9 @@ def test_missing_data_and_wrong_checkpoints(tmp_path, capsys):
 
 def test_freeze_without_glove_is_refused(text_file, tmp_path, capsys):
     code, _, err = run(
-        train.main, ["text", "--file", text_file, "--freeze-embeddings", "--out", tmp_path / "r", *TINY], capsys
+        train.main,
+        ["text", "--file", text_file, "--freeze-embeddings", "--out", tmp_path / "r", *TINY_LINEAR_KL],
+        capsys,
     )
     assert_one_line_error(code, err, "--glove")
 
@@ -338,7 +317,9 @@ def test_freeze_without_glove_is_refused(text_file, tmp_path, capsys):
 def test_tied_embeddings_train_evaluate_and_generate(text_file, tmp_path, capsys):
     out = tmp_path / "tied"
     code, _, err = run(
-        train.main, ["text", "--file", text_file, "--out", out, "--max-steps", 4, "--tie-embeddings", *TINY], capsys
+        train.main,
+        ["text", "--file", text_file, "--out", out, "--max-steps", 4, "--tie-embeddings", *TINY_LINEAR_KL],
+        capsys,
     )
     assert code == 0, err
     assert load_checkpoint(out / "last.npz").meta["config"]["tie_embeddings"] is True
@@ -376,7 +357,7 @@ def test_a_step_sharded_over_ranks_equals_the_whole_batch(text_file):
     from scratchvae.training.distributed import ShardRandom, shard_rows
 
     args = train.build_parser().parse_args(
-        ["text", "--file", str(text_file), *TINY, "--word-dropout", "0.5", "--dtype", "float64"]
+        ["text", "--file", str(text_file), *TINY_LINEAR_KL, "--word-dropout", "0.5", "--dtype", "float64"]
     )
     task = build_task(args)
     batch = task.epoch_batches(np.random.default_rng(0))[0]

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from tiny_data import TINY, sentences
 
 from scratchvae import train
 from scratchvae.models.annealing import KLSchedule
@@ -19,27 +19,6 @@ from scratchvae.tasks import sentence
 from scratchvae.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "--embedding-dim",
-    "8",
-    "--encoder-units",
-    "8",
-    "--decoder-units",
-    "8",
-    "--latent-dim",
-    "2",
-    "--batch-size",
-    "16",
-    "--backend",
-    "numpy",
-    "--no-progress",
-]
-WORDS = "the a cat dog bird sat ran slept on under near mat rug sofa quickly slowly".split()
-
-
-def lines(n: int, seed: int = 0) -> list[str]:
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, rng.integers(2, 9))) for _ in range(n)]
 
 
 def cli(*argv) -> subprocess.CompletedProcess:
@@ -69,7 +48,7 @@ def assert_refused(proc: subprocess.CompletedProcess, *fragments: str) -> str:
 @pytest.fixture
 def corpus_file(tmp_path) -> Path:
     path = tmp_path / "corpus.txt"
-    path.write_text("\n".join(lines(120)) + "\n", encoding="utf-8")
+    path.write_text("\n".join(sentences(120)) + "\n", encoding="utf-8")
     return path
 
 
@@ -92,7 +71,7 @@ def test_the_checkpoint_pins_the_file_and_the_split(trained, corpus_file):
 
 def test_a_valid_file_is_pinned_too(tmp_path, corpus_file):
     valid = tmp_path / "valid.txt"
-    valid.write_text("\n".join(lines(10, 1)) + "\n")
+    valid.write_text("\n".join(sentences(10, 1)) + "\n")
     out = tmp_path / "run"
     assert (
         train.main(
@@ -120,7 +99,7 @@ def test_a_valid_file_is_pinned_too(tmp_path, corpus_file):
 def test_evaluate_neighbours_and_resume_refuse_a_changed_file(trained, corpus_file):
     original = corpus_file.read_bytes()
     with open(corpus_file, "a", encoding="utf-8") as file:
-        file.write("\n".join(lines(10, 7)) + "\n")
+        file.write("\n".join(sentences(10, 7)) + "\n")
     ckpt = trained / "best.npz"
     last = assert_refused(
         cli("evaluate", ckpt, "--samples", 2, "--backend", "numpy", "--no-progress"),
@@ -201,7 +180,7 @@ def test_a_csv_without_column_is_refused_listing_its_columns(tmp_path):
 # ------------------------------------------------------------------ KL schedule
 def test_the_text_task_on_300_lines_ends_with_a_kl_weight_of_at_least_one_half(tmp_path, capsys):
     path = tmp_path / "300.txt"
-    path.write_text("\n".join(lines(300, 3)) + "\n")
+    path.write_text("\n".join(sentences(300, 3)) + "\n")
     out = tmp_path / "run"
     assert train.main(["text", "--file", str(path), "--out", str(out), "--epochs", "3", *TINY]) == 0
     assert "note: the KL weight" not in capsys.readouterr().err
