@@ -202,13 +202,7 @@ def _review_case(semi_supervised: bool = False, **options):
                 "loss"
             ]
 
-        def gradients():
-            model.zero_grad()
-            loss()
-            model.backward()
-            return model.gradients()
-
-        return Problem(loss, gradients, model.parameters(), model.backend)
+        return model_problem(model, loss)
 
     return build
 
