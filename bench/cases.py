@@ -339,6 +339,17 @@ def _add(case, impls, ours, cores, torch_builder, keras_builder):
             case.builders[impl] = keras_builder
 
 
+QUICK_IMDB = dict(  # the IMDB VAE sizes of --quick runs
+    vocab_size=30,
+    embedding_dim=4,
+    encoder_units=6,
+    hidden_units=5,
+    latent_dim=3,
+    decoder_units=6,
+    sentiment_units=4,
+)
+
+
 def all_cases(quick: bool, impls: list[str], device: str, cores: int = 1) -> list[Case]:
     """Every case, in report order; the model steps of the CPU backends split across ``cores`` cores."""
     from scratchvae.models.imdb import IMDBVAEConfig
@@ -346,16 +357,7 @@ def all_cases(quick: bool, impls: list[str], device: str, cores: int = 1) -> lis
 
     if quick:
         lstm_sizes, ce_sizes = [(2, 6, 8), (3, 4, 16)], [(12, 50), (12, 300)]
-        tiny = dict(
-            vocab_size=30,
-            embedding_dim=4,
-            encoder_units=6,
-            hidden_units=5,
-            latent_dim=3,
-            decoder_units=6,
-            sentiment_units=4,
-        )
-        imdb = [("seed", IMDBVAEConfig(**tiny), 2, 7), ("default", IMDBVAEConfig(**tiny), 3, 5)]
+        imdb = [("seed", IMDBVAEConfig(**QUICK_IMDB), 2, 7), ("default", IMDBVAEConfig(**QUICK_IMDB), 3, 5)]
         ptb = (SentenceVAEConfig(vocab_size=40, embedding_dim=5, encoder_units=6, decoder_units=6, latent_dim=3), 3, 6)
         mnist = ((20, 8, 2), 4)
     else:

@@ -56,7 +56,7 @@ def _parts():
 
 def _model_cases(quick: bool):
     """The model cases, plus the default preset at the budget's 200 steps (the preset trims to 400)."""
-    from cases import all_cases, imdb_case
+    from cases import QUICK_IMDB, all_cases, imdb_case
 
     cases = [c for c in all_cases(quick, ["cupy"], "gpu") if c.kind == "model" or c.name.startswith("lstm")]
     default = next(c for c in cases if c.name == "imdb-default")
@@ -64,19 +64,7 @@ def _model_cases(quick: bool):
         from scratchvae.models.imdb import IMDBVAEConfig
         from scratchvae.tasks.imdb import PRESETS
 
-        config = (
-            PRESETS["default"].model
-            if not quick
-            else IMDBVAEConfig(
-                vocab_size=30,
-                embedding_dim=4,
-                encoder_units=6,
-                hidden_units=5,
-                latent_dim=3,
-                decoder_units=6,
-                sentiment_units=4,
-            )
-        )
+        config = PRESETS["default"].model if not quick else IMDBVAEConfig(**QUICK_IMDB)
         extra = imdb_case("default", config, default.sizes["batch"], DEFAULT_STEPS if not quick else 8, ["cupy"], "gpu")
         extra.name = f"imdb-default-T{extra.sizes['steps']}"
         cases.insert(cases.index(default) + 1, extra)
