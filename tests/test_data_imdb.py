@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli import run_cli
 
 from scratchvae.data import imdb
 from scratchvae.data.errors import DataError
@@ -316,31 +317,18 @@ def test_real_archive(monkeypatch):
 
 
 def test_training_on_an_incomplete_folder_alone_is_refused_before_it_starts(tmp_path):
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
     folder = write_folder(tmp_path / "data", REVIEWS)  # a handful of reviews: far from 12,500 a group
-    env = {**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scratchvae.train",
-            "imdb",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "run"),
-            "--backend",
-            "numpy",
-            "--no-progress",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    proc = run_cli(
+        "train",
+        "imdb",
+        "--data-dir",
+        tmp_path / "data",
+        "--out",
+        tmp_path / "run",
+        "--backend",
+        "numpy",
+        "--no-progress",
+        env={"XDG_CACHE_HOME": str(tmp_path / "xdg")},
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli import run_cli
 
 from scratchvae.data.errors import DataError
 from scratchvae.data.mnist import MNIST_NAME, load_mnist, read_mnist
@@ -133,36 +134,22 @@ def test_real_mnist():
 
 
 def test_training_on_an_empty_test_split_is_refused_before_it_starts(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[1]
     write_mnist(tmp_path, x_test=images(0), y_test=np.zeros(0, np.uint8))
-    env = {**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scratchvae.train",
-            "mnist",
-            "--data-dir",
-            str(tmp_path),
-            "--out",
-            str(tmp_path / "run"),
-            "--epochs",
-            "1",
-            "--hidden",
-            "4",
-            "--backend",
-            "numpy",
-            "--no-progress",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    proc = run_cli(
+        "train",
+        "mnist",
+        "--data-dir",
+        tmp_path,
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--backend",
+        "numpy",
+        "--no-progress",
+        env={"XDG_CACHE_HOME": str(tmp_path / "xdg")},
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "x_test holds no images" in proc.stderr.strip().splitlines()[-1]
