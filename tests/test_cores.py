@@ -23,7 +23,7 @@ import pytest
 from test_imdb_task import TINY as IMDB_TINY
 from test_imdb_task import make_archive
 from test_mnist_model import write_synthetic_mnist
-from test_sentence_task import sentences
+from tiny_data import sentences
 
 from scratchvae import train
 from scratchvae.optim import make_optimizer

@@ -401,12 +401,13 @@ def test_commands_refuse_a_model_that_cannot_write(data_dir, tmp_path, capsys):
 
 
 def test_sentiment_needs_an_imdb_model(tmp_path, capsys):
-    from test_sentence_task import TINY as SENTENCE_TINY
+    from tiny_data import TINY_LINEAR_KL
 
     text = tmp_path / "s.txt"
     text.write_text("\n".join(["the cat sat on the mat", "a dog ran home"] * 10), encoding="utf-8")
     assert (
-        train.main(["text", "--file", str(text), "--out", str(tmp_path / "t"), *SENTENCE_TINY, "--max-steps", "2"]) == 0
+        train.main(["text", "--file", str(text), "--out", str(tmp_path / "t"), *TINY_LINEAR_KL, "--max-steps", "2"])
+        == 0
     )
     capsys.readouterr()
     assert sample.main([str(tmp_path / "t" / "last.npz"), "--sentiment", "positive", "--backend", "numpy"]) == 2
