@@ -249,7 +249,7 @@ def _train(args: Settings, module, comm, stop_signals, ckpt=None) -> dict:
         ranks = f", {comm.size} ranks" if comm.size > 1 else ""
         print(
             f"{args.task}: {n_examples:,} training examples, {steps:,} steps an epoch (batch {args.batch_size}), "
-            f"{args.epochs} epochs; {model.num_parameters():,} parameters; backend {model.backend.name}, "
+            f"{_count(args.epochs, 'epoch')}; {model.num_parameters():,} parameters; backend {model.backend.name}, "
             f"{thread_count(args, model.backend, trainer.cores.cores)}, {args.dtype}{ranks}",
             flush=True,
         )

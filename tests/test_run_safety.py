@@ -351,6 +351,8 @@ def test_piped_output_has_lines_a_summary_and_no_carriage_returns(data, tmp_path
     quiet_lines = quiet.stdout.splitlines()
     assert any(line.startswith("epoch 1/1  12 steps") and "val_loss" in line for line in quiet_lines)
     assert not any(" step " in line and "/12  loss" in line for line in quiet_lines)  # no --log-every: per epoch
+    assert "12 steps an epoch (batch 25), 1 epoch; " in quiet_lines[0]
+    assert any(line.startswith("done: 1 epoch, 12 steps") for line in quiet_lines)
 
 
 def test_a_max_steps_run_validates_and_keeps_a_best_checkpoint(data, tmp_path):

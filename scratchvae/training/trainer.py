@@ -595,7 +595,7 @@ class Trainer:
     def summary(self) -> list[str]:
         """The end of a run in a few lines: time, best validation, checkpoint files, next command."""
         lines = [
-            f"done: {self.epoch} epochs, {self.global_step:,} steps"
+            f"done: {self.epoch} epoch{'' if self.epoch == 1 else 's'}, {self.global_step:,} steps"
             + (f" ({_time(time.perf_counter() - self._started)} this session)" if hasattr(self, "_started") else "")
         ]
         if self.best_record is not None:
