@@ -123,6 +123,20 @@ def test_dropout_scaling_and_inference():
         Dropout(1.0)
 
 
+def test_an_examples_dropout_mask_depends_on_neither_its_batch_mates_nor_the_batch_width():
+    """What a batch split into shards needs (each shard trimmed to its own longest sequence): example b's mask
+    over T steps is the first T steps of its mask in the whole, wider batch."""
+    from scratchvae.layers.dropout import keep_mask
+    from scratchvae.training.distributed import ShardRandom, shard_rows
+
+    whole = keep_mask(np.random.default_rng(7), (5, 9, 4), 0.3)
+    assert 0.5 < whole.mean() < 0.9
+    for rank in range(2):
+        rows = shard_rows(5, rank, 2)
+        part = keep_mask(ShardRandom(np.random.default_rng(7), rows, 5), (rows.stop - rows.start, 6, 4), 0.3)
+        np.testing.assert_array_equal(part, whole[rows, :6])
+
+
 def test_sampling_uses_the_given_noise():
     s = GaussianSample(backend="numpy", dtype=np.float64)
     z = s.forward(np.array([[1.0]]), np.array([[np.log(4.0)]]), np.array([[0.5]]))
