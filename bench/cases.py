@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import flops
 import numpy as np
 
+from scratchvae.losses import whole_batch
+
 OURS = ("numpy", "numba", "cupy")
 ONE_PROCESS = "numba-1proc"  # model cases: the whole batch in one process on every thread (the path before #23)
 ANCHORS = ("pytorch", "keras")
@@ -53,14 +55,14 @@ class Case:
 
 class BatchTask:
     """A model case as the trainer sees a task: ``train_step(rows, rng, step)`` runs forward and backward on
-    those rows of the case's fixed batch, with the step's random draws from ``rng`` (``train(model, rows, rng)``
-    does it on whichever model the task holds, so a worker's copy computes on its own)."""
+    those rows of the case's fixed batch, with the step's random draws from ``rng`` (``train(model, rows, rng,
+    batch_mean)`` does it on whichever model the task holds, so a worker's copy computes on its own)."""
 
     def __init__(self, model, train: Callable):
         self.model, self._train = model, train
 
-    def train_step(self, rows, rng, step):
-        return self._train(self.model, rows, rng)
+    def train_step(self, rows, rng, step, *, batch_mean=whole_batch):
+        return self._train(self.model, rows, rng, batch_mean)
 
 
 STEP_SPLIT = None  # how a step is split across cores: None, the trainer's (CorePool); bench/cores.py sets others
@@ -204,8 +206,8 @@ def imdb_case(label, config, batch, steps, impls, device, cores=1):
         model = IMDBVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
         ids_b = model.backend.asarray(ids, dtype=np.int64)
 
-        def train(m, rows, rng):
-            terms = m.forward(ids_b[rows], labels[rows], m.noise(rng, len(rows)))
+        def train(m, rows, rng, batch_mean):
+            terms = m.forward(ids_b[rows], labels[rows], m.noise(rng, len(rows)), batch_mean=batch_mean)
             m.backward()
             return terms
 
@@ -242,9 +244,9 @@ def sentence_case(label, config, batch, steps, impls, device, cores=1):
         B = model.backend
         t, d = B.asarray(targets, dtype=np.int64), B.asarray(decoder_ids, dtype=np.int64)
 
-        def train(m, rows, rng):
+        def train(m, rows, rng, batch_mean):
             eps = B.asarray(rng.standard_normal((len(rows), config.latent_dim)), dtype=np.float32)
-            terms = m.forward(t[rows], d[rows], eps)
+            terms = m.forward(t[rows], d[rows], eps, batch_mean=batch_mean)
             m.backward()
             return terms
 
@@ -284,8 +286,9 @@ def mnist_case(dims, batch, impls, device, cores=1):
         B = model.backend
         xb = B.asarray(x)
 
-        def train(m, rows, rng):
-            terms = m.forward(xb[rows], B.asarray(rng.standard_normal((len(rows), z)), dtype=np.float32))
+        def train(m, rows, rng, batch_mean):
+            eps = B.asarray(rng.standard_normal((len(rows), z)), dtype=np.float32)
+            terms = m.forward(xb[rows], eps, batch_mean=batch_mean)
             m.backward()
             return terms
 

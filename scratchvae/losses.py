@@ -7,13 +7,34 @@ that a training step waits for the device once.
 ``backward(dloss=1.0)`` returns the gradient of ``dloss * loss`` with respect to the
 inputs of the last ``forward`` call.  Every loss averages over the batch, so a loss
 value is "per example" and does not change with the batch size.
+
+A batch may be computed in shards (its rows split across cores, :mod:`scratchvae.training.cores`,
+or across ranks, :mod:`scratchvae.training.distributed`): each shard runs forward and backward
+on its own rows, and their gradients, weighted by each shard's share of the batch, add up to the
+batch's.  That holds for a mean over examples; a loss that needs a statistic of the whole batch
+(the batch-mean KL of each latent unit under free bits, the batch's total weight of labelled
+examples) asks its ``batch_mean`` argument for it:
+
+    batch_mean(x) -> the mean over the whole batch of a quantity whose mean over this shard is x
+
+:func:`whole_batch` (the default: the shard is the batch) returns x; a sharded step's averages
+the shards' x by their shares of the batch.  Every shard makes the same calls in the same order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 
 from .layers.base import Array, Layer
+
+BatchMean = Callable[[Array], Array]
+
+
+def whole_batch(x: Array) -> Array:
+    """The batch mean of a quantity whose mean over the computed rows is x, when those rows are the batch."""
+    return x
+
 
 SEQUENCE_REDUCTIONS = ("sum", "mean")
 
@@ -77,7 +98,9 @@ class BinaryCrossEntropy(Layer):
         sum_features=False: mean over all K (Keras ``binary_crossentropy``), then over the batch
         sum_features=True:  sum over the K features (a Bernoulli NLL per example)
         ``weights`` scale each example (0 drops it: unlabelled reviews in semi-supervised
-        training); the batch mean divides by the total weight.
+        training); the batch mean divides by the batch's total weight, which a shard of the
+        batch learns from ``batch_mean`` (see the module docstring) and keeps, in its own
+        terms (its rows times the batch's mean weight), as ``self.total_weight``.
     backward: dl/dx = (sigmoid(x) - y) times each element's weight
     Working from logits avoids log(0): p = sigmoid(x) itself is never logged.
     """
@@ -86,11 +109,17 @@ class BinaryCrossEntropy(Layer):
         super().__init__(**kwargs)
         self.sum_features = sum_features
 
-    def forward(self, logits: Array, targets: Array, weights: Array | None = None) -> Array:
+    def forward(
+        self, logits: Array, targets: Array, weights: Array | None = None, *, batch_mean: BatchMean = whole_batch
+    ) -> Array:
         xp = self.xp
         n, k = logits.shape
-        w = xp.ones(n, dtype=self.dtype) if weights is None else weights.astype(self.dtype)
-        per_example = w / xp.maximum(w.sum(), 1e-12)
+        if weights is None:
+            w, self.total_weight = xp.ones(n, dtype=self.dtype), n
+        else:
+            w = weights.astype(self.dtype)
+            self.total_weight = n * batch_mean(w.mean())
+        per_example = w / xp.maximum(self.total_weight, 1e-12)
         if not self.sum_features:
             per_example = per_example / k
         self.w = per_example[:, None]
@@ -119,7 +148,8 @@ class GaussianKL(Layer):
     backward: dkl/dmean = mean / B,   dkl/dlogvar = (exp(logvar) - 1) / (2 B)
     ``free_bits`` > 0 (nats per latent unit, Kingma et al. 2016): a unit whose batch-mean
     KL is below the threshold contributes the constant threshold instead, with no
-    gradient, so the optimiser stops pushing it to the prior.
+    gradient, so the optimiser stops pushing it to the prior.  A shard of a batch learns
+    those batch means from ``batch_mean`` (see the module docstring).
     ``self.per_unit`` keeps the batch-mean KL of each unit (Z,), ``self.per_example`` (B,).
     """
 
@@ -127,13 +157,14 @@ class GaussianKL(Layer):
         super().__init__(**kwargs)
         self.free_bits = free_bits
 
-    def forward(self, mean: Array, logvar: Array) -> Array:
+    def forward(self, mean: Array, logvar: Array, *, batch_mean: BatchMean = whole_batch) -> Array:
         xp = self.xp
         self.mean, self.var = mean, xp.exp(logvar)
         kl = -0.5 * (1.0 + logvar - mean * mean - self.var)  # (B, Z)
         self.per_example = kl.sum(axis=1)
         self.per_unit = kl.mean(axis=0)
         if self.free_bits > 0:
+            self.per_unit = batch_mean(self.per_unit)
             self.active = (self.per_unit > self.free_bits).astype(self.dtype)  # (Z,)
             clamped = xp.maximum(self.per_unit, self.free_bits)
             return clamped.sum()

@@ -29,7 +29,7 @@ from scratchvae import train
 from scratchvae.optim import make_optimizer
 from scratchvae.tasks import TASKS
 from scratchvae.training import Trainer, TrainingError
-from scratchvae.training.cores import CorePool, cores_for
+from scratchvae.training.cores import CoreError, CorePool, cores_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def case_flags(model: str, data: Path) -> list[str]:
     if model == "mnist":
         return ["mnist", "--data-dir", str(data), "--hidden", "6"]
     if model.startswith("imdb"):
-        extra = ["--preset", "seed"] if model == "imdb-seed" else []  # pre-padding, batches at random
+        extra = ["--preset", model[5:]] if model != "imdb" else []  # seed: pre-padding, batches at random
         return ["imdb", "--data-dir", str(data), *extra, *[f for f in IMDB_TINY if f != "--no-progress"]]
     tied = ["--embedding-dim", "5", "--tie-embeddings"] if model == "text-tied" else ["--embedding-dim", "6"]
     return [
@@ -104,11 +104,11 @@ def assert_same(a: dict, b: dict) -> None:
         assert np.abs(a[k] - b[k]).max() <= 1e-12 * scale, k
 
 
-@pytest.mark.parametrize("model", ["mnist", "imdb", "imdb-seed", "text", "text-tied"])
-@pytest.mark.parametrize("cores", [2, 3])
-def test_k_cores_end_with_the_parameters_of_one(model, cores, data, tmp_path):
-    one = trained(model, data, tmp_path, 1)
-    split = trained(model, data, tmp_path, cores)
+@pytest.mark.parametrize("model", ["mnist", "imdb", "imdb-repeat", "imdb-seed", "text", "text-tied"])
+@pytest.mark.parametrize("cores, batch", [(2, 5), (3, 5), (2, 6)])  # 6: the text shards' widths differ
+def test_k_cores_end_with_the_parameters_of_one(model, cores, batch, data, tmp_path):
+    one = trained(model, data, tmp_path, 1, batch=batch)
+    split = trained(model, data, tmp_path, cores, batch=batch)
     assert_same(one, split)
     assert any(not np.array_equal(one[k], split[k]) for k in one) or cores == 1  # the shards' sums round
 
@@ -140,7 +140,7 @@ class FailingTask:
     def __init__(self, model, bad: int, how: str):
         self.model, self.bad, self.how = model, bad, how
 
-    def train_step(self, batch, rng, step):
+    def train_step(self, batch, rng, step, *, batch_mean=None):
         if self.bad in batch:
             if self.how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -168,10 +168,10 @@ def test_a_killed_worker_is_a_one_line_training_error(tmp_path):
     task = ToyTask()
     original, trainer_pid = task.train_step, os.getpid()
 
-    def step(batch, rng, step):
+    def step(batch, rng, step, *, batch_mean):
         if step == 1 and os.getpid() != trainer_pid:  # the second core's shard of step 1
             os.kill(os.getpid(), signal.SIGKILL)
-        return original(batch, rng, step)
+        return original(batch, rng, step, batch_mean=batch_mean)
 
     task.train_step = step
     optimizer = make_optimizer("sgd", task.model.parameters(), task.model.gradients(), learning_rate=0.1)
@@ -191,7 +191,7 @@ PARENT = textwrap.dedent("""
     from scratchvae.training.cores import CorePool
     class Task:
         model = Dense(3, 2, rng=np.random.default_rng(0))
-        def train_step(self, batch, rng, step):
+        def train_step(self, batch, rng, step, *, batch_mean=None):
             return {"loss": 1.0}
     pool = CorePool(Task(), 3)
     pool.step(np.arange(6), np.random.default_rng(0), 0)
@@ -272,26 +272,45 @@ def test_ctrl_c_to_the_process_group_stops_a_split_run_after_its_step(tmp_path):
         assert np.array_equal(a[k], b[k]), k
 
 
-def test_unlabelled_reviews_train_on_one_core(data, tmp_path, monkeypatch):
-    """With unlabelled reviews the sentiment loss is a mean over the batch's labelled ones: shards cannot give
-    the batch's gradient (2 cores differ by 1e-2 here otherwise), so the task says so and each step runs whole."""
+@pytest.mark.parametrize(
+    "model, extra",
+    [
+        ("imdb", ["--unlabelled"]),  # the review VAE: free bits (the default's 0.25) and unlabelled reviews
+        ("imdb-repeat", ["--unlabelled"]),
+        ("text", ["--free-bits", "0.02"]),
+    ],
+)
+def test_batch_statistics_split_across_cores(model, extra, data, tmp_path, monkeypatch):
+    """Free bits clamp each latent unit's batch-mean KL, and with unlabelled reviews the sentiment loss is a
+    mean over the batch's labelled ones: the workers exchange those batch means mid-step (2 cores differed
+    by 1e-2 from one core before they did), and the split still equals one core."""
     import test_cores
 
     original = test_cores.case_flags
-    monkeypatch.setattr(test_cores, "case_flags", lambda m, d: [*original(m, d), "--unlabelled"])
-    assert_same(trained("imdb", data, tmp_path, 1), trained("imdb", data, tmp_path, 2))
+    monkeypatch.setattr(test_cores, "case_flags", lambda m, d: [*original(m, d), *extra])
+    assert_same(trained(model, data, tmp_path, 1, batch=7), trained(model, data, tmp_path, 3, batch=7))
 
 
-@pytest.mark.parametrize("free_bits, cores", [("0", 2), ("0.5", 1)])
-def test_free_bits_train_on_one_core(free_bits, cores, data, tmp_path):
-    """Free bits clamp each latent unit's KL averaged over the batch: not a mean over examples."""
-    from scratchvae.tasks.sentence import build_task
+class UnevenTask:
+    """A task whose shards ask for different batch means: only the shard holding row 0 asks."""
 
-    argv = [*case_flags("text", data), "--free-bits", free_bits, "--out", str(tmp_path / "run")]
-    task = build_task(train.resolve_settings(train.build_parser("text").parse_args(argv)))
-    assert task.shardable == (cores > 1)
-    optimizer = make_optimizer("adam", task.model.parameters(), task.model.gradients(), learning_rate=0.01)
-    assert Trainer(task, optimizer, tmp_path, cores=2).cores.cores == cores
+    name = "uneven"
+
+    def __init__(self, model):
+        self.model = model
+
+    def train_step(self, batch, rng, step, *, batch_mean=None):
+        if 0 in batch:
+            batch_mean(np.ones(2))
+        return {"loss": 1.0}
+
+
+@pytest.mark.parametrize("first", [0, 10])  # core 0 asks and waits, a worker asks and waits
+def test_shards_that_ask_for_different_batch_means_fail_the_step(first):
+    with CorePool(UnevenTask(_dense()), 2) as pool:
+        batch = np.array([first, 1, 2, 0 if first else 10])
+        with pytest.raises(CoreError, match="asked for different batch means"):
+            pool.step(batch, np.random.default_rng(0), 0)
 
 
 def test_ranks_times_cores_end_with_the_parameters_of_one_core(tmp_path):
@@ -332,7 +351,7 @@ def test_a_parallel_numba_kernel_in_a_worker_fails_the_step_instead_of_skipping_
     class Task:
         model = _dense()
 
-        def train_step(self, batch, rng, step):
+        def train_step(self, batch, rng, step, *, batch_mean=None):
             kernel()
             return {"loss": 1.0}
 

@@ -71,9 +71,9 @@ KILLABLE = textwrap.dedent("""
     from scratchvae import train
     from scratchvae.tasks import imdb
     step = imdb.IMDBTask.train_step
-    def slow(self, *a):              # slow enough to be killed mid-run
+    def slow(self, *a, **kw):            # slow enough to be killed mid-run
         time.sleep(0.05)
-        return step(self, *a)
+        return step(self, *a, **kw)
     imdb.IMDBTask.train_step = slow
     sys.exit(train.main(sys.argv[2:]))
 """)

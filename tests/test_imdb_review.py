@@ -151,22 +151,6 @@ def test_the_head_is_linear_in_z_and_flipping_crosses_it():
     assert positive.shape == (50, 2) and np.all(positive @ w + b > 0)
 
 
-@pytest.mark.parametrize("free_bits, unlabelled, shardable", [(0.0, 0, True), (0.25, 0, False), (0.0, -1, False)])
-def test_a_batch_is_split_across_cores_only_when_its_loss_is_a_mean_over_examples(free_bits, unlabelled, shardable):
-    """Free bits clamp each unit's batch-mean KL, and with unlabelled reviews the sentiment loss is a mean
-    over the labelled ones: neither is a sum of the shards' losses, so such a task trains on one core."""
-    model = ReviewVAE(
-        ReviewVAEConfig(
-            vocab_size=9, embedding_dim=4, encoder_units=3, decoder_units=4, latent_dim=2, free_bits=free_bits
-        ),
-        backend="numpy",
-    )
-    task = imdb_review.ReviewTask(
-        model, None, {"decoder_len": 4, "max_len": 6, "unlabelled": unlabelled}, batch_size=2, tokenizer=None
-    )
-    assert task.shardable is shardable
-
-
 # ------------------------------------------------------------------ training
 def settings(argv):
     return train.resolve_settings(train.build_parser().parse_args(argv))

@@ -32,9 +32,9 @@ SLOW = textwrap.dedent("""
     from scratchvae import train
     from scratchvae.tasks import mnist
     step = mnist.MnistTask.train_step
-    def slow(self, *a):          # slow enough to be signalled mid-epoch
+    def slow(self, *a, **kw):        # slow enough to be signalled mid-epoch
         time.sleep(0.03)
-        return step(self, *a)
+        return step(self, *a, **kw)
     mnist.MnistTask.train_step = slow
     sys.exit(train.main(sys.argv[1:]))
 """)
@@ -256,8 +256,8 @@ def test_a_diverging_run_never_writes_a_non_finite_checkpoint(data, tmp_path):
 class NanGradientTask(ToyTask):
     """A finite loss whose gradient is NaN from step 5 on: the parameters turn NaN after the update."""
 
-    def train_step(self, idx, rng, step):
-        metrics = super().train_step(idx, rng, step)
+    def train_step(self, idx, rng, step, *, batch_mean=None):
+        metrics = super().train_step(idx, rng, step, batch_mean=batch_mean)
         if step >= 5:
             self.model.gradients()["kernel"][...] = np.nan
         return metrics
@@ -428,10 +428,10 @@ class SignallingTask(ToyTask):
         self.during_step, self.during_validation, self.signum = during_step or {}, during_validation, signum
         self.validations = 0
 
-    def train_step(self, idx, rng, step):
+    def train_step(self, idx, rng, step, *, batch_mean=None):
         for _ in range(self.during_step.get(step, 0)):
             os.kill(os.getpid(), self.signum)
-        return super().train_step(idx, rng, step)
+        return super().train_step(idx, rng, step, batch_mean=batch_mean)
 
     def validate(self):
         self.validations += 1

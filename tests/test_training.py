@@ -36,7 +36,7 @@ class ToyTask:
         order = rng.permutation(len(self.x))
         return [order[i : i + self.batch] for i in range(0, len(order), self.batch)]
 
-    def train_step(self, idx, rng, step):
+    def train_step(self, idx, rng, step, *, batch_mean=None):
         B = self.B
         pred = self.model.forward(B.asarray(self.x[idx]))
         noisy = self.sample.forward(pred, B.xp.full_like(pred, -4.0), B.asarray(rng.standard_normal(pred.shape)))

@@ -36,7 +36,7 @@ from numpy.typing import DTypeLike
 from ..backend import NumpyBackend
 from ..backend.numpy_backend import RECURRENT_ACTIVATIONS
 from ..layers import LSTM, Array, Bidirectional, Dense, Embedding, GaussianSample, Layer
-from ..losses import BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy
+from ..losses import BatchMean, BinaryCrossEntropy, GaussianKL, SparseSoftmaxCrossEntropy, whole_batch
 from .config_checks import check_non_negative, check_positive_ints
 from .contract import check_kl_weight
 
@@ -80,7 +80,7 @@ class IMDBVAE(Layer):
     """The VAE; see the module docstring for the graph and the loss.
 
     forward(ids (B, T) int, labels (B,) in {0, 1}, eps (B, Z) or None, label_weights (B,) or None,
-            *, kl_weight=1.0, token_accuracy=False)
+            *, kl_weight=1.0, token_accuracy=False, batch_mean=whole_batch)
         -> {"loss", "reconstruction", "kl", "bce", "accuracy"?, "nll_per_token"} as floats
         (the contract of :mod:`scratchvae.models.contract`).
         eps=None uses z = z_mean (evaluation). "accuracy" (of the sentiment head on the
@@ -153,6 +153,7 @@ class IMDBVAE(Layer):
         *,
         kl_weight: float = 1.0,
         token_accuracy: bool = False,
+        batch_mean: BatchMean = whole_batch,
     ) -> dict[str, float]:
         check_kl_weight(kl_weight)
         xp, c = self.xp, self.config
@@ -160,30 +161,31 @@ class IMDBVAE(Layer):
         self.sampled = eps is not None
         z = self.sampler.forward(mean, logvar, eps) if self.sampled else mean
         logits = self._decode(z, mask)
-        device = {"tokens": mask.sum()}  # every term read back from the device at once, below
+        # every term read back from the device at once, below; the batch's means where the shards' differ
+        device = {"tokens": batch_mean(mask.sum(axis=1).mean())}  # per review
         if token_accuracy:  # before the loss overwrites the logits with their gradient
             device["token_hits"] = ((logits.argmax(axis=-1) == ids) & mask).sum()
         device["reconstruction"] = self.reconstruction_loss.forward(logits, ids, mask, overwrite_logits=True)
-        device["kl"] = self.kl_loss.forward(mean, logvar)
+        device["kl"] = self.kl_loss.forward(mean, logvar, batch_mean=batch_mean)
         s_logit = self._sentiment_logit(z)
         targets = xp.asarray(labels, dtype=self.dtype).reshape(-1, 1)
         weights = None if label_weights is None else xp.asarray(label_weights, dtype=self.dtype)
-        device["bce"] = self.sentiment_loss.forward(s_logit, targets, weights)
+        device["bce"] = self.sentiment_loss.forward(s_logit, targets, weights, batch_mean=batch_mean)
         correct = ((s_logit[:, 0] > 0) == (targets[:, 0] > 0.5)).astype(self.dtype)
         w = xp.ones_like(correct) if weights is None else weights
-        device["labelled"] = w.sum()
+        device["labelled"] = self.sentiment_loss.total_weight
         device["accuracy"] = (correct * w).sum() / xp.maximum(device["labelled"], 1e-30)  # kept when labelled > 0
         terms = self.backend.to_floats(device)
         rec, kl, bce, tokens = terms["reconstruction"], terms["kl"], terms["bce"], terms["tokens"]
         out = {}
         if token_accuracy:
-            out["token_accuracy"] = terms["token_hits"] / max(tokens, 1.0)
+            out["token_accuracy"] = terms["token_hits"] / max(tokens * ids.shape[0], 1.0)
         out.update(
             loss=rec + kl_weight * kl + c.sentiment_weight * bce,
             reconstruction=rec,
             kl=kl,
             bce=bce,
-            nll_per_token=rec * ids.shape[0] / max(tokens, 1.0),
+            nll_per_token=rec / max(tokens, 1e-12),
         )
         if terms["labelled"] > 0:
             out["accuracy"] = terms["accuracy"]

@@ -24,7 +24,7 @@ from numpy.typing import DTypeLike
 
 from ..backend import NumpyBackend
 from ..layers import Array, Dense, GaussianSample, Layer
-from ..losses import BernoulliNLL, GaussianKL
+from ..losses import BatchMean, BernoulliNLL, GaussianKL, whole_batch
 from .contract import check_kl_weight
 
 
@@ -79,7 +79,8 @@ class DenseDecoder(Layer):
 class DenseVAE(Layer):
     """The whole model; ``forward`` returns the loss terms, ``backward`` fills every gradient.
 
-    forward(x (B, D) in [0, 1], eps (B, Z), *, kl_weight=1.0) -> {"loss": nll + kl_weight * kl, "nll", "kl"}
+    forward(x (B, D) in [0, 1], eps (B, Z), *, kl_weight=1.0, batch_mean=whole_batch)
+        -> {"loss": nll + kl_weight * kl, "nll", "kl"}
         each term a float in nats per image (batch mean); the contract of :mod:`scratchvae.models.contract`
     backward(dloss=1.0): gradients of dloss * loss, accumulated into every parameter
         dlogits = NLL'  ->  decoder  ->  dz  ->  (dmean, dlog_var) of the sample
@@ -105,10 +106,12 @@ class DenseVAE(Layer):
         return {"input_dim": self.input_dim, "hidden": self.hidden_dim, "latent_dim": self.latent_dim}
 
     # ------------------------------------------------------------------ training
-    def forward(self, x: Array, eps: Array, *, kl_weight: float = 1.0) -> dict[str, float]:
+    def forward(
+        self, x: Array, eps: Array, *, kl_weight: float = 1.0, batch_mean: BatchMean = whole_batch
+    ) -> dict[str, float]:
         check_kl_weight(kl_weight)
         mean, log_var = self.encoder.forward(x)
-        kl = self.kl.forward(mean, log_var)  # the KL module adds its term to the loss
+        kl = self.kl.forward(mean, log_var, batch_mean=batch_mean)  # the KL module adds its term to the loss
         z = self.sample.forward(mean, log_var, eps)
         nll = self.nll.forward(self.decoder.forward(z), x)
         self.kl_weight = kl_weight

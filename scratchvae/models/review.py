@@ -25,7 +25,7 @@ import numpy as np
 
 from ..backend.numpy_backend import RECURRENT_ACTIVATIONS
 from ..layers import Array, Dense, Layer
-from ..losses import BinaryCrossEntropy
+from ..losses import BatchMean, BinaryCrossEntropy, whole_batch
 from .config_checks import check_non_negative, check_positive_ints
 from .sentence import INIT_STATES, SentenceVAE, SentenceVAEConfig
 
@@ -90,7 +90,7 @@ class ReviewVAE(Layer):
     """See the module docstring.
 
     forward(encoder_ids, targets, decoder_ids, labels (B,) 0/1, eps (B, Z), label_weights (B,) or None,
-            *, kl_weight=1.0, rng=None)
+            *, kl_weight=1.0, rng=None, batch_mean=whole_batch)
         -> {"loss", "rec" (nats per review), "kl" (true KL), "kl_term" (as optimised), "bce",
             "nll_per_token" (rec per target token), "accuracy" (of the head on the labelled reviews,
             absent when the batch has none)}, the contract of :mod:`scratchvae.models.contract`.
@@ -120,25 +120,28 @@ class ReviewVAE(Layer):
         *,
         kl_weight: float = 1.0,
         rng: np.random.Generator | None = None,
+        batch_mean: BatchMean = whole_batch,
     ) -> dict[str, float]:
         xp = self.xp
         terms, mean = self.vae.forward_with_mean(
-            targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng, encoder_ids=encoder_ids
+            targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng, encoder_ids=encoder_ids, batch_mean=batch_mean
         )
         logit = self.sentiment.forward(mean)  # (B, 1)
         y = xp.asarray(labels, dtype=self.dtype).reshape(-1, 1)
         weights = None if label_weights is None else xp.asarray(label_weights, dtype=self.dtype)
-        bce = self.sentiment_loss.forward(logit, y, weights)
+        bce = self.sentiment_loss.forward(logit, y, weights, batch_mean=batch_mean)
         w = xp.ones(len(labels), dtype=self.dtype) if weights is None else weights
         correct = ((logit[:, 0] > 0) == (y[:, 0] > 0.5)).astype(self.dtype)
+        # the batch's means, not this shard's, so that the shards' metrics average to the batch's
+        tokens = batch_mean((targets != 0).sum(axis=1).mean())  # per review
         head = self.backend.to_floats(
-            {"bce": bce, "tokens": (targets != 0).sum(), "labelled": w.sum(), "correct": (correct * w).sum()}
+            {"bce": bce, "tokens": tokens, "labelled": self.sentiment_loss.total_weight, "correct": (correct * w).sum()}
         )  # one read from the device
         out = {
             **terms,
             "loss": terms["loss"] + self.config.sentiment_weight * head["bce"],
             "bce": head["bce"],
-            "nll_per_token": terms["rec"] * targets.shape[0] / max(head["tokens"], 1.0),
+            "nll_per_token": terms["rec"] / max(head["tokens"], 1e-12),
         }
         if head["labelled"] > 0:
             out["accuracy"] = head["correct"] / head["labelled"]

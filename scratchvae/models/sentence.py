@@ -42,7 +42,7 @@ import numpy as np
 
 from ..data.reserved import PAD_ID
 from ..layers import LSTM, Array, Bidirectional, Dense, Dropout, Embedding, GaussianSample, Layer, TiedOutput
-from ..losses import GaussianKL, SparseSoftmaxCrossEntropy
+from ..losses import BatchMean, GaussianKL, SparseSoftmaxCrossEntropy, whole_batch
 from .contract import check_kl_weight
 
 INIT_STATES = ("h", "hc")
@@ -201,10 +201,12 @@ class SentenceVAE(Layer):
         *,
         kl_weight: float = 1.0,
         rng: np.random.Generator | None = None,
+        batch_mean: BatchMean = whole_batch,
     ) -> dict[str, float]:
         """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward.
-        ``rng`` draws the decoder's dropout masks (training); None: no dropout."""
-        return self.forward_with_mean(targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng)[0]
+        ``rng`` draws the decoder's dropout masks (training); None: no dropout.  ``batch_mean``: the
+        batch's means when these rows are a shard of it (free bits; see :mod:`scratchvae.losses`)."""
+        return self.forward_with_mean(targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng, batch_mean=batch_mean)[0]
 
     def forward_with_mean(
         self,
@@ -215,6 +217,7 @@ class SentenceVAE(Layer):
         kl_weight: float = 1.0,
         rng: np.random.Generator | None = None,
         encoder_ids: Array | None = None,
+        batch_mean: BatchMean = whole_batch,
     ) -> tuple[dict[str, float], Array]:
         """:meth:`forward`'s terms and the posterior mean (B, Z), for a model that puts a head on the mean
         (the IMDB review VAE; :meth:`backward`'s ``dmean`` brings the head's gradient back).
@@ -236,7 +239,7 @@ class SentenceVAE(Layer):
         z = self.sampler.forward(mean, logvar, eps)
         logits = self._decode(decoder_x, z, rng=rng)
         rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
-        kl_term = self.kl_loss.forward(mean, logvar)
+        kl_term = self.kl_loss.forward(mean, logvar, batch_mean=batch_mean)
         self.kl_weight = kl_weight
         terms = self.backend.to_floats(
             {"rec": rec, "kl": self.kl_loss.per_example.mean(), "kl_term": kl_term}

@@ -50,6 +50,7 @@ from ..data.errors import DataError
 from ..data.imdb import load_imdb
 from ..data.reserved import PAD_ID, UNK_ID
 from ..data.tokenizer import Tokenizer, pad_sequences, split_words
+from ..losses import BatchMean, whole_batch
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
 from ..models.review import ReviewVAEConfig
 from ..plotting import matplotlib_missing
@@ -477,11 +478,11 @@ class IMDBTask:
         if prepared is not None:
             self.lengths = (prepared.train_ids != PAD_ID).sum(axis=1)
 
-    @property
-    def shardable(self) -> bool:
-        """Whether a batch's shards, weighted by their size, give its gradient (see the trainer's Task): not
-        with unlabelled reviews, whose sentiment loss is a mean over the batch's labelled ones."""
-        return not self.data["unlabelled"]
+    def label_weights(self, batch) -> np.ndarray | None:
+        """The batch's weights of the sentiment loss (0 for an unlabelled review); None when every review of
+        the run is labelled.  Decided by the run, not the batch, so that every shard of a batch passes
+        weights, and asks for their batch mean (see :mod:`scratchvae.losses`), or none does."""
+        return self.prepared.train_weights[batch] if self.data["unlabelled"] else None
 
     def meta(self) -> dict:
         return {
@@ -498,12 +499,17 @@ class IMDBTask:
         order = rng.permutation(len(self.lengths))
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
-    def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
+    def train_step(
+        self, batch, rng: np.random.Generator, step: int, *, batch_mean: BatchMean = whole_batch
+    ) -> dict[str, float]:
         model, p = self.model, self.prepared
         ids = model.backend.asarray(trim(p.train_ids[batch]), dtype=np.int64)
-        weights = p.train_weights[batch]
         metrics = model.forward(
-            ids, p.train_labels[batch], model.noise(rng, len(batch)), None if weights.all() else weights
+            ids,
+            p.train_labels[batch],
+            model.noise(rng, len(batch)),
+            self.label_weights(batch),
+            batch_mean=batch_mean,
         )
         model.backward()
         return metrics

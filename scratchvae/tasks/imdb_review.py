@@ -36,6 +36,7 @@ from ..data.errors import DataError
 from ..data.imdb import load_imdb
 from ..data.reserved import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from ..data.tokenizer import FIRST_WORD_ID, Tokenizer, split_words
+from ..losses import BatchMean, whole_batch
 from ..models import generate
 from ..models import latent_metrics as lm
 from ..models.annealing import KLSchedule
@@ -120,12 +121,6 @@ class ReviewTask(IMDBTask):
         super().__init__(model, prepared, data, batch_size=batch_size, tokenizer=tokenizer)
         self.schedule, self.seed = schedule, seed
 
-    @property
-    def shardable(self) -> bool:
-        """As the repeat model's, and not with free bits either (they clamp each unit's KL averaged over
-        the batch, which a shard cannot see)."""
-        return super().shardable and self.model.config.free_bits == 0
-
     def meta(self) -> dict:
         return {
             **super().meta(),
@@ -142,7 +137,9 @@ class ReviewTask(IMDBTask):
         enc = to_model_ids(trim(ids))
         return (enc, *decoder_arrays(enc, self.data["decoder_len"], self.data["max_len"]))
 
-    def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
+    def train_step(
+        self, batch, rng: np.random.Generator, step: int, *, batch_mean: BatchMean = whole_batch
+    ) -> dict[str, float]:
         model, p, backend = self.model, self.prepared, self.model.backend
         enc, inputs, targets = self.arrays(p.train_ids[batch])
         rate = self.data["word_dropout"]
@@ -151,7 +148,6 @@ class ReviewTask(IMDBTask):
             full[:, : inputs.shape[1]] = inputs
             inputs = word_dropout(full, rate, rng)[:, : inputs.shape[1]]
         eps = rng.standard_normal((len(batch), model.config.latent_dim))
-        weights = p.train_weights[batch]
         beta = self.schedule(step)
         terms = model.forward(
             backend.asarray(enc),
@@ -159,9 +155,10 @@ class ReviewTask(IMDBTask):
             backend.asarray(inputs),
             p.train_labels[batch],
             backend.asarray(eps, dtype=model.dtype),
-            None if weights.all() else weights,
+            self.label_weights(batch),
             kl_weight=beta,
             rng=rng,
+            batch_mean=batch_mean,
         )
         model.backward()
         keep = ("loss", "rec", "kl", "bce", "accuracy", "nll_per_token")

@@ -21,6 +21,7 @@ import numpy as np
 from ..cli.flags import add_flag, add_flags, apply_threads, command_parser
 from ..cli.types import non_negative_int, output_folder, positive_int
 from ..data.mnist import PIXELS, Mnist, load_mnist
+from ..losses import BatchMean, whole_batch
 from ..models.mnist import DenseVAE, build_model
 from ..plotting import matplotlib_missing
 from ..training.checkpoint import load_model_state
@@ -69,11 +70,13 @@ class MnistTask:
         order = rng.permutation(len(self.data.x_train))
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
-    def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
+    def train_step(
+        self, batch, rng: np.random.Generator, step: int, *, batch_mean: BatchMean = whole_batch
+    ) -> dict[str, float]:
         model = self.model
         x = model.backend.asarray(self.data.x_train[batch], dtype=model.dtype)
         eps = model.backend.asarray(rng.standard_normal((len(batch), model.latent_dim)), dtype=model.dtype)
-        terms = model.forward(x, eps)
+        terms = model.forward(x, eps, batch_mean=batch_mean)
         model.backward()
         return terms
 

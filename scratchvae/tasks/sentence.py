@@ -57,6 +57,7 @@ from ..data.errors import DataError
 from ..data.glove import load_glove
 from ..data.pins import check_pin
 from ..data.reserved import SPECIALS
+from ..losses import BatchMean, whole_batch
 from ..models import latent_metrics as lm
 from ..models.annealing import SCHEDULES, KLSchedule
 from ..models.sentence import INIT_ACTIVATIONS, INIT_STATES, SentenceVAE, SentenceVAEConfig
@@ -362,12 +363,6 @@ class SentenceTask:
         self.batch_size, self.word_dropout, self.schedule = batch_size, word_dropout, schedule
         self.source, self.data_options, self.seed = source or {}, data_options or {}, seed
 
-    @property
-    def shardable(self) -> bool:
-        """Whether a batch's shards, weighted by their size, give its gradient (see the trainer's Task): not
-        with free bits, which clamp each latent unit's KL averaged over the batch."""
-        return self.model.config.free_bits == 0
-
     def meta(self) -> dict:
         return {
             "config": self.model.config.to_dict(),
@@ -387,7 +382,9 @@ class SentenceTask:
         """Batches of sentences of similar length (little padding), in random order; the whole set is one pool."""
         return bucket_batches(self.train.lengths, self.batch_size, rng, pool_batches=None)
 
-    def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
+    def train_step(
+        self, batch, rng: np.random.Generator, step: int, *, batch_mean: BatchMean = whole_batch
+    ) -> dict[str, float]:
         model, backend = self.model, self.model.backend
         data = self.train[batch]
         inputs = data.inputs
@@ -397,7 +394,7 @@ class SentenceTask:
         eps = backend.asarray(rng.standard_normal((len(batch), model.config.latent_dim)), dtype=model.dtype)
         targets = backend.asarray(data.targets)
         beta = self.schedule(step)
-        terms = model.forward(targets, backend.asarray(inputs), eps, kl_weight=beta, rng=rng)
+        terms = model.forward(targets, backend.asarray(inputs), eps, kl_weight=beta, rng=rng, batch_mean=batch_mean)
         model.backward()
         return {"loss": terms["loss"], "rec": terms["rec"], "kl": terms["kl"], "beta": beta}
 

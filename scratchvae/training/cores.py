@@ -7,9 +7,14 @@ through :class:`~.distributed.ShardRandom` (the draws of the whole batch, sliced
 example gets the numbers it gets on one core), and runs the task's forward and backward
 on them; the weight gradients, each scaled by its shard's share n_i / N (every loss is a
 mean over the batch's examples), are then summed in the order of the cores, 0, 1, ...,
-K - 1, whatever order they finish in, and the trainer takes one optimiser step.  The
-result equals the one-core step to rounding (1e-12 in float64, tested per model) and
-does not depend on timing: a run resumed after kill -9 is bit-identical.
+K - 1, whatever order they finish in, and the trainer takes one optimiser step.  A loss
+that needs a statistic of the whole batch (free bits' batch-mean KL of each latent unit,
+the batch's count of labelled reviews) asks the step's ``batch_mean`` for it in the middle
+of its forward pass (see :mod:`scratchvae.losses`): each worker sends its shard's mean,
+the trainer averages them by the shards' shares, in the order of the cores, and sends the
+batch's mean back to every worker.  The result equals the one-core step to rounding
+(1e-12 in float64, tested per model) and does not depend on timing: a run resumed after
+kill -9 is bit-identical.
 
 Design: worker processes, forked.  Core 0 is the trainer's own process, on its own model;
 cores 1 .. K-1 are worker processes forked at the first step, each holding the task and a
@@ -20,7 +25,8 @@ with the children and freed with the last process that maps it: nothing is left 
 workers' models compute on views of it (their parameter arrays are rebound to those
 views once, after the fork).  Each worker's gradients are views of its own shared block,
 which the trainer sums into its model's gradients.  A step's work travels through one
-pipe per worker: (batch, the step's generator, step, rows) out, (metrics) or (error) back.
+pipe per worker: (batch, the step's generator, step, rows) out, then a ("mean", x) for
+each batch mean asked and the batch's mean back, then ("ok", metrics) or ("error", exc).
 
 Every process computes on one thread (BLAS at one thread, the numba kernels serial:
 ``backend.on_threads(1, ...)``), so K cores run K threads and none is oversubscribed. A
@@ -95,6 +101,7 @@ import weakref
 
 import numpy as np
 
+from ..losses import BatchMean, whole_batch
 from .distributed import ShardRandom, shard_rows
 
 PR_SET_PDEATHSIG = 1
@@ -181,6 +188,34 @@ def _signalled_itself() -> bool:
     return itself
 
 
+class _PoolClosed(BaseException):
+    """The trainer closed the pool while this worker waited for a batch mean: the step is abandoned.
+    A BaseException, so that a task's ``except Exception`` cannot hold it."""
+
+
+def _worker_batch_mean(conn) -> BatchMean:
+    """A worker's ``batch_mean``: its shard's mean to the trainer, the batch's back (see the module docstring)."""
+
+    def batch_mean(x):
+        try:
+            conn.send(("mean", x))
+            mean = conn.recv()
+        except (EOFError, OSError):
+            raise _PoolClosed from None
+        if mean is None:
+            raise _PoolClosed
+        return mean
+
+    return batch_mean
+
+
+def _shard_step(task, batch, rng, step: int, rows: slice, batch_mean: BatchMean) -> dict[str, float]:
+    """``task.train_step`` on the rows ``rows`` of ``batch``, on one thread (every core runs one)."""
+    return task.model.backend.on_threads(
+        1, lambda: task.train_step(batch[rows], ShardRandom(rng, rows, len(batch)), step, batch_mean=batch_mean)
+    )
+
+
 def _serve(conn, task, params: dict, grads: dict, parent: int) -> None:
     """A worker's life: steps of its shards until the pipe closes (or says None).
 
@@ -191,7 +226,7 @@ def _serve(conn, task, params: dict, grads: dict, parent: int) -> None:
     _die_with_parent(parent)
     model = task.model
     _rebind(model, params, grads)
-    backend = model.backend
+    batch_mean = _worker_batch_mean(conn)
     while True:
         try:
             work = conn.recv()
@@ -202,22 +237,26 @@ def _serve(conn, task, params: dict, grads: dict, parent: int) -> None:
         batch, rng, step, rows = work
         try:
             model.zero_grad()
-            metrics = backend.on_threads(
-                1,
-                lambda: task.train_step(batch[rows], ShardRandom(rng, rows, len(batch)), step),  # noqa: B023
-            )
+            metrics = _shard_step(task, batch, rng, step, rows, batch_mean)
             weight = (rows.stop - rows.start) / len(batch)
             for g in grads.values():
                 g *= weight
             reply = ("ok", metrics)
+        except _PoolClosed:
+            return
         except Exception as exc:  # noqa: BLE001 - sent to the trainer, which raises it
             reply = ("error", exc)
         if _signalled_itself():
             reply = ("error", CoreError(OPENMP))
         try:
-            conn.send(reply)
-        except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
-            conn.send(("error", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
+            try:
+                conn.send(reply)
+            except (BrokenPipeError, OSError):  # the trainer has gone, or closed the pool
+                return
+            except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
+                conn.send(("error", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
+        except (BrokenPipeError, OSError):
+            return
 
 
 class CorePool:
@@ -283,60 +322,70 @@ class CorePool:
         return self.task.model.backend.on_threads(1, call)
 
     # ------------------------------------------------------------------ a step
-    def step(self, batch, rng, step: int) -> dict[str, float]:
+    def step(self, batch, rng, step: int, batch_mean: BatchMean = whole_batch) -> dict[str, float]:
         """The gradients of ``batch`` in the task's model (as ``task.train_step`` leaves them, to rounding),
-        the batch's metrics returned; ``rng`` gives the step's random draws for the whole batch."""
+        the batch's metrics returned; ``rng`` gives the step's random draws for the whole batch, and
+        ``batch_mean`` the means over a larger batch this one is a shard of (another rank's rows)."""
         model = self.task.model
         k = min(self.cores, len(batch))
         if k == 1:
-            return self.task.train_step(batch, rng, step)
+            return self.task.train_step(batch, rng, step, batch_mean=batch_mean)
         if not self.workers:
             self._start()
         try:
-            return self._split_step(model, batch, rng, step, k)
+            return self._split_step(model, batch, rng, step, k, batch_mean)
         except BaseException:
             self.close()  # a step half done (an error, a second Ctrl-C): its workers' state is unknown
             raise
 
-    def _split_step(self, model, batch, rng, step: int, k: int) -> dict[str, float]:
+    def _split_step(self, model, batch, rng, step: int, k: int, outer: BatchMean) -> dict[str, float]:
         for name, p in model.parameters().items():
             self.params[name][...] = p
         shards = [shard_rows(len(batch), i, k) for i in range(k)]
+        weights = [(s.stop - s.start) / len(batch) for s in shards]
         used = self.workers[: k - 1]
         for (process, conn, _), rows in zip(used, shards[1:]):
             try:
                 conn.send((batch, rng, step, rows))
             except (BrokenPipeError, OSError):
                 raise CoreError(self._died(process)) from None
-        rows = shards[0]
-        replies, failure = [], None
-        try:
-            replies.append(
-                (
-                    "ok",
-                    model.backend.on_threads(
-                        1, lambda: self.task.train_step(batch[rows], ShardRandom(rng, rows, len(batch)), step)
-                    ),
-                )
-            )
-        except Exception as exc:  # noqa: BLE001 - raised once the workers have answered
-            failure = exc
-        for process, conn, _ in used:  # every worker answers before the step ends, whatever happened
-            try:
-                replies.append(conn.recv())
-            except (EOFError, OSError):
-                raise CoreError(self._died(process)) from None
-        if failure is not None:
-            raise failure
-        for status, value in replies:
-            if status == "error":
-                raise value
-        weights = [(s.stop - s.start) / len(batch) for s in shards]
+
+        def batch_mean(x):  # core 0's: the shards' means by their shares, in the order of the cores
+            total = weights[0] * x
+            for (process, conn, _), weight in zip(used, weights[1:]):
+                total = total + weight * self._receive(process, conn, "mean")
+            total = outer(total)
+            for process, conn, _ in used:
+                try:
+                    conn.send(total)
+                except (BrokenPipeError, OSError):
+                    raise CoreError(self._died(process)) from None
+            return total
+
+        # an error in core 0's shard ends the step, and step() the workers, whatever they were doing
+        metrics = [_shard_step(self.task, batch, rng, step, shards[0], batch_mean)]
+        metrics += [self._receive(process, conn, "ok") for process, conn, _ in used]
         for name, g in model.gradients().items():  # in the order of the cores, whatever the timing
             g *= weights[0]
             for _, _, grads in used:
                 g += grads[name]
-        return _weighted_metrics([m for _, m in replies], weights)
+        return _weighted_metrics(metrics, weights)
+
+    def _receive(self, process, conn, expected: str):
+        """A worker's next message, which must be ``expected`` ("mean" or "ok"): its value; raises the
+        worker's error, or a CoreError when it died or its calls to batch_mean differ from core 0's."""
+        try:
+            status, value = conn.recv()
+        except (EOFError, OSError):
+            raise CoreError(self._died(process)) from None
+        if status == "error":
+            raise value
+        if status != expected:
+            raise CoreError(
+                "the shards of a batch-split step asked for different batch means (a task's calls to "
+                "batch_mean must not depend on its rows); --threads 1 trains on one core"
+            )
+        return value
 
     @staticmethod
     def _died(process) -> str:

@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from ..layers.base import Layer
+from ..losses import BatchMean, whole_batch
 from ..optim import Optimizer
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, non_finite, save_checkpoint
 from .cores import CoreError, CorePool
@@ -58,19 +59,19 @@ class Task(Protocol):
     def epoch_batches(self, rng: np.random.Generator) -> list:
         """The training batches of one epoch, in order (usually arrays of example indices)."""
 
-    def train_step(self, batch, rng: np.random.Generator, step: int) -> dict[str, float]:
+    def train_step(
+        self, batch, rng: np.random.Generator, step: int, *, batch_mean: BatchMean = whole_batch
+    ) -> dict[str, float]:
         """Forward and backward on one batch (gradients accumulate in the model).
 
-        Returns the batch's metrics; "loss" is the quantity being minimised.
+        Returns the batch's metrics; "loss" is the quantity being minimised.  The loss is a mean over
+        the batch's examples, except for the batch statistics its losses ask ``batch_mean`` for: then
+        ``batch`` may be a shard of the step's batch (--distributed, and the split of a step across
+        cores, :mod:`.cores`), and the shards' gradients, weighted by their share, give the batch's.
         """
 
     def validate(self) -> dict[str, float]:
         """Metrics on held-out data; one of them (``selection``) picks the best checkpoint."""
-
-    # Optional: ``shardable`` (default True): the loss is a mean over the batch's examples of per-example
-    # terms, so shards weighted by their share of the batch give its gradient (--distributed, and the split
-    # of a step across cores, :mod:`.cores`).  A task whose loss is not (a mean normalised by the batch's
-    # total weight, a clamp on batch means) sets it False, and its steps run on one core.
 
 
 DEFAULT_SELECTION = ("val_loss", "min")  # a task may set ``selection = (metric, "min" | "max")``
@@ -236,7 +237,7 @@ class Trainer:
         self.checkpoint_every, self.log_every, self.print_every = checkpoint_every, log_every, print_every
         self.progress = progress and self.is_main
         self.stop_signals = stop_signals if stop_signals is not None else StopSignals()
-        self.cores = CorePool(task, cores if getattr(task, "shardable", True) else 1)
+        self.cores = CorePool(task, cores)
         self.epoch, self.batch_index, self.global_step = 0, 0, 0
         self.epoch_sums: dict[str, list] = {}  # metric -> [sum, batches] over this epoch so far
         self.best = math.inf
@@ -415,8 +416,14 @@ class Trainer:
                 "use a --batch-size of at least the number of ranks"
             )
         rows = shard_rows(len(batch), self.comm.rank, self.comm.size)
-        metrics = self.cores.step(batch[rows], ShardRandom(rng, rows, len(batch)), self.global_step)
         weight = (rows.stop - rows.start) / len(batch)  # every loss is a mean over the batch
+        backend = self.task.model.backend
+
+        def across_ranks(x):  # the batch's mean: the ranks' means weighted by their shares
+            host = np.atleast_1d(backend.to_numpy(x)) * weight
+            return backend.asarray(self.comm.allreduce_sum(host).reshape(np.shape(x)), dtype=host.dtype)
+
+        metrics = self.cores.step(batch[rows], ShardRandom(rng, rows, len(batch)), self.global_step, across_ranks)
         self.comm.allreduce_gradients(self.task.model.gradients(), weight)
         keys = sorted(metrics)
         totals = self.comm.allreduce_sum(np.array([metrics[k] * weight for k in keys]))
