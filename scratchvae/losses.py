@@ -115,7 +115,8 @@ class BinaryCrossEntropy(Layer):
         xp = self.xp
         n, k = logits.shape
         if weights is None:
-            w, self.total_weight = xp.ones(n, dtype=self.dtype), n
+            w = xp.ones(n, dtype=self.dtype)
+            self.total_weight = w.sum()  # an array of the model's dtype: a float32 gradient stays float32
         else:
             w = weights.astype(self.dtype)
             self.total_weight = n * batch_mean(w.mean())

@@ -212,3 +212,18 @@ def test_the_repeat_imdb_vae_with_unlabelled_reviews_in_shards_gives_the_batch_g
 
     whole, split = sharded(_model_run(model, forward, ("loss", "bce", "accuracy", "nll_per_token")), told)
     (assert_close if told else assert_differ)(whole, split)
+
+
+@pytest.mark.parametrize("weights", [None, np.array([1.0, 0.0, 1.0])])
+def test_the_losses_keep_a_float32_models_dtype(weights):
+    """A float64 scalar in a loss's scaling would turn every gradient of a float32 model into float64
+    (and its products into float64 GEMMs at half the speed)."""
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(3, 2)).astype(np.float32), rng.integers(0, 2, (3, 2)).astype(np.float32)
+    bce = BinaryCrossEntropy(dtype=np.float32)
+    assert bce.forward(logits, y, weights).dtype == np.float32
+    assert bce.backward(1.0).dtype == np.float32
+    kl = GaussianKL(free_bits=0.1, dtype=np.float32)
+    mean, logvar = rng.normal(size=(3, 2)).astype(np.float32), rng.normal(size=(3, 2)).astype(np.float32)
+    assert kl.forward(mean, logvar).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in kl.backward(1.0))
