@@ -112,6 +112,19 @@ def test_dense_applies_per_time_step():
     np.testing.assert_allclose(y[2, 3], np.maximum(x[2, 3] @ d.params["kernel"] + d.params["bias"], 0))
 
 
+def test_a_dense_layer_on_the_data_skips_its_input_gradient():
+    rng = np.random.default_rng(1)
+    x, dy = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    layers = [Dense(3, 2, "relu", backend="numpy", dtype=np.float64, rng=np.random.default_rng(0)) for _ in range(2)]
+    for layer in layers:
+        layer.forward(x)
+    dx = layers[0].backward(dy)
+    assert layers[1].backward(dy, input_grad=False) is None
+    assert dx.shape == x.shape
+    for name in ("kernel", "bias"):  # the weight gradients do not depend on whether dx was wanted
+        np.testing.assert_array_equal(layers[0].grads[name], layers[1].grads[name])
+
+
 def test_dropout_scaling_and_inference():
     drop = Dropout(0.25, backend="numpy", dtype=np.float64)
     x = np.ones((2000, 10))

@@ -15,6 +15,8 @@ class Dense(Layer):
     forward:  x (..., D_in) -> y (..., D_out)    y = f(x W + b)
     backward: dy (..., D_out) -> dx (..., D_in)
         dz = dy * f'(z)      dW += x^T dz      db += sum(dz)      dx = dz W^T
+        ``input_grad=False`` skips dx (returns None): for a layer that reads the data itself,
+        whose gradient nobody needs, it saves a GEMM as large as the weight gradient's.
     A (B, T, D_in) input is flattened to (B*T, D_in), so all time steps are one GEMM
     (Keras's ``TimeDistributed(Dense)``).
     Parameters: kernel (D_in, D_out), bias (D_out,).
@@ -44,9 +46,11 @@ class Dense(Layer):
         self.y = activation_forward(self.xp, self.activation, z).reshape(*x.shape[:-1], self.units)
         return self.y
 
-    def backward(self, dy: Array) -> Array:
+    def backward(self, dy: Array, *, input_grad: bool = True) -> Array | None:
         dz = activation_backward(self.xp, self.activation, self.y, dy).reshape(-1, self.units)
         x2 = self.x.reshape(-1, self.input_dim)
         self.grads["kernel"] += x2.T @ dz
         self.grads["bias"] += dz.sum(axis=0)
+        if not input_grad:
+            return None
         return (dz @ self.params["kernel"].T).reshape(self.x.shape)

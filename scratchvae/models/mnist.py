@@ -32,7 +32,7 @@ class DenseEncoder(Layer):
     """q(z | x) = N(mean, diag exp(log_var)).
 
     forward:  x (B, D) -> h = relu(x W_h + b_h) (B, H) -> mean = h W_m + b_m, log_var = h W_v + b_v (B, Z)
-    backward: dmean, dlog_var (B, Z) -> dx (B, D)
+    backward: dmean, dlog_var (B, Z) -> dx (B, D), or None with ``input_grad=False``
         dh = dmean W_m^T + dlog_var W_v^T   (h feeds both heads), then back through the hidden layer
     """
 
@@ -47,9 +47,9 @@ class DenseEncoder(Layer):
         h = self.hidden.forward(x)
         return self.mean.forward(h), self.log_var.forward(h)
 
-    def backward(self, dmean: Array, dlog_var: Array) -> Array:
+    def backward(self, dmean: Array, dlog_var: Array, *, input_grad: bool = True) -> Array | None:
         dh = self.mean.backward(dmean) + self.log_var.backward(dlog_var)
-        return self.hidden.backward(dh)
+        return self.hidden.backward(dh, input_grad=input_grad)
 
 
 class DenseDecoder(Layer):
@@ -122,8 +122,8 @@ class DenseVAE(Layer):
         dz = self.decoder.backward(self.nll.backward(dloss))
         dmean, dlog_var = self.sample.backward(dz)
         kl_dmean, kl_dlog_var = self.kl.backward(dloss * self.kl_weight)
-        self.encoder.backward(dmean + kl_dmean, dlog_var + kl_dlog_var)
-        # x is also the likelihood's target; no gradient with respect to the data is needed
+        # x is the data (and the likelihood's target): nobody needs its gradient, so it is not computed
+        self.encoder.backward(dmean + kl_dmean, dlog_var + kl_dlog_var, input_grad=False)
 
     # ------------------------------------------------------------------ inference
     def encode(self, x: Array) -> tuple[Array, Array]:
