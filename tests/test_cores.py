@@ -214,6 +214,33 @@ def test_workers_die_with_a_killed_parent():
     assert not alive, "workers outlived their parent"
 
 
+NEVER_CLOSED = textwrap.dedent("""
+    import weakref
+    class Library:  # any library that made a weakref.finalize before the pool's workers started
+        pass
+    library = Library()
+    weakref.finalize(library, print, "the library's finalizer ran")
+    import numpy as np
+    from scratchvae.layers.dense import Dense
+    from scratchvae.training.cores import CorePool
+    class Task:
+        model = Dense(3, 2, rng=np.random.default_rng(0))
+        def train_step(self, batch, rng, step, *, batch_mean=None):
+            return {"loss": 1.0}
+    pool = CorePool(Task(), 3)
+    print(pool.step(np.arange(6), np.random.default_rng(0), 0), flush=True)
+""")
+
+
+def test_a_script_that_never_closes_its_pool_exits():
+    # multiprocessing's exit handler SIGTERMs daemon workers and joins them; the workers block SIGTERM,
+    # so unless the pool stops them first the script hangs at exit
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", NEVER_CLOSED], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["{'loss': 1.0}", "the library's finalizer ran"]
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
