@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,7 +98,6 @@ def main(argv=None) -> int:
     p.add_argument("--cores", type=int, default=None, help="K (default: every CPU; 2 with --quick)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 7; 2 with --quick)")
     args = p.parse_args(argv)
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as bench/run.py and the training CLIs
     import cases
     import measure
     import numpy as np

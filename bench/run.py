@@ -39,6 +39,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
+import scratchvae  # noqa: E402  before NumPy, Numba and PyTorch load: the spin limits of their thread pools
+
 
 def result_path(args) -> Path | None:
     """Where the JSON result goes: ``--out``, else bench/results/<device>.json; a --quick smoke run writes
@@ -257,17 +259,10 @@ def set_threads(threads: int | None) -> None:
         os.environ[var] = str(threads)
 
 
-# OpenBLAS's idle threads spin for ~0.1 s (2^28 cycles) after every call before they
-# sleep; on a small machine they then hold the cores that the numba kernels' threads
-# need right after a matrix product (IMDB seed step on 2 cores: 2.5 s instead of 1.6 s).
-# 2^4 cycles makes them sleep at once. It must be set before NumPy loads OpenBLAS; the
-# training CLIs set the same default.
-OPENBLAS_THREAD_TIMEOUT = "4"
 SETTLE_S = 0.2  # pause before each timed step of a long case (see measure.time_interleaved)
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", OPENBLAS_THREAD_TIMEOUT)
     args = parse_args(argv)
     if args.threads is None and args.quick:
         args.threads = 1  # a smoke test: no thread pools to wait for on a busy machine
@@ -309,7 +304,7 @@ def main(argv=None) -> int:
     info["load_average_start"] = info.pop("load_average")
     info["threads_option"] = args.threads
     info["step_cores"] = step_cores(args)
-    info["OPENBLAS_THREAD_TIMEOUT"] = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    info.update({variable: os.environ.get(variable) for variable in scratchvae.SPIN_LIMITS})
     print(
         f"# bench on {info['cpu']} ({info['usable_cpus']} CPUs), device {args.device}, "
         f"load {info['load_average_start'][0]:.1f}; implementations: {', '.join(impls)}",
