@@ -123,7 +123,7 @@ class ReviewVAE(Layer):
         batch_mean: BatchMean = whole_batch,
     ) -> dict[str, float]:
         xp = self.xp
-        terms, mean = self.vae.forward_with_mean(
+        terms, mean = self.vae.forward_terms(
             targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng, encoder_ids=encoder_ids, batch_mean=batch_mean
         )
         logit = self.sentiment.forward(mean)  # (B, 1)
@@ -131,20 +131,22 @@ class ReviewVAE(Layer):
         weights = None if label_weights is None else xp.asarray(label_weights, dtype=self.dtype)
         bce = self.sentiment_loss.forward(logit, y, weights, batch_mean=batch_mean)
         w = xp.ones(len(labels), dtype=self.dtype) if weights is None else weights
-        correct = ((logit[:, 0] > 0) == (y[:, 0] > 0.5)).astype(self.dtype)
+        hits = ((logit[:, 0] > 0) == (y[:, 0] > 0.5)).astype(self.dtype)
         # the batch's means, not this shard's, so that the shards' metrics average to the batch's
         tokens = batch_mean((targets != 0).sum(axis=1).mean())  # per review
-        head = self.backend.to_floats(
-            {"bce": bce, "tokens": tokens, "labelled": self.sentiment_loss.total_weight, "correct": (correct * w).sum()}
-        )  # one read from the device
+        head = {"bce": bce, "tokens": tokens, "labelled": self.sentiment_loss.total_weight, "correct": (hits * w).sum()}
+        read = self.backend.to_floats({**terms, **head})  # one read from the device
+        rec, kl_term, bce = read["rec"], read["kl_term"], read["bce"]
         out = {
-            **terms,
-            "loss": terms["loss"] + self.config.sentiment_weight * head["bce"],
-            "bce": head["bce"],
-            "nll_per_token": terms["rec"] / max(head["tokens"], 1e-12),
+            "loss": rec + kl_weight * kl_term + self.config.sentiment_weight * bce,
+            "rec": rec,
+            "kl": read["kl"],
+            "kl_term": kl_term,
+            "bce": bce,
+            "nll_per_token": rec / max(read["tokens"], 1e-12),
         }
-        if head["labelled"] > 0:
-            out["accuracy"] = head["correct"] / head["labelled"]
+        if read["labelled"] > 0:
+            out["accuracy"] = read["correct"] / read["labelled"]
         return out
 
     def backward(self, dloss: float = 1.0) -> None:

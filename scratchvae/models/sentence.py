@@ -206,9 +206,11 @@ class SentenceVAE(Layer):
         """loss = -log p(x|z) + kl_weight * KL, per sentence, mean over the batch; caches for backward.
         ``rng`` draws the decoder's dropout masks (training); None: no dropout.  ``batch_mean``: the
         batch's means when these rows are a shard of it (free bits; see :mod:`scratchvae.losses`)."""
-        return self.forward_with_mean(targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng, batch_mean=batch_mean)[0]
+        terms, _ = self.forward_terms(targets, decoder_ids, eps, kl_weight=kl_weight, rng=rng, batch_mean=batch_mean)
+        terms = self.backend.to_floats(terms)  # one read from the device
+        return {"loss": terms["rec"] + kl_weight * terms["kl_term"], **terms}
 
-    def forward_with_mean(
+    def forward_terms(
         self,
         targets: Array,
         decoder_ids: Array,
@@ -218,9 +220,10 @@ class SentenceVAE(Layer):
         rng: np.random.Generator | None = None,
         encoder_ids: Array | None = None,
         batch_mean: BatchMean = whole_batch,
-    ) -> tuple[dict[str, float], Array]:
-        """:meth:`forward`'s terms and the posterior mean (B, Z), for a model that puts a head on the mean
-        (the IMDB review VAE; :meth:`backward`'s ``dmean`` brings the head's gradient back).
+    ) -> tuple[dict[str, Array], Array]:
+        """:meth:`forward`'s terms ``rec``, ``kl``, ``kl_term`` as 0-d arrays, still on the device, and the
+        posterior mean (B, Z): for a model that puts a head on the mean (the IMDB review VAE, which reads
+        its terms and these in one transfer; :meth:`backward`'s ``dmean`` brings the head's gradient back).
 
         ``encoder_ids`` (B, T_e), padded with 0: what the encoder reads, when it is not ``targets`` (a review
         read whole while the decoder rebuilds its first words)."""
@@ -241,10 +244,7 @@ class SentenceVAE(Layer):
         rec = self.reconstruction.forward(logits, targets, targets != PAD_ID, overwrite_logits=True)
         kl_term = self.kl_loss.forward(mean, logvar, batch_mean=batch_mean)
         self.kl_weight = kl_weight
-        terms = self.backend.to_floats(
-            {"rec": rec, "kl": self.kl_loss.per_example.mean(), "kl_term": kl_term}
-        )  # one read from the device
-        return {"loss": terms["rec"] + kl_weight * terms["kl_term"], **terms}, mean
+        return {"rec": rec, "kl": self.kl_loss.per_example.mean(), "kl_term": kl_term}, mean
 
     def backward(self, dloss: float = 1.0, dmean: Array | None = None) -> None:
         """Gradients of ``dloss`` times the last forward's loss, added into every parameter's gradient;
