@@ -275,6 +275,53 @@ def sentence_case(label, config, batch, steps, impls, device, cores=1):
     return case
 
 
+def review_case(label, config, batch, encoder_steps, steps, impls, device, cores=1):
+    """The autoregressive review VAE: the encoder reads ``encoder_steps`` words, the decoder rebuilds the
+    first ``steps`` of them (the preset's --max-len and --decoder-len); every review labelled."""
+    from scratchvae.models.review import ReviewVAE
+
+    data_rng = np.random.default_rng(0)
+    encoder_ids = _ids(data_rng, (batch, encoder_steps), config.vocab_size)
+    targets = encoder_ids[:, :steps]
+    decoder_ids = np.concatenate([np.full((batch, 1), 2), targets[:, :-1]], axis=1)  # <s> w1 ..
+    labels = data_rng.integers(0, 2, batch)
+
+    def ours(backend, cores):
+        model = ReviewVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
+        B = model.backend
+        e, t, d = (B.asarray(a, dtype=np.int64) for a in (encoder_ids, targets, decoder_ids))
+
+        def train(m, rows, rng, batch_mean):
+            eps = B.asarray(rng.standard_normal((len(rows), config.latent_dim)), dtype=np.float32)
+            terms = m.forward(e[rows], t[rows], d[rows], labels[rows], eps, batch_mean=batch_mean)
+            m.backward()
+            return terms
+
+        return training_runner(model, train, batch, cores)
+
+    case = Case(
+        "model",
+        f"imdb-{label}",
+        dict(_text_model_sizes(config, batch, steps), encoder_steps=encoder_steps),
+        batch * (encoder_steps + steps),
+        "tokens",
+        flops.review_train(config, batch, encoder_steps, steps),
+    )
+    _add(
+        case,
+        impls,
+        ours,
+        cores,
+        lambda: Runner(
+            _torch().review_step(
+                config, encoder_ids, decoder_ids, targets, labels, np.random.default_rng(1), _device("pytorch", device)
+            )
+        ),
+        None,  # no Keras model of it
+    )
+    return case
+
+
 def mnist_case(dims, batch, impls, device, cores=1):
     from scratchvae.models.mnist import DenseVAE
 
@@ -338,7 +385,7 @@ def _add(case, impls, ours, cores, torch_builder, keras_builder):
             case.builders[impl] = lambda: ours("numba", 1)
         elif impl == "pytorch":
             case.builders[impl] = torch_builder
-        elif impl == "keras":
+        elif impl == "keras" and keras_builder is not None:
             case.builders[impl] = keras_builder
 
 
@@ -353,14 +400,25 @@ QUICK_IMDB = dict(  # the IMDB VAE sizes of --quick runs
 )
 
 
+QUICK_REVIEW = dict(  # the review VAE sizes of --quick runs (tied embeddings: embedding_dim == decoder_units)
+    vocab_size=30,
+    embedding_dim=6,
+    encoder_units=5,
+    decoder_units=6,
+    latent_dim=3,
+)
+
+
 def all_cases(quick: bool, impls: list[str], device: str, cores: int = 1) -> list[Case]:
     """Every case, in report order; the model steps of the CPU backends split across ``cores`` cores."""
     from scratchvae.models.imdb import IMDBVAEConfig
+    from scratchvae.models.review import ReviewVAEConfig
     from scratchvae.models.sentence import SentenceVAEConfig
 
     if quick:
         lstm_sizes, ce_sizes = [(2, 6, 8), (3, 4, 16)], [(12, 50), (12, 300)]
-        imdb = [("seed", IMDBVAEConfig(**QUICK_IMDB), 2, 7), ("default", IMDBVAEConfig(**QUICK_IMDB), 3, 5)]
+        imdb = [("seed", IMDBVAEConfig(**QUICK_IMDB), 2, 7), ("repeat", IMDBVAEConfig(**QUICK_IMDB), 3, 5)]
+        review = (ReviewVAEConfig(**QUICK_REVIEW), 3, 7, 5)
         ptb = (SentenceVAEConfig(vocab_size=40, embedding_dim=5, encoder_units=6, decoder_units=6, latent_dim=3), 3, 6)
         mnist = ((20, 8, 2), 4)
     else:
@@ -370,7 +428,9 @@ def all_cases(quick: bool, impls: list[str], device: str, cores: int = 1) -> lis
         ce_sizes = [(3000, 1000), (3000, 10000), (3000, 20000)]
         imdb = [
             (name, PRESETS[name].model, PRESETS[name].batch_size, PRESETS[name].max_len) for name in ("seed", "repeat")
-        ]  # the IMDBVAE presets (autoregressive is a ReviewVAE)
+        ]  # the IMDBVAE presets; the default, autoregressive, is a ReviewVAE
+        ar = PRESETS["autoregressive"]
+        review = (ar.model, ar.batch_size, ar.max_len, ar.decoder_len)
         ptb = (
             SentenceVAEConfig(vocab_size=10000, embedding_dim=353, encoder_units=191, decoder_units=191, latent_dim=32),
             32,
@@ -380,6 +440,7 @@ def all_cases(quick: bool, impls: list[str], device: str, cores: int = 1) -> lis
     cases = [lstm_case(*s, impls, device) for s in lstm_sizes]
     cases += [softmax_ce_case(*s, impls, device) for s in ce_sizes]
     cases += [imdb_case(label, c, b, t, impls, device, cores) for label, c, b, t in imdb]
+    cases.append(review_case("default", *review, impls, device, cores))
     cases.append(sentence_case("ptb-sentence", *ptb, impls, device, cores))
     cases.append(mnist_case(*mnist, impls, device, cores))
     return cases

@@ -49,20 +49,28 @@ def imdb_train(config, batch: int, steps: int) -> int:
     )
 
 
-def sentence_train(config, batch: int, steps: int) -> int:
-    """One training step of :class:`scratchvae.models.sentence.SentenceVAE` (unidirectional encoder)."""
+def sentence_train(config, batch: int, steps: int, encoder_steps: int | None = None) -> int:
+    """One training step of :class:`scratchvae.models.sentence.SentenceVAE`: the decoder over ``steps``
+    steps, the encoder over ``encoder_steps`` (default: the same)."""
     c, n = config, batch
+    encoder_steps = steps if encoder_steps is None else encoder_steps
     directions = 2 if c.bidirectional else 1
     encoded = directions * c.encoder_units
     state = c.decoder_units * (2 if c.init_state == "hc" else 1)
     dec_in = c.embedding_dim + (c.latent_dim if c.z_every_step else 0)
     return (
-        directions * lstm_train(n, steps, c.embedding_dim, c.encoder_units)
+        directions * lstm_train(n, encoder_steps, c.embedding_dim, c.encoder_units)
         + 2 * dense_train(n, encoded, c.latent_dim)
         + dense_train(n, c.latent_dim, state)
         + lstm_train(n, steps, dec_in, c.decoder_units)
         + dense_train(n * steps, c.decoder_units, c.vocab_size)
     )
+
+
+def review_train(config, batch: int, encoder_steps: int, steps: int) -> int:
+    """One training step of :class:`scratchvae.models.review.ReviewVAE`: its sentence VAE and the head."""
+    sentence = sentence_train(config.sentence_config(), batch, steps, encoder_steps)
+    return sentence + dense_train(batch, config.latent_dim, 1)
 
 
 def mnist_train(input_dim: int, hidden: int, latent: int, batch: int) -> int:

@@ -99,6 +99,40 @@ class SentenceVAE(nn.Module):
         return _reconstruction(self.output(h), targets) + _kl(mean, logvar)
 
 
+class ReviewVAE(nn.Module):
+    """scratchvae.models.review.ReviewVAE: the sentence VAE with a BiLSTM encoder, z at every decoder
+    step, embeddings tied to the output layer and free bits, plus a logistic-regression sentiment
+    head on the posterior mean."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.embedding = nn.Embedding(c.vocab_size, c.embedding_dim)
+        self.encoder = nn.LSTM(c.embedding_dim, c.encoder_units, batch_first=True, bidirectional=True)
+        self.to_mean = nn.Linear(2 * c.encoder_units, c.latent_dim)
+        self.to_logvar = nn.Linear(2 * c.encoder_units, c.latent_dim)
+        self.to_state = nn.Linear(c.latent_dim, 2 * c.decoder_units)
+        self.decoder = nn.LSTM(c.embedding_dim + c.latent_dim, c.decoder_units, batch_first=True)
+        self.output_bias = nn.Parameter(torch.zeros(c.vocab_size))  # the weights: the embedding table
+        self.sentiment = nn.Linear(c.latent_dim, 1)
+
+    def forward(self, encoder_ids, decoder_ids, targets, labels, eps):
+        c, u = self.c, self.c.decoder_units
+        _, (h_n, _) = self.encoder(self.embedding(encoder_ids))
+        e = torch.cat([h_n[0], h_n[1]], dim=1)  # the last step of each direction
+        mean, logvar = self.to_mean(e), self.to_logvar(e)
+        z = mean + torch.exp(0.5 * logvar) * eps
+        s = torch.tanh(self.to_state(z))
+        h0, c0 = s[:, :u].contiguous(), s[:, u:].contiguous()
+        x = torch.cat([self.embedding(decoder_ids), z[:, None, :].expand(-1, decoder_ids.shape[1], -1)], dim=2)
+        h, _ = self.decoder(x, (h0[None], c0[None]))
+        logits = h @ self.embedding.weight.T + self.output_bias
+        kl_per_unit = (-0.5 * (1 + logvar - mean * mean - logvar.exp())).mean(0)
+        kl = torch.clamp(kl_per_unit, min=c.free_bits).sum()  # free bits
+        bce = F.binary_cross_entropy_with_logits(self.sentiment(mean)[:, 0], labels)
+        return _reconstruction(logits, targets) + kl + c.sentiment_weight * bce
+
+
 class MnistVAE(nn.Module):
     """scratchvae.models.mnist.DenseVAE: 784 -> 256 relu -> (mean, logvar) -> 256 relu -> 784 logits."""
 
@@ -142,6 +176,14 @@ def sentence_step(config, encoder_ids, decoder_ids, targets, rng, device):
     e, d, t = (_t(a, device, torch.long) for a in (encoder_ids, decoder_ids, targets))
     Z = config.latent_dim
     return _train_step(model, opt, lambda: (e, d, t, _t(rng.standard_normal((len(t), Z)), device, torch.float32)))
+
+
+def review_step(config, encoder_ids, decoder_ids, targets, labels, rng, device):
+    model = ReviewVAE(config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    e, d, t = (_t(a, device, torch.long) for a in (encoder_ids, decoder_ids, targets))
+    y, Z = _t(labels, device, torch.float32), config.latent_dim
+    return _train_step(model, opt, lambda: (e, d, t, y, _t(rng.standard_normal((len(t), Z)), device, torch.float32)))
 
 
 def mnist_step(dims, x, rng, device):
