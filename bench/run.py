@@ -14,8 +14,10 @@ VAE and the MNIST VAE; reports per case and implementation the median time per s
 its spread, tokens/s, the speed relative to PyTorch (paired per round; > 1 is faster),
 GEMM GFLOP/s against a float32 GEMM peak measured here, and the peak memory of a step.
 Prints a markdown table, writes JSON (``--out``), and ends with one line per model and
-implementation: ``speed <model> <impl>/pytorch = R.RRx``, then the seed step's share of
-the GEMM peak.  See measure.py for the method.
+implementation: ``speed <model> <impl>/pytorch = R.RRx``, after the seed step's share of
+the GEMM peak and, per model, the ``ceiling``: the most any implementation could beat PyTorch
+by here, a step that did its matrix products at the peak and nothing else (PyTorch's share of
+the peak, inverted).  See measure.py for the method.
 
 A model case is the training step the trainer takes: on numpy and numba the batch split
 across ``--cores`` cores, one worker process each (scratchvae/training/cores.py; default
@@ -251,6 +253,17 @@ def gemm_share_line(rows, impl: str = "numba", case: str = "imdb-seed") -> str |
     )
 
 
+def ceiling_lines(rows) -> list[str]:
+    """Per model, the most any implementation could beat PyTorch by on this machine: a step doing its
+    matrix products at the measured GEMM peak and nothing else, against PyTorch's measured step."""
+    return [
+        f"ceiling {r['case']} = {100 / r['pct_of_peak']:.2f}x PyTorch (its step at {r['pct_of_peak']:.0f}% "
+        "of the GEMM peak; a step at the peak, with nothing besides its products, would take 1 / that)"
+        for r in rows
+        if r["kind"] == "model" and r["impl"] == "pytorch" and r.get("pct_of_peak")
+    ]
+
+
 def set_threads(threads: int | None) -> None:
     """Thread counts for every library; must run before NumPy, Numba and PyTorch are imported."""
     if threads is None:
@@ -407,6 +420,7 @@ def main(argv=None) -> int:
     ]
     share = gemm_share_line(rows)
     result["gemm_share"] = share
+    result["ceilings"] = ceiling_lines(rows)
     out = result_path(args)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -419,7 +433,7 @@ def main(argv=None) -> int:
     )
     if share:
         print(share)
-    for line in speed:
+    for line in result["ceilings"] + speed:
         print(line)
     return 0
 
@@ -445,6 +459,7 @@ def markdown_report(result, speed) -> str:
         "",
         "```",
         *([result["gemm_share"]] if result.get("gemm_share") else []),
+        *result.get("ceilings", []),
         *speed,
         "```",
         "",

@@ -58,16 +58,35 @@ def test_quick_benchmark_runs_and_reports_every_case(tmp_path):
         assert speed == []
 
 
-def test_quick_writes_no_file_unless_out_names_one():
+def _bench_run():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_quick_writes_no_file_unless_out_names_one():
+    bench = _bench_run()
     assert bench.result_path(bench.parse_args(["--quick"])) is None
     assert bench.result_path(bench.parse_args(["--quick", "--out", "q.json"])) == Path("q.json")
     assert bench.result_path(bench.parse_args([])) == ROOT / "bench" / "results" / "cpu.json"
     assert bench.result_path(bench.parse_args(["--device", "gpu"])) == ROOT / "bench" / "results" / "gpu.json"
+
+
+def test_the_ceiling_is_pytorchs_share_of_the_gemm_peak_inverted():
+    rows = [
+        dict(kind="model", case="imdb-seed", impl="pytorch", pct_of_peak=72.0),
+        dict(kind="model", case="imdb-seed", impl="numba", pct_of_peak=85.0),  # not an anchor
+        dict(kind="model", case="mnist", impl="pytorch", pct_of_peak=25.0),
+        dict(kind="model", case="tiny", impl="pytorch", pct_of_peak=0.0),  # --quick: no GFLOP/s to speak of
+        dict(kind="kernel", case="lstm B1 T2 U3", impl="pytorch", pct_of_peak=50.0),
+    ]
+    lines = _bench_run().ceiling_lines(rows)
+    heads = [line.split(" (")[0] for line in lines]
+    assert heads == ["ceiling imdb-seed = 1.39x PyTorch", "ceiling mnist = 4.00x PyTorch"]
+    assert "its step at 72% of the GEMM peak" in lines[0]
 
 
 def test_the_imdb_model_batch_builds_any_sizes_cheaply(monkeypatch):
