@@ -196,83 +196,88 @@ def imdb_model_batch(batch: int = 32, steps: int = 200, *, backend="numba", dtyp
     return model, model.backend.asarray(host_ids, dtype=np.int64), labels, model.noise(rng, batch)
 
 
+def _model_case(name, sizes, items, unit, flop_count, build, impls, device, cores, torch_runner, keras_runner=None):
+    """A full training step as a case.  ``build(backend) -> (model, inputs)``: our model and ``inputs(rows,
+    rng)``, its forward's positional arguments for those rows of the case's fixed batch with the step's random
+    draws from ``rng``; ``torch_runner`` and ``keras_runner`` (None: no Keras model) build the anchors."""
+
+    def ours(backend, cores):
+        model, inputs = build(backend)
+
+        def train(m, rows, rng, batch_mean):
+            terms = m.forward(*inputs(rows, rng), batch_mean=batch_mean)
+            m.backward()
+            return terms
+
+        return training_runner(model, train, sizes["batch"], cores)
+
+    case = Case("model", name, sizes, items, unit, flop_count)
+    _add(case, impls, ours, cores, torch_runner, keras_runner)
+    return case
+
+
+def _noise(backend, rng, rows, latent_dim):
+    """The step's eps (rows, Z) on the backend."""
+    return backend.asarray(rng.standard_normal((len(rows), latent_dim)), dtype=np.float32)
+
+
 def imdb_case(label, config, batch, steps, impls, device, cores=1):
     from scratchvae.models.imdb import IMDBVAE
 
     data_rng = np.random.default_rng(0)
     ids, labels = _ids(data_rng, (batch, steps), config.vocab_size), data_rng.integers(0, 2, batch)
 
-    def ours(backend, cores):
+    def build(backend):
         model = IMDBVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
         ids_b = model.backend.asarray(ids, dtype=np.int64)
+        return model, lambda rows, rng: (ids_b[rows], labels[rows], model.noise(rng, len(rows)))
 
-        def train(m, rows, rng, batch_mean):
-            terms = m.forward(ids_b[rows], labels[rows], m.noise(rng, len(rows)), batch_mean=batch_mean)
-            m.backward()
-            return terms
-
-        return training_runner(model, train, batch, cores)
-
-    case = Case(
-        "model",
+    return _model_case(
         f"imdb-{label}",
         _text_model_sizes(config, batch, steps),
         batch * steps,
         "tokens",
         flops.imdb_train(config, batch, steps),
-    )
-    _add(
-        case,
+        build,
         impls,
-        ours,
+        device,
         cores,
         lambda: Runner(_torch().imdb_step(config, ids, labels, np.random.default_rng(1), _device("pytorch", device))),
         lambda: Runner(_keras().imdb_step(config, ids, labels, np.random.default_rng(1))),
     )
-    return case
+
+
+def _teacher_forced(targets):
+    """The decoder's inputs for these targets: <s> (id 2) and the targets but the last."""
+    return np.concatenate([np.full((len(targets), 1), 2), targets[:, :-1]], axis=1)
 
 
 def sentence_case(label, config, batch, steps, impls, device, cores=1):
     from scratchvae.models.sentence import SentenceVAE
 
-    data_rng = np.random.default_rng(0)
-    targets = _ids(data_rng, (batch, steps), config.vocab_size)
-    decoder_ids = np.concatenate([np.full((batch, 1), 2), targets[:, :-1]], axis=1)  # <s> w1 ..
+    targets = _ids(np.random.default_rng(0), (batch, steps), config.vocab_size)
+    decoder_ids = _teacher_forced(targets)
 
-    def ours(backend, cores):
+    def build(backend):
         model = SentenceVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
         B = model.backend
         t, d = B.asarray(targets, dtype=np.int64), B.asarray(decoder_ids, dtype=np.int64)
+        return model, lambda rows, rng: (t[rows], d[rows], _noise(B, rng, rows, config.latent_dim))
 
-        def train(m, rows, rng, batch_mean):
-            eps = B.asarray(rng.standard_normal((len(rows), config.latent_dim)), dtype=np.float32)
-            terms = m.forward(t[rows], d[rows], eps, batch_mean=batch_mean)
-            m.backward()
-            return terms
-
-        return training_runner(model, train, batch, cores)
-
-    case = Case(
-        "model",
+    data = (config, targets, decoder_ids, targets)
+    return _model_case(
         label,
         _text_model_sizes(config, batch, steps),
         batch * steps,
         "tokens",
         flops.sentence_train(config, batch, steps),
-    )
-    _add(
-        case,
+        build,
         impls,
-        ours,
+        device,
         cores,
-        lambda: Runner(
-            _torch().sentence_step(
-                config, targets, decoder_ids, targets, np.random.default_rng(1), _device("pytorch", device)
-            )
-        ),
-        lambda: Runner(_keras().sentence_step(config, targets, decoder_ids, targets, np.random.default_rng(1))),
+        lambda: Runner(_torch().sentence_step(*data, np.random.default_rng(1), _device("pytorch", device))),
+        lambda: Runner(_keras().sentence_step(*data, np.random.default_rng(1))),
     )
-    return case
 
 
 def review_case(label, config, batch, encoder_steps, steps, impls, device, cores=1):
@@ -283,43 +288,29 @@ def review_case(label, config, batch, encoder_steps, steps, impls, device, cores
     data_rng = np.random.default_rng(0)
     encoder_ids = _ids(data_rng, (batch, encoder_steps), config.vocab_size)
     targets = encoder_ids[:, :steps]
-    decoder_ids = np.concatenate([np.full((batch, 1), 2), targets[:, :-1]], axis=1)  # <s> w1 ..
+    decoder_ids = _teacher_forced(targets)
     labels = data_rng.integers(0, 2, batch)
 
-    def ours(backend, cores):
+    def build(backend):
         model = ReviewVAE(config, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
         B = model.backend
         e, t, d = (B.asarray(a, dtype=np.int64) for a in (encoder_ids, targets, decoder_ids))
+        Z = config.latent_dim
+        return model, lambda rows, rng: (e[rows], t[rows], d[rows], labels[rows], _noise(B, rng, rows, Z))
 
-        def train(m, rows, rng, batch_mean):
-            eps = B.asarray(rng.standard_normal((len(rows), config.latent_dim)), dtype=np.float32)
-            terms = m.forward(e[rows], t[rows], d[rows], labels[rows], eps, batch_mean=batch_mean)
-            m.backward()
-            return terms
-
-        return training_runner(model, train, batch, cores)
-
-    case = Case(
-        "model",
+    data = (config, encoder_ids, decoder_ids, targets, labels)
+    return _model_case(
         f"imdb-{label}",
         dict(_text_model_sizes(config, batch, steps), encoder_steps=encoder_steps),
         batch * (encoder_steps + steps),
         "tokens",
         flops.review_train(config, batch, encoder_steps, steps),
-    )
-    _add(
-        case,
+        build,
         impls,
-        ours,
+        device,
         cores,
-        lambda: Runner(
-            _torch().review_step(
-                config, encoder_ids, decoder_ids, targets, labels, np.random.default_rng(1), _device("pytorch", device)
-            )
-        ),
-        None,  # no Keras model of it
+        lambda: Runner(_torch().review_step(*data, np.random.default_rng(1), _device("pytorch", device))),
     )
-    return case
 
 
 def mnist_case(dims, batch, impls, device, cores=1):
@@ -328,36 +319,24 @@ def mnist_case(dims, batch, impls, device, cores=1):
     d, h, z = dims
     x = np.random.default_rng(0).uniform(0, 1, (batch, d)).astype(np.float32)
 
-    def ours(backend, cores):
+    def build(backend):
         model = DenseVAE(d, h, z, rng=np.random.default_rng(0), backend=backend, dtype=np.float32)
-        B = model.backend
-        xb = B.asarray(x)
+        xb = model.backend.asarray(x)
+        return model, lambda rows, rng: (xb[rows], _noise(model.backend, rng, rows, z))
 
-        def train(m, rows, rng, batch_mean):
-            eps = B.asarray(rng.standard_normal((len(rows), z)), dtype=np.float32)
-            terms = m.forward(xb[rows], eps, batch_mean=batch_mean)
-            m.backward()
-            return terms
-
-        return training_runner(model, train, batch, cores)
-
-    case = Case(
-        "model",
+    return _model_case(
         "mnist",
         dict(batch=batch, input=d, hidden=h, latent=z),
         batch,
         "images",
         flops.mnist_train(d, h, z, batch),
-    )
-    _add(
-        case,
+        build,
         impls,
-        ours,
+        device,
         cores,
         lambda: Runner(_torch().mnist_step(dims, x, np.random.default_rng(1), _device("pytorch", device))),
         lambda: Runner(_keras().mnist_step(dims, x, np.random.default_rng(1))),
     )
-    return case
 
 
 # ---------------------------------------------------------------------- plumbing
