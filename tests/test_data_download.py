@@ -69,6 +69,12 @@ def test_downloads_and_verifies(server, tmp_path):
     assert not (tmp_path / "sub" / "file.bin.part").exists()
 
 
+def test_a_piped_download_draws_no_bar(server, tmp_path, capsys):
+    download(f"{server.url}/range/file", tmp_path / "file.bin", progress=True)  # pytest's capture: not a terminal
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
 def test_resumes_a_partial_file_with_a_range_request(server, tmp_path):
     dest = tmp_path / "file.bin"
     (tmp_path / "file.bin.part").write_bytes(PAYLOAD[:1000])

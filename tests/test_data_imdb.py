@@ -85,6 +85,17 @@ def test_reads_the_archive(tmp_path, extras):
     check_tiny(read_imdb(write_tar(tmp_path / ARCHIVE_NAME, {**REVIEWS, **extras}), progress=False))
 
 
+@pytest.mark.parametrize("layout", ["archive", "folder"])
+def test_reading_draws_a_bar_only_on_a_terminal(tmp_path, capsys, monkeypatch, layout):
+    source = write_tar(tmp_path / ARCHIVE_NAME, REVIEWS) if layout == "archive" else write_folder(tmp_path, REVIEWS)
+    read_imdb(source, cache=False, progress=True)  # piped (pytest's capture): no bar, so no carriage returns
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    monkeypatch.setattr(imdb, "use_bars", lambda progress: progress)  # as on a terminal
+    read_imdb(source, cache=False, progress=True)
+    assert "reading" in capsys.readouterr().err
+
+
 def test_reads_the_extracted_folder(tmp_path):
     check_tiny(read_imdb(write_folder(tmp_path, {**REVIEWS, **EXTRAS}), progress=False))
 

@@ -20,8 +20,8 @@ import pytest
 from test_mnist_model import write_synthetic_mnist
 from test_training import ToyTask, _trainer
 
-from scratchvae import evaluate, train
-from scratchvae.training import TrainingError, load_checkpoint, progress, save_checkpoint
+from scratchvae import evaluate, progress, train
+from scratchvae.training import TrainingError, load_checkpoint, save_checkpoint
 from scratchvae.training.log import read_log
 from scratchvae.training.run_dir import RunLock
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..progress import use_bars
 from .errors import DataError
 from .paths import PathLike
 from .pins import file_sha256
@@ -40,7 +41,7 @@ def download(
         dest: the final file; its directory is created if needed.
         expected_size: the file's size in bytes, checked when the download completes.
         sha256: the file's hex SHA-256 digest, checked when the download completes.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (on a terminal: :func:`scratchvae.progress.use_bars`).
         timeout: seconds to wait on the connection before giving up.
 
     Raises:
@@ -98,7 +99,7 @@ def _stream(url: str, part: Path, progress: bool, timeout: float) -> None:
                 unit_scale=True,
                 unit_divisor=1024,
                 desc=part.name.removesuffix(".part"),
-                disable=not progress,
+                disable=not use_bars(progress),
             ) as bar,
         ):
             while chunk := response.read(CHUNK_BYTES):

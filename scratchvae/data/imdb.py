@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..progress import use_bars
 from .download import download as download_file
 from .errors import DataError
 from .paths import PathLike, resolve_data_dir, search_dirs, user_cache_dir, writable_dir
@@ -162,7 +163,7 @@ def read_imdb(source: PathLike, *, errors: str = "strict", cache: bool = True, p
         errors: what to do with bytes that are not UTF-8: ``'strict'`` raises a DataError
             naming the review, ``'replace'`` substitutes U+FFFD, ``'ignore'`` drops them.
         cache: read and write the parse cache (archives only).
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (on a terminal: :func:`scratchvae.progress.use_bars`).
 
     Raises:
         DataError: the source is missing, corrupt, truncated or not laid out like aclImdb,
@@ -220,7 +221,7 @@ def _incomplete_folder(folder: Path, problem: str) -> DataError:
 def _folder_reviews(folder: Path, progress: bool) -> Iterator[tuple[str, bytes]]:
     """Yield ``(name inside the archive, bytes)`` for every ``*.txt`` two levels below ``folder``."""
     files = sorted(folder.glob("*/*/*.txt"))
-    for file in tqdm(files, desc=f"reading {folder}", unit=" files", disable=not progress):
+    for file in tqdm(files, desc=f"reading {folder}", unit=" files", disable=not use_bars(progress)):
         yield f"{FOLDER_NAME}/{file.relative_to(folder).as_posix()}", file.read_bytes()
 
 
@@ -230,7 +231,11 @@ def _archive_reviews(archive: Path, progress: bool) -> Iterator[tuple[str, bytes
         with (
             open(archive, "rb") as file,
             tqdm.wrapattr(
-                file, "read", total=archive.stat().st_size, desc=f"reading {archive.name}", disable=not progress
+                file,
+                "read",
+                total=archive.stat().st_size,
+                desc=f"reading {archive.name}",
+                disable=not use_bars(progress),
             ) as raw,
             tarfile.open(fileobj=raw, mode="r|gz") as tar,
         ):

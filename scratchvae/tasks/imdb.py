@@ -54,8 +54,8 @@ from ..losses import BatchMean, whole_batch
 from ..models.imdb import IMDBVAE, IMDBVAEConfig
 from ..models.review import ReviewVAEConfig
 from ..plotting import matplotlib_missing
+from ..progress import progress_bar
 from ..training.checkpoint import load_model_state
-from ..training.progress import progress_bar
 
 DEFAULTS = {"optimizer": "adam", "clipnorm": None}
 PRESET_DECIDED = ("epochs", "batch_size", "lr", "lr_decay", "clipnorm")  # train's flags whose default is the preset's

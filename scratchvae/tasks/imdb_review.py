@@ -42,8 +42,8 @@ from ..models import latent_metrics as lm
 from ..models.annealing import KLSchedule
 from ..models.review import ReviewVAE, ReviewVAEConfig
 from ..plotting import matplotlib_missing
+from ..progress import progress_bar
 from ..training.checkpoint import CheckpointError, load_model_state
-from ..training.progress import progress_bar
 from .imdb import (
     EVAL_BATCH,
     IMDBTask,

@@ -24,8 +24,8 @@ from ..data.mnist import PIXELS, Mnist, load_mnist
 from ..losses import BatchMean, whole_batch
 from ..models.mnist import DenseVAE, build_model
 from ..plotting import matplotlib_missing
+from ..progress import progress_bar
 from ..training.checkpoint import load_model_state
-from ..training.progress import progress_bar
 
 DEFAULTS = {"epochs": 50, "batch_size": 32, "optimizer": "adam", "lr": 1e-3}
 VALIDATION_BATCH = 500

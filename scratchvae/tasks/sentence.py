@@ -61,8 +61,8 @@ from ..losses import BatchMean, whole_batch
 from ..models import latent_metrics as lm
 from ..models.annealing import SCHEDULES, KLSchedule
 from ..models.sentence import INIT_ACTIVATIONS, INIT_STATES, SentenceVAE, SentenceVAEConfig
+from ..progress import progress_bar
 from ..training.checkpoint import CheckpointError, load_checkpoint, load_model_state
-from ..training.progress import progress_bar
 
 DEFAULTS = {"epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "clipnorm": 5.0}
 MAX_LEN = {"ptb": 100, "text": 50}  # PTB's longest sentence has 82 words: all are kept

@@ -27,11 +27,11 @@ import numpy as np
 from ..layers.base import Layer
 from ..losses import BatchMean, whole_batch
 from ..optim import Optimizer
+from ..progress import progress_bar, say, use_bars
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, non_finite, save_checkpoint
 from .cores import CoreError, CorePool
 from .distributed import ShardRandom, SingleProcess, shard_rows
 from .log import LOG_NAME, LogError, append_record, trim_log
-from .progress import progress_bar, say, use_bars
 from .stop import StopRequested, StopSignals
 
 

@@ -1,10 +1,11 @@
 """Where progress goes: tqdm bars on a terminal, plain lines elsewhere (Keras's verbose=2).
 
-One policy for training, validation and evaluation: bars are drawn only when progress is
-wanted and both stdout and stderr (where tqdm draws) are terminals.  Piped into a file or
-run under ``--no-progress``, there are no bars and so no carriage returns: the trainer
-prints one line per epoch (and one every ``--log-every`` steps, when given) instead, and validation and
-evaluation show nothing until their result lines.
+One policy for training, validation, evaluation and reading or downloading data: bars are
+drawn only when progress is wanted and both stdout and stderr (where tqdm draws) are
+terminals.  Piped into a file or run under ``--no-progress``, there are no bars and so no
+carriage returns: the trainer prints one line per epoch (and one every ``--log-every``
+steps, when given) instead, and validation, evaluation and data loading show nothing until
+their result lines.
 """
 
 from __future__ import annotations
