@@ -69,10 +69,13 @@ def test_downloads_and_verifies(server, tmp_path):
     assert not (tmp_path / "sub" / "file.bin.part").exists()
 
 
-def test_a_piped_download_draws_no_bar(server, tmp_path, capsys):
-    download(f"{server.url}/range/file", tmp_path / "file.bin", progress=True)  # pytest's capture: not a terminal
+def test_a_piped_download_draws_no_bar_but_says_what_it_fetches(server, tmp_path, capsys):
+    url, dest = f"{server.url}/range/file", tmp_path / "file.bin"
+    download(url, dest, progress=True)  # pytest's capture: not a terminal
     captured = capsys.readouterr()
-    assert captured.err == "" and captured.out == ""
+    assert captured.err == f"downloading {url} to {dest}\n" and captured.out == ""
+    download(url, tmp_path / "quiet.bin", progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_resumes_a_partial_file_with_a_range_request(server, tmp_path):

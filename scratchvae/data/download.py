@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -41,7 +42,8 @@ def download(
         dest: the final file; its directory is created if needed.
         expected_size: the file's size in bytes, checked when the download completes.
         sha256: the file's hex SHA-256 digest, checked when the download completes.
-        progress: show a tqdm progress bar (on a terminal: :func:`scratchvae.progress.use_bars`).
+        progress: show a tqdm progress bar (on a terminal: :func:`scratchvae.progress.use_bars`;
+            elsewhere one line on stderr saying what is downloaded where).
         timeout: seconds to wait on the connection before giving up.
 
     Raises:
@@ -55,6 +57,8 @@ def download(
     if expected_size is not None and _size(part) > expected_size:
         part.unlink()
     if expected_size is None or _size(part) < expected_size:
+        if progress and not use_bars(progress):  # no bar to watch (piped): say what is being waited for
+            print(f"downloading {url} to {dest}", file=sys.stderr, flush=True)
         try:
             _fetch(url, part, progress, timeout)
         except (OSError, http.client.HTTPException) as error:
