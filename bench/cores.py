@@ -33,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
+import scratchvae  # noqa: E402, F401  before NumPy (cases imports it): the spin limits of the thread pools
+
 
 class ThreadSplit:
     """Design (a): core i's shard on a Python thread, with a replica of the task's model sharing its parameters.

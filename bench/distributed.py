@@ -22,9 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import scratchvae  # noqa: E402, F401  before NumPy: the spin limits of the thread pools (every rank)
+
+# isort: split
+import numpy as np  # noqa: E402
 
 
 def build(model: str, batch: int, backend: str):

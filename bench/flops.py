@@ -57,26 +57,29 @@ def sentence_train(config, batch: int, steps: int, encoder_steps: int | None = N
     directions = 2 if c.bidirectional else 1
     encoded = directions * c.encoder_units
     state = c.decoder_units * (2 if c.init_state == "hc" else 1)
-    dec_in = c.embedding_dim + (c.latent_dim if c.z_every_step else 0)
+    # z at every step is the same vector at each: its share of the input projection is one product
+    z_input = dense_train(n, c.latent_dim, 4 * c.decoder_units) if c.z_every_step else 0
     return (
         directions * lstm_train(n, encoder_steps, c.embedding_dim, c.encoder_units)
         + 2 * dense_train(n, encoded, c.latent_dim)
         + dense_train(n, c.latent_dim, state)
-        + lstm_train(n, steps, dec_in, c.decoder_units)
+        + lstm_train(n, steps, c.embedding_dim, c.decoder_units)
+        + z_input
         + dense_train(n * steps, c.decoder_units, c.vocab_size)
     )
 
 
 def review_train(config, batch: int, encoder_steps: int, steps: int) -> int:
     """One training step of :class:`scratchvae.models.review.ReviewVAE`: its sentence VAE and the head."""
-    sentence = sentence_train(config.sentence_config(), batch, steps, encoder_steps)
+    sentence = sentence_train(config.sentence_config(), batch, steps, encoder_steps=encoder_steps)
     return sentence + dense_train(batch, config.latent_dim, 1)
 
 
 def mnist_train(input_dim: int, hidden: int, latent: int, batch: int) -> int:
-    """One training step of :class:`scratchvae.models.mnist.DenseVAE`."""
+    """One training step of :class:`scratchvae.models.mnist.DenseVAE`; the first layer reads the data,
+    whose gradient no one needs (forward and dW only)."""
     return (
-        dense_train(batch, input_dim, hidden)
+        2 * gemm(batch, input_dim, hidden)
         + 2 * dense_train(batch, hidden, latent)
         + dense_train(batch, latent, hidden)
         + dense_train(batch, hidden, input_dim)

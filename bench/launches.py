@@ -23,7 +23,6 @@ from scratchvae.testing import fake_cupy
 
 LSTM_BUDGET = 4  # per time step and direction: 2 forward, 2 backward
 STEP_BUDGET = (2, 2)  # launches per time step and direction: forward, backward
-DEFAULT_STEP_BUDGET = (3000, 3)
 DEFAULT_STEPS = 200  # the repeat-preset step of the budget: batch 32, 200 steps
 
 

@@ -223,7 +223,8 @@ class SentenceVAE(Layer):
     ) -> tuple[dict[str, Array], Array]:
         """:meth:`forward`'s terms ``rec``, ``kl``, ``kl_term`` as 0-d arrays, still on the device, and the
         posterior mean (B, Z): for a model that puts a head on the mean (the IMDB review VAE, which reads
-        its terms and these in one transfer; :meth:`backward`'s ``dmean`` brings the head's gradient back).
+        these and its head's terms in one transfer; :meth:`backward`'s ``dmean`` brings the head's gradient
+        back).
 
         ``encoder_ids`` (B, T_e), padded with 0: what the encoder reads, when it is not ``targets`` (a review
         read whole while the decoder rebuilds its first words)."""

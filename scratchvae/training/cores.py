@@ -58,7 +58,7 @@ figure is noisy, the 2-thread one most of all), median seconds a step and speed-
     case                       1 thread     2 threads     (a) threads     (b) processes
     =========================  ===========  ============  ==============  ==============
     imdb-seed (batch 10)       3.17         1.84 (1.75x)  1.75 (1.84x)    1.72 (1.86x)
-    imdb-default (batch 32)    3.11         17.5 (0.42x)  3.64 (0.96x)    3.44 (0.94x)
+    imdb-repeat (batch 32)     3.11         17.5 (0.42x)  3.64 (0.96x)    3.44 (0.94x)
     ptb-sentence (batch 32)    0.364        1.59 (0.39x)  0.422 (0.95x)   0.390 (1.14x)
     mnist (batch 100)          0.120        0.236 (0.27x) 0.128 (0.71x)   0.128 (0.90x)
     =========================  ===========  ============  ==============  ==============
