@@ -89,6 +89,23 @@ def test_the_ceiling_is_pytorchs_share_of_the_gemm_peak_inverted():
     assert "PyTorch's step at 72% of the GEMM peak" in lines[0]
 
 
+def test_the_spread_of_runs_is_the_range_of_each_figure(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    spread = importlib.import_module("spread")
+
+    def run(speed, torch_s, pct):
+        rows = [
+            dict(kind="model", case="mnist", impl="numba", speed_vs_pytorch=speed, median_s=0.003, pct_of_peak=pct),
+            dict(kind="model", case="mnist", impl="pytorch", speed_vs_pytorch=1.0, median_s=torch_s, pct_of_peak=25.0),
+            dict(kind="kernel", case="lstm B1 T2", impl="numba", speed_vs_pytorch=9.0, median_s=1.0, pct_of_peak=1.0),
+        ]
+        return dict(rows=rows, machine={})
+
+    table = spread.spread_table([run(1.31, 0.0051, 30.2), run(1.18, 0.0046, 27.9), run(1.24, 0.0049, 29.0)])
+    assert table.splitlines()[-1] == "| mnist | 1.18x-1.31x | 4.6-5.1 | 28-30 % | 4.00x |"
+    assert len(table.splitlines()) == 3  # header, rule, the one model: kernels are not model steps
+
+
 def test_the_imdb_model_batch_builds_any_sizes_cheaply(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))  # bench/ is a folder of scripts, as bench/run.py runs them
     cases = importlib.import_module("cases")
