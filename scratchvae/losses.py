@@ -24,7 +24,6 @@ the shards' x by their shares of the batch.  Every shard makes the same calls in
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import ModuleType
 
 from .layers.base import Array, Layer
 
@@ -37,23 +36,6 @@ def whole_batch(x: Array) -> Array:
 
 
 SEQUENCE_REDUCTIONS = ("sum", "mean")
-
-
-def _log1p(xp: ModuleType, x: Array) -> Array:
-    """log(1 + x) for x >= 0, accurate to a rounding error near 0, through one log.
-
-    Goldberg's trick (What every computer scientist should know about floating point, thm. 4):
-    u = 1 + x rounds, but log(u) * x / (u - 1) cancels that rounding, and where u == 1 the answer
-    is x.  NumPy's float32 log1p is a slow scalar loop; this is vectorised like log itself.
-    """
-    u = 1 + x
-    du = u - 1
-    return xp.where(du == 0, x, xp.log(u) * (x / xp.where(du == 0, 1, du)))
-
-
-def _softplus(xp: ModuleType, x: Array) -> Array:
-    """log(1 + e^x), computed without overflow."""
-    return xp.maximum(x, 0) + _log1p(xp, xp.exp(-xp.abs(x)))
 
 
 class SparseSoftmaxCrossEntropy(Layer):
@@ -137,7 +119,7 @@ class BinaryCrossEntropy(Layer):
             per_example = per_example / k
         self.w = per_example[:, None]
         self.logits, self.targets = logits, targets
-        loss = _softplus(xp, logits) - targets * logits
+        loss = self.backend.softplus(logits) - targets * logits
         self.per_example = loss.sum(axis=1) if self.sum_features else loss.mean(axis=1)
         return (loss * self.w).sum()
 

@@ -35,6 +35,23 @@ def sigmoid(x):
         return 1.0 / (1.0 + np.exp(-x))
 
 
+def log1p(x):
+    """log(1 + x) for x >= 0, accurate to a rounding error near 0, through one log.
+
+    Goldberg's trick (What every computer scientist should know about floating point, thm. 4):
+    u = 1 + x rounds, but log(u) * x / (u - 1) cancels that rounding, and where u == 1 the answer
+    is x.  NumPy's float32 log1p is a slow scalar loop; this is vectorised like log itself.
+    """
+    u = 1 + x
+    du = u - 1
+    return np.where(du == 0, x, np.log(u) * (x / np.where(du == 0, 1, du)))
+
+
+def softplus(x):
+    """log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), computed without overflow."""
+    return np.maximum(x, 0) + log1p(np.exp(-np.abs(x)))
+
+
 def hard_sigmoid(x):
     """Keras 2's piecewise-linear sigmoid: clip(0.2 x + 0.5, 0, 1)."""
     return np.clip(0.2 * x + 0.5, 0.0, 1.0)
@@ -236,6 +253,11 @@ class NumpyBackend(ThreadSharing):
         logits[rows, targets] -= 1.0  # d nll / d logits = p - onehot
         logits *= scale[:, None]
         return nll
+
+    # ------------------------------------------------------------------ losses
+    def softplus(self, x):
+        """log(1 + e^x) elementwise, without overflow (the binary cross-entropy's log-partition)."""
+        return softplus(x)
 
     # ------------------------------------------------------------------ optimiser
     def adam_update(self, param, grad, m, v, lr_t, beta_1, beta_2, epsilon):
