@@ -62,7 +62,18 @@ def main(argv=None) -> int:
     if missing:
         print(f"error: no such result file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    results = [json.loads(f.read_text()) for f in args.results]
+    results = []
+    for f in args.results:
+        try:
+            results.append(json.loads(f.read_text()))
+            results[-1]["rows"]
+        except (ValueError, KeyError, TypeError):
+            print(f"error: {f} is not a bench/run.py result (the .json it writes, not the .md)", file=sys.stderr)
+            return 2
+    impls = {r["impl"] for res in results for r in res["rows"] if r["kind"] == "model"}
+    if args.impl not in impls:
+        print(f"error: --impl {args.impl}: these results have {', '.join(sorted(impls))}", file=sys.stderr)
+        return 2
     loads = [res["machine"].get("load_average_start", [None])[0] for res in results]
     loads = ", ".join(f"{x:.1f}" for x in loads if x is not None)
     print(f"# {len(results)} runs; load average at their starts: {loads}")

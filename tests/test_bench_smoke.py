@@ -106,6 +106,19 @@ def test_the_spread_of_runs_is_the_range_of_each_figure(monkeypatch):
     assert len(table.splitlines()) == 3  # header, rule, the one model: kernels are not model steps
 
 
+def test_spread_refuses_a_report_and_an_unknown_implementation_in_one_line():
+    result = ROOT / "bench" / "results" / "models-2026-12-04b" / "run1.json"
+    cases = [
+        ([str(result.with_suffix(".md"))], "is not a bench/run.py result (the .json it writes, not the .md)"),
+        ([str(result), "--impl", "nope"], "error: --impl nope: these results have numba, numba-1proc"),
+    ]
+    for args, message in cases:
+        command = [sys.executable, str(ROOT / "bench" / "spread.py"), *args]
+        proc = subprocess.run(command, capture_output=True, text=True)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert message in proc.stderr.strip().splitlines()[-1] and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_the_imdb_model_batch_builds_any_sizes_cheaply(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))  # bench/ is a folder of scripts, as bench/run.py runs them
     cases = importlib.import_module("cases")
